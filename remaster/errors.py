@@ -1,0 +1,27 @@
+"""Project errors.
+
+Every error a user can cause is a `RemasterError` whose message is one line naming the file and
+what is wrong; the CLI prints it and exits non-zero without a traceback. Domain errors also
+subclass the matching builtin (PyAV's `InvalidDataError(FFmpegError, ValueError)` pattern), so
+library callers can catch either.
+"""
+
+
+class RemasterError(Exception):
+    """Base class: its message is a complete one-line answer for the user."""
+
+
+class InputError(RemasterError, ValueError):
+    """An input file is missing, unreadable, or not what it claims to be."""
+
+
+class OutputError(RemasterError, OSError):
+    """The output cannot be written (exists without --force, folder missing, disk full...)."""
+
+
+class WeightsError(RemasterError, ValueError):
+    """A model file is missing, truncated, not safetensors, or does not fit the network."""
+
+
+class ConfigError(RemasterError, ValueError):
+    """An option or preset value is out of range or unknown."""
