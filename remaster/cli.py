@@ -1,0 +1,183 @@
+"""The `remaster` command: a thin layer that parses options, builds configs and calls the library.
+
+Every user-caused failure is a `RemasterError`; `main` prints it as one line on stderr and exits
+1 without a traceback (`--debug` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import RemasterError
+
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+class _Group(click.Group):
+    """Turns project errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RemasterError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"remaster: {error}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("remaster: interrupted; nothing was written to the destination", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="remaster")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Colorize black-and-white film, archival footage and photographs.
+
+    \b
+    Examples:
+      remaster image old-photo.jpg -o colorized/
+      remaster colorize reel.mp4 -o reel-color.mp4
+      remaster train my-photos/ --val my-val/ --out models/mine.safetensors
+      remaster eval images photos/val
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the colorized images (created if missing).")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: input and output side by side.")
+@click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+def image(inputs, out_dir, model, device, compare, suffix, force):
+    """Colorize photographs (JPEG, PNG, TIFF, WebP; 8 or 16 bit; gray or RGB).
+
+    An RGB input is treated as its luma. Outputs keep the input's size, bit depth and luma.
+
+    \b
+    Examples:
+      remaster image scan.tif -o out/
+      remaster image a.jpg b.png -o out/ --compare
+      remaster image scan.tif -o out/ --model models/mine.safetensors --device cpu
+    """
+    from .image import colorize_photo, read_photo, side_by_side, write_image
+    from .model import Colorizer
+
+    photos = [(path, read_photo(path)) for path in inputs]  # fail on a bad input before any work
+    colorizer = Colorizer.load(model, device=device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, photo in photos:
+        extension = "." + suffix.lstrip(".") if suffix else path.suffix
+        colorized = colorize_photo(photo, colorizer)
+        destination = out_dir / f"{path.stem}{extension}"
+        write_image(destination, colorized, force=force)
+        click.echo(str(destination))
+        if compare:
+            write_image(out_dir / f"{path.stem}-compare{extension}", side_by_side(photo, colorized), force=force)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="Held-out color photos for validation.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors).")
+@click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: rebalanced classification (Zhang et al. 2016); ab: rebalanced regression.")
+@click.option("--steps", type=int, default=2000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Time budget; training ends at --steps or this, whichever is first.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--crop", type=int, default=176, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--widths", default="24,48,96,192", show_default=True, help="Channels at 1/2, 1/4, 1/8, 1/16.")
+@click.option("--blocks", type=int, default=4, show_default=True, help="Residual blocks at 1/16.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True)
+@click.option("--val-every", type=int, default=0, help="Steps between validations (default: once per epoch).")
+@click.option("--val-limit", type=int, default=0, help="Validate on the first N images only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=0, help="Processes decoding the photo cache (default: up to 8).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint (NAME.ckpt.safetensors).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
+def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, resume, as_json):
+    """Train a colorization network on a folder of color photographs.
+
+    \b
+    Examples:
+      remaster train ../shared/data/photos/train --val ../shared/data/photos/val --out models/mine.safetensors
+      remaster train photos/ --out models/mine.safetensors --minutes 30 --resume
+    """
+    from .nets import NetConfig
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    try:
+        width_tuple = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected four comma-separated integers, got {widths!r}", param_hint="--widths") from None
+    config = TrainConfig(
+        recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks), steps=steps, minutes=minutes, batch_size=batch_size,
+        crop=crop, lr=lr, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
+        workers=workers, device=device,
+    )
+    report = run_training(config, data_dir, out, val_dir=val_dir, resume=resume)
+    click.echo(json.dumps(report, indent=2) if as_json else _format_training(report))
+
+
+def _format_training(report: dict) -> str:
+    lines = [f"wrote {report['out']} ({report['parameters']:,} parameters, {report['steps']} steps, {report['images_per_second']} img/s)"]
+    if report["validation"]:
+        v = report["validation"]
+        lines.append(
+            f"validation: PSNR {v['psnr']:.2f} dB (gray {v['psnr_gray']:.2f}), SSIM {v['ssim']:.4f} (gray {v['ssim_gray']:.4f}), "
+            f"colorfulness {v['colorfulness']:.1f} vs truth {v['colorfulness_truth']:.1f} ({100 * v['colorfulness_ratio']:.0f}%)"
+        )
+    return "\n".join(lines)
+
+
+@main.group(name="eval")
+def eval_group():
+    """Measure color quality (images) and temporal consistency (videos)."""
+
+
+@eval_group.command(name="images")
+@click.argument("truth_dir", type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--long-side", type=int, default=512, show_default=True, help="Scale ground truth down to this long side first (0: full size).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary and per-image scores as JSON.")
+def eval_images(truth_dir, model, device, long_side, as_json):
+    """Score the model on color photos: gray them, colorize, compare with the truth.
+
+    Prints PSNR and SSIM of the model and of the gray baseline, and the outputs' colorfulness
+    (Hasler & Süsstrunk 2003) against the ground truth's.
+
+    \b
+    Example:
+      remaster eval images ../shared/data/photos/val --json
+    """
+    from .evaluate import evaluate_images
+    from .model import Colorizer
+
+    colorizer = Colorizer.load(model, device=device)
+    result = evaluate_images(colorizer, truth_dir, long_side=long_side, progress=not as_json)
+    result["model"] = colorizer.describe()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    s = result["summary"]
+    click.echo(f"{s['images']} images at long side {long_side}, model {colorizer.name}")
+    click.echo(f"  PSNR          {s['psnr']:.2f} dB   gray baseline {s['psnr_gray']:.2f} dB   gain {s['psnr_gain']:+.2f} dB")
+    click.echo(f"  SSIM          {s['ssim']:.4f}     gray baseline {s['ssim_gray']:.4f}")
+    click.echo(f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%")
+
+
+if __name__ == "__main__":
+    main()
