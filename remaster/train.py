@@ -110,6 +110,8 @@ class Trainer:
         self.val_dir = Path(val_dir) if val_dir else None
         self.progress = progress
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.paths = list_images(data_dir)

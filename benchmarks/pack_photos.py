@@ -1,0 +1,46 @@
+"""Pack a photo folder small enough to travel to a rented GPU machine.
+
+Each photo becomes the exact square thumbnail that `remaster train` caches (`data.square_thumbnail`,
+short side SIZE, centre crop), saved as JPEG 4:4:4 quality 90, so training on the pack matches
+training on the original folder up to one mild re-compression. Validation photos are packed
+with their long side at most --long-side (what `remaster eval images` scores at by default).
+
+    python benchmarks/pack_photos.py ../shared/data/photos/train .pack/train --size 256
+    python benchmarks/pack_photos.py ../shared/data/photos/val .pack/val --long-side 512
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+
+from remaster.data import list_images, read_rgb, square_thumbnail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--size", type=int, default=0, help="square thumbnail side (training packs)")
+    parser.add_argument("--long-side", type=int, default=0, help="scale so the long side is at most this (validation packs)")
+    args = parser.parse_args()
+    args.dest.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    total = 0
+    for path in list_images(args.source):
+        rgb = read_rgb(path)
+        if args.size:
+            rgb = square_thumbnail(rgb, args.size)
+        elif args.long_side and max(rgb.shape[:2]) > args.long_side:
+            scale = args.long_side / max(rgb.shape[:2])
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        out = args.dest / (path.stem + ".jpg")
+        cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+        total += out.stat().st_size
+    print(f"{args.dest}: {total / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
