@@ -142,6 +142,54 @@ def _format_training(report: dict) -> str:
     return "\n".join(lines)
 
 
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The colorized video (.mp4, .mkv, .mov); its extension picks the container.")
+@click.option("--pipeline", default=None, help="A preset from pipelines/ (film-reel, news-footage, fast) or a .toml file; flags override it.")
+@click.option("--model", default=None, help="A .safetensors model (default: the shipped model).")
+@click.option("--device", type=DEVICE, default=None, help="Where the networks run [default: auto].")
+@click.option("--flow", type=click.Choice(["auto", "raft", "raft-small", "dis", "none"]), default=None, help="Optical flow of the temporal stage; none: per-frame colors [default: auto].")
+@click.option("--flow-weights", default=None, help="RAFT weights file (default: torchvision's cache, downloaded when online).")
+@click.option("--temporal-strength", type=float, default=None, help="0..1: how strongly colors are carried along motion [default: 0.8].")
+@click.option("--codec", type=click.Choice(["libx264", "libx265", "h264_nvenc", "hevc_nvenc", "prores", "ffv1"]), default=None, help="Video encoder [default: libx264].")
+@click.option("--crf", type=int, default=None, help="Constant rate factor, 0 (lossless for x264/x265) .. 51 [default: 18].")
+@click.option("--preset", "encoder_preset", default=None, help="Encoder speed preset (x264/x265 names; NVENC p1..p7) [default: medium].")
+@click.option("--batch-size", type=int, default=None, help="Frames per batch through the networks [default: 8].")
+@click.option("--max-frames", type=int, default=None, help="Stop after N frames (a preview; audio is cut to match).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress bar).")
+def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, max_frames, force, as_json):
+    """Colorize a black-and-white video, keeping its luma, sound and timing.
+
+    The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
+    is copied packet for packet; frame timestamps, aspect ratio, rotation and color tags are kept.
+    The output appears only when complete.
+
+    \b
+    Examples:
+      remaster colorize reel.mp4 -o reel-color.mp4
+      remaster colorize reel.mkv -o master.mkv --codec ffv1 --pipeline film-reel
+      remaster colorize news.mp4 -o news-color.mp4 --pipeline news-footage --crf 20
+      remaster colorize clip.mp4 -o preview.mp4 --pipeline fast --max-frames 100 --force
+      remaster colorize reel.mp4 -o out.mp4 --device cuda --flow raft --codec h264_nvenc --json
+    """
+    from .pipeline import colorize_video, make_config
+
+    config = make_config(
+        pipeline, model=model, device=device, flow=flow, flow_weights=flow_weights, temporal_strength=temporal_strength,
+        codec=codec, crf=crf, preset=encoder_preset, batch_size=batch_size, max_frames=max_frames, force=force or None,
+    )  # fmt: skip
+    report = colorize_video(input_path, output, config, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    stages = ", ".join(f"{name} {fps} fps" for name, fps in report["stage_fps"].items() if fps)
+    click.echo(
+        f"wrote {report['output']}: {report['frames']} frames in {report['seconds']:.1f} s ({report['fps']} fps; {stages}); "
+        f"model {report['model']['model']} on {report['device']}, flow {report['flow_provider']}, {report['encoder']['encoder']}"
+    )
+
+
 @main.group(name="eval")
 def eval_group():
     """Measure color quality (images) and temporal consistency (videos)."""

@@ -1,0 +1,316 @@
+"""Frames: decoded pictures to luma, and original luma + new chroma back to pictures.
+
+This module is where code values meet the stages' float convention (docs/CONTRACTS.md): stages
+see full-range Y' in [0, 1] and signed chroma offsets; files hold integer code values in a range
+(limited "TV" or full "PC"), a bit depth and a matrix (BT.601 or BT.709). Every one of those is
+decided here explicitly, from the stream's tags where it has them and by a stated rule where it
+does not, and recorded in `SourceFormat.notes` for the report (DESIGN: never guess silently).
+
+The promise kept here (DESIGN promise 1): the Y plane handed to the encoder is the decoded Y plane,
+code for code, whenever the output has the source's bit depth and range; only chroma is ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .color import fit_chroma_to_gamut
+
+# Formats whose plane 0 is the Y' plane, one little-endian sample per pixel, LSB-aligned: the
+# decoded Y plane is read from them without any conversion. (yuvj* are the full-range aliases.)
+_SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0), "440": (0, 1), "411": (2, 0), "410": (2, 2)}
+_DIRECT_Y: dict[str, int] = {"gray": 8, "nv12": 8, "nv21": 8, "nv16": 8, "nv24": 8}
+for _sub in _SUBSAMPLING:
+    for _prefix in ("yuv", "yuvj", "yuva"):
+        _DIRECT_Y[f"{_prefix}{_sub}p"] = 8
+    for _bits in (9, 10, 12, 14, 16):
+        _DIRECT_Y[f"yuv{_sub}p{_bits}le"] = _bits
+        _DIRECT_Y[f"yuva{_sub}p{_bits}le"] = _bits
+for _bits in (9, 10, 12, 14, 16):
+    _DIRECT_Y[f"gray{_bits}le"] = _bits
+
+# AVColorSpace values (libavutil/pixfmt.h) -> the matrix our color module knows.
+_MATRIX_OF_COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt709"}
+_COLORSPACE_OF_MATRIX = {"bt709": 1, "bt601": 6}  # tags written when we chose the matrix
+_COLORSPACE_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                     9: "bt2020nc", 10: "bt2020c"}  # fmt: skip
+RANGE_MPEG, RANGE_JPEG = 1, 2  # AVColorRange: limited ("TV") and full ("PC")
+
+
+def default_matrix(height: int) -> str:
+    """The matrix players assume for untagged video: BT.709 from 720 lines up, else BT.601."""
+    return "bt709" if height >= 720 else "bt601"
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """How the decoded input's pictures are read as luma; fixed by the first decoded frame."""
+
+    pix_fmt: str  # decoded pixel format, e.g. "yuv420p", "yuvj420p", "gray", "rgb24"
+    width: int
+    height: int
+    bit_depth: int  # of the Y codes we read (after `convert_to`, if any)
+    full_range: bool  # Y codes span [0, 2^bits - 1] rather than [16, 235] << (bits - 8)
+    matrix: str  # "bt601" | "bt709": the matrix new chroma is expressed in
+    chroma_shift: tuple[int, int]  # log2 chroma subsampling (x, y) of the source; (0, 0) for gray/RGB
+    has_chroma: bool  # False for gray sources
+    convert_to: str | None = None  # planar format the frames are converted to first (RGB, packed...)
+    notes: tuple[str, ...] = ()  # decisions taken without a tag, for the report
+
+    @property
+    def max_code(self) -> int:
+        return (1 << self.bit_depth) - 1
+
+    @classmethod
+    def from_frame(cls, frame: av.VideoFrame) -> SourceFormat:
+        name = frame.format.name
+        notes = []
+        tagged_range = int(frame.color_range or 0)
+        tagged_space = int(frame.colorspace or 2)
+        is_rgb = bool(frame.format.is_rgb) or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8"))
+        convert_to = None
+        if is_rgb:
+            # RGB has no Y'; we define it with the standard matrix for the size, in limited range,
+            # the form every player expects, and tag the output with that choice.
+            matrix = default_matrix(frame.height)
+            depth = 10 if max(c.bits for c in frame.format.components) > 8 else 8
+            convert_to = "yuv444p" if depth == 8 else "yuv444p10le"
+            notes.append(f"RGB source ({name}) converted to Y'CbCr with {matrix}, limited range")
+            return cls(name, frame.width, frame.height, depth, False, matrix, (0, 0), True, convert_to, tuple(notes))
+        if name in _DIRECT_Y:
+            depth = _DIRECT_Y[name]
+        else:
+            # Packed or exotic Y'CbCr (uyvy422, p010le, ...): repack to planar at the same depth;
+            # swscale keeps Y codes when neither range nor matrix change.
+            depth = max(c.bits for c in frame.format.components)
+            depth = 8 if depth <= 8 else (10 if depth <= 10 else 16)
+            convert_to = "yuv444p" if depth == 8 else f"yuv444p{depth}le"
+            notes.append(f"{name} source repacked to {convert_to}")
+        has_chroma = not name.startswith("gray")
+        if name.startswith("yuvj"):
+            full = True  # the yuvj formats are full range by definition
+        elif tagged_range in (RANGE_MPEG, RANGE_JPEG):
+            full = tagged_range == RANGE_JPEG
+        elif not has_chroma:
+            full = True  # swscale and players treat untagged gray as full range
+            notes.append("untagged gray source read as full range")
+        else:
+            full = False
+            notes.append("untagged range read as limited (TV) range")
+        if tagged_space in _MATRIX_OF_COLORSPACE:
+            matrix = _MATRIX_OF_COLORSPACE[tagged_space]
+            if tagged_space == 7:
+                notes.append("smpte240m matrix approximated by bt709 for new chroma")
+        else:
+            matrix = default_matrix(frame.height)
+            if tagged_space in (2, 0):
+                what = "gray source" if not has_chroma else "untagged matrix"
+                notes.append(f"{what}: new chroma in {matrix} (the players' default for {frame.height} lines)")
+            else:
+                notes.append(
+                    f"matrix {_COLORSPACE_NAMES.get(tagged_space, tagged_space)} not supported for new chroma; used {matrix}"
+                )
+        shift = (0, 0)  # gray and converted sources: the output may take any subsampling
+        if has_chroma and convert_to is None:
+            semi_planar = {"nv12": (1, 1), "nv21": (1, 1), "nv16": (1, 0), "nv24": (0, 0)}
+            shift = semi_planar.get(name) or _SUBSAMPLING[next(s for s in _SUBSAMPLING if s in name)]
+        return cls(name, frame.width, frame.height, depth, full, matrix, shift, has_chroma, convert_to, tuple(notes))
+
+    def y_codes(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame's Y' plane as an `(H, W)` array of code values (a copy, `codes_to_numpy_dtype`)."""
+        if frame.format.name != self.pix_fmt or frame.width != self.width or frame.height != self.height:
+            raise ValueError(
+                f"frame format changed mid-stream: expected {self.pix_fmt} {self.width}x{self.height}, "
+                f"got {frame.format.name} {frame.width}x{frame.height}"
+            )
+        if self.convert_to is not None:
+            frame = self._convert(frame)
+        plane = plane_array(frame.planes[0], self.bit_depth, self.width, self.height)
+        return plane.astype(codes_to_numpy_dtype(self.bit_depth))  # astype copies: the frame can go
+
+    def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
+        space = "itu709" if self.matrix == "bt709" else "itu601"
+        if self.pix_fmt.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8")):
+            return frame.reformat(
+                format=self.convert_to, src_colorspace=space, dst_colorspace=space,
+                src_color_range="JPEG", dst_color_range="MPEG", interpolation="BILINEAR|ACCURATE_RND",
+            )  # fmt: skip
+        rng = "JPEG" if self.full_range else "MPEG"
+        return frame.reformat(
+            format=self.convert_to, src_colorspace=space, dst_colorspace=space,
+            src_color_range=rng, dst_color_range=rng, interpolation="BILINEAR|ACCURATE_RND",
+        )  # fmt: skip
+
+
+def plane_array(plane, bit_depth: int, width: int, height: int) -> np.ndarray:
+    """A writable `(height, width)` numpy view of a PyAV plane (line padding cut off)."""
+    dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
+    return np.frombuffer(plane, dtype=dtype).reshape(-1, plane.line_size // dtype.itemsize)[:height, :width]
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The planar Y'CbCr pictures we assemble for the encoder."""
+
+    pix_fmt: str  # planar format we write planes into, e.g. "yuv420p", "yuv422p10le"
+    bit_depth: int
+    full_range: bool
+    matrix: str
+    chroma_shift: tuple[int, int]
+    encoder_pix_fmt: str  # what the encoder takes; differs only for nvenc's semi-planar p010le
+    width: int
+    height: int
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        """(Hc, Wc) of the chroma planes: rounded up, as FFmpeg does for odd sizes."""
+        sx, sy = self.chroma_shift
+        return (-(-self.height >> sy), -(-self.width >> sx))
+
+
+@dataclass
+class FrameBatch:
+    """A batch of decoded frames as luma code planes plus their timing.
+
+    `y` is `(N, 1, H, W)` integer code values of the decoded Y' plane, on the CPU, in the dtype
+    `code_dtype(bit_depth)` gives (torch has no full uint16 support). Only these 1-2 bytes per
+    pixel travel to the accelerator; the float luma is made there.
+    """
+
+    y: Tensor  # (N, 1, H, W) uint8 | int16 | int32 code values
+    pts: tuple[int, ...]  # presentation timestamps, in `time_base` units
+    time_base: Fraction
+    source: SourceFormat
+    chroma_size: tuple[int, int]  # (Hc, Wc) of the output's chroma planes
+    index: int = 0  # frame number of the first frame of the batch
+    passthrough: tuple = field(default=(), repr=False)  # other streams' packets demuxed alongside
+
+    def __post_init__(self) -> None:
+        if self.y.ndim != 4 or self.y.shape[1] != 1:
+            raise ValueError(f"FrameBatch.y: expected shape (N, 1, H, W), got {tuple(self.y.shape)}")
+        expected = code_dtype(self.source.bit_depth)
+        if self.y.dtype != expected:
+            raise ValueError(f"FrameBatch.y: expected {expected} codes for {self.source.bit_depth}-bit, got {self.y.dtype}")
+        if self.y.shape[-2:] != (self.source.height, self.source.width):
+            raise ValueError(
+                f"FrameBatch.y: expected {self.source.height}x{self.source.width} planes, got {tuple(self.y.shape[-2:])}"
+            )
+        if len(self.pts) != self.y.shape[0]:
+            raise ValueError(f"FrameBatch: {self.y.shape[0]} frames but {len(self.pts)} timestamps")
+        if len(self.chroma_size) != 2 or min(self.chroma_size) < 1:
+            raise ValueError(f"FrameBatch.chroma_size: expected (Hc, Wc) >= 1, got {self.chroma_size}")
+        if not isinstance(self.time_base, Fraction) or self.time_base <= 0:
+            raise ValueError(f"FrameBatch.time_base: expected a positive Fraction, got {self.time_base!r}")
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def __repr__(self) -> str:  # shapes, not tensors
+        return (
+            f"FrameBatch(y={tuple(self.y.shape)} {self.y.dtype}, frames {self.index}..{self.index + len(self) - 1}, "
+            f"pts {self.pts[0] if self.pts else None}.., time_base={self.time_base}, source={self.source.pix_fmt} "
+            f"{self.source.bit_depth}-bit {'full' if self.source.full_range else 'limited'} {self.source.matrix}, "
+            f"chroma_size={self.chroma_size}, passthrough={len(self.passthrough)} packets)"
+        )
+
+    def luma(self, device: torch.device | str = "cpu") -> Tensor:
+        """Full-range Y' in [0, 1], `(N, 1, H, W)` float32 on `device` (codes are moved, not floats)."""
+        codes = self.y.to(device, non_blocking=True)  # host->device: 1-2 bytes per pixel
+        return codes_to_luma(codes, self.source.bit_depth, self.source.full_range)
+
+
+def code_dtype(bit_depth: int) -> torch.dtype:
+    """Torch dtype that holds `bit_depth`-bit codes: uint8, int16 up to 15 bits, else int32."""
+    return torch.uint8 if bit_depth <= 8 else (torch.int16 if bit_depth <= 15 else torch.int32)
+
+
+def codes_to_numpy_dtype(bit_depth: int) -> np.dtype:
+    return np.dtype(np.uint8) if bit_depth <= 8 else np.dtype(np.int16 if bit_depth <= 15 else np.int32)
+
+
+def codes_to_luma(codes: Tensor, bit_depth: int, full_range: bool) -> Tensor:
+    """Integer Y' codes -> full-range float Y' in [0, 1] (limited range expanded, then clipped)."""
+    y = codes.float()
+    if full_range:
+        return y / float((1 << bit_depth) - 1)
+    scale = float(1 << (bit_depth - 8))
+    return ((y - 16.0 * scale) / (219.0 * scale)).clamp(0.0, 1.0)
+
+
+def chroma_to_codes(chroma: Tensor, bit_depth: int, full_range: bool) -> Tensor:
+    """Signed chroma offsets in [-0.5, 0.5] -> integer Cb, Cr codes (neutral = 128 << (bits - 8))."""
+    scale = float(1 << (bit_depth - 8))
+    if full_range:
+        codes = chroma * float((1 << bit_depth) - 1) + 128.0 * scale
+        low, high = 0.0, float((1 << bit_depth) - 1)
+    else:
+        codes = chroma * (224.0 * scale) + 128.0 * scale
+        low, high = 16.0 * scale, 240.0 * scale
+    return codes.round().clamp(low, high).to(torch.int16)  # int16: holds every code up to 15 bits
+
+
+def convert_y_depth(codes: np.ndarray, from_bits: int, to_bits: int, full_range: bool) -> np.ndarray:
+    """Y codes at another bit depth: exact shifts for limited range, rounded rescale for full."""
+    if from_bits == to_bits:
+        return codes  # the promise: the decoded codes themselves
+    wide = codes.astype(np.int64)
+    if not full_range:
+        out = wide << (to_bits - from_bits) if to_bits > from_bits else (wide + (1 << (from_bits - to_bits - 1))) >> (from_bits - to_bits)
+    else:
+        out = (wide * ((1 << to_bits) - 1) + ((1 << from_bits) - 1) // 2) // ((1 << from_bits) - 1)
+    return out.clip(0, (1 << to_bits) - 1).astype(np.uint8 if to_bits <= 8 else np.uint16)
+
+
+def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tensor:
+    """New chroma for the output planes, as integer codes on the CPU.
+
+    luma: `(N, 1, H, W)` full-range Y' of the frames (any device); chroma: `(N, 2, h, w)` offsets
+    from the stages at working resolution. Chroma is upsampled to the output's chroma planes and
+    scaled into the RGB gamut of each pixel's own luma (`fit_chroma_to_gamut` keeps Y' exact), so
+    that no player has to clip RGB and shift the brightness the archive had.
+    Returns `(N, 2, Hc, Wc)` int16 codes on the CPU: only chroma travels back.
+    """
+    if luma.ndim != 4 or luma.shape[1] != 1 or chroma.ndim != 4 or chroma.shape[1] != 2 or luma.shape[0] != chroma.shape[0]:
+        raise ValueError(f"expected luma (N, 1, H, W) and chroma (N, 2, h, w), got {tuple(luma.shape)} and {tuple(chroma.shape)}")
+    size = layout.chroma_size
+    chroma = chroma.to(luma.device).float()
+    if chroma.shape[-2:] != size:
+        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc)
+    small_luma = luma if luma.shape[-2:] == size else F.adaptive_avg_pool2d(luma, size)  # (N, 1, Hc, Wc)
+    chroma = fit_chroma_to_gamut(small_luma, chroma.clamp(-0.5, 0.5), layout.matrix)  # (N, 2, Hc, Wc)
+    codes = chroma_to_codes(chroma, layout.bit_depth, layout.full_range)  # (N, 2, Hc, Wc) int16
+    return codes.cpu()  # device->host copy: a sync point on CUDA
+
+
+def build_frame(y_codes: np.ndarray, chroma_codes: np.ndarray, pts: int, time_base: Fraction, source: SourceFormat,
+                layout: OutputLayout, tags: dict) -> av.VideoFrame:  # fmt: skip
+    """One output picture: the source's Y codes (depth-converted only if the output's depth
+    differs) and our Cb, Cr codes, in `layout.encoder_pix_fmt`, with pts and color tags set.
+
+    y_codes: `(H, W)` integer codes; chroma_codes: `(2, Hc, Wc)` int16 codes.
+    """
+    frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
+    y = np.asarray(y_codes)
+    y = convert_y_depth(y, source.bit_depth, layout.bit_depth, layout.full_range)
+    plane_array(frame.planes[0], layout.bit_depth, layout.width, layout.height)[...] = y
+    hc, wc = layout.chroma_size
+    out_dtype = np.uint8 if layout.bit_depth <= 8 else np.uint16
+    for k in (0, 1):
+        plane_array(frame.planes[1 + k], layout.bit_depth, wc, hc)[...] = chroma_codes[k].astype(out_dtype)
+    frame.pts = pts
+    frame.time_base = time_base
+    for key, value in tags.items():
+        setattr(frame, key, value)
+    if layout.encoder_pix_fmt != layout.pix_fmt:
+        # nvenc takes semi-planar p010le; swscale repacks without touching code values.
+        frame = frame.reformat(format=layout.encoder_pix_fmt)
+        frame.pts = pts
+        frame.time_base = time_base
+    return frame
