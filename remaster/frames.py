@@ -23,6 +23,9 @@ from torch import Tensor
 
 from .color import fit_chroma_to_gamut
 
+# swscale flags for our conversions: accurate rounding, so a repack keeps Y codes exactly.
+_EXACT = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
+
 # Formats whose plane 0 is the Y' plane, one little-endian sample per pixel, LSB-aligned: the
 # decoded Y plane is read from them without any conversion. (yuvj* are the full-range aliases.)
 _SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0), "440": (0, 1), "411": (2, 0), "410": (2, 2)}
@@ -140,12 +143,12 @@ class SourceFormat:
         if self.pix_fmt.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8")):
             return frame.reformat(
                 format=self.convert_to, src_colorspace=space, dst_colorspace=space,
-                src_color_range="JPEG", dst_color_range="MPEG", interpolation="BILINEAR|ACCURATE_RND",
+                src_color_range="JPEG", dst_color_range="MPEG", interpolation=_EXACT,
             )  # fmt: skip
         rng = "JPEG" if self.full_range else "MPEG"
         return frame.reformat(
             format=self.convert_to, src_colorspace=space, dst_colorspace=space,
-            src_color_range=rng, dst_color_range=rng, interpolation="BILINEAR|ACCURATE_RND",
+            src_color_range=rng, dst_color_range=rng, interpolation=_EXACT,
         )  # fmt: skip
 
 

@@ -311,6 +311,9 @@ def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> 
         if preset not in _X26X_PRESETS:
             raise ConfigError(f"--preset {preset!r} is not an {codec} preset: expected one of {', '.join(_X26X_PRESETS)}")
         options = {"crf": str(crf), "preset": preset}
+        if codec == "libx264" and crf == 0:
+            # CRF 0 is lossless only at 8 bits; QP 0 is lossless at every depth (x264 --qp 0).
+            options = {"qp": "0", "preset": preset}
         if codec == "libx265":
             # x265's CRF 0 is not lossless; its lossless mode is a separate switch.
             options["x265-params"] = "log-level=error" + (":lossless=1" if crf == 0 else "")

@@ -30,7 +30,8 @@ class Clip:
 
 
 def shapes_frame(index: int, width: int, height: int) -> np.ndarray:
-    """RGB uint8 `(H, W, 3)`: a gradient sky, a red square and a blue disc moving, green ground."""
+    """RGB uint8 `(H, W, 3)`: a gradient sky, a red square and a blue disc moving, green ground,
+    white and black patches."""
     y, x = np.mgrid[0:height, 0:width]
     image = np.empty((height, width, 3), np.uint8)
     image[...] = np.stack([40 + 150 * x / max(width - 1, 1), 90 + 100 * y / max(height - 1, 1), 200 - 0 * x], -1).astype(np.uint8)
@@ -41,7 +42,10 @@ def shapes_frame(index: int, width: int, height: int) -> np.ndarray:
     cx, cy = width - 1 - (2 * index) % width, height // 2
     image[(x - cx) ** 2 + (y - cy) ** 2 < (side // 2) ** 2] = (30, 60, 220)
     rng = np.random.default_rng(index)  # a little grain, so encoders have real detail to keep
-    return np.clip(image.astype(np.int16) + rng.integers(-6, 7, image.shape), 0, 255).astype(np.uint8)
+    image = np.clip(image.astype(np.int16) + rng.integers(-6, 7, image.shape), 0, 255).astype(np.uint8)
+    image[: max(2, height // 12), : width // 3] = 255  # pure white and black patches: the range's ends
+    image[-max(2, height // 12) :, -width // 3 :] = 0
+    return image
 
 
 def _tone(stream, rate: int, layout: str, hz: float, seconds: float, out) -> None:
