@@ -118,7 +118,9 @@ class prefetch(Generic[T]):  # noqa: N801 - used like a generator function
         self.close()
 
     def __del__(self) -> None:  # an abandoned prefetch must not leave its worker blocked forever
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when __init__ raised
+        if stop is not None:
+            stop.set()
 
 
 class Sink(Generic[T]):
@@ -200,7 +202,9 @@ class Sink(Generic[T]):
         self._errors.clear()
 
     def __del__(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when __init__ raised
+        if stop is not None:
+            stop.set()
 
     def __enter__(self) -> Sink[T]:
         return self
