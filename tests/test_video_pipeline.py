@@ -231,3 +231,14 @@ def test_report_and_determinism(tmp_path, colorizer, clip_h264_mkv):
         assert key in report
     assert set(report["stage_fps"]) == {"decode", "colorize", "temporal", "assemble", "encode"}
     assert report["device"] == "cpu" and report["model"]["model"] == "random-seed0"
+
+
+def test_raft_temporal_stage_runs(tmp_path, colorizer, clip_h264):
+    # Random-initialised RAFT: plumbing only (its flow means nothing), no download needed.
+    out, report = run(clip_h264, tmp_path, "out.mp4", colorizer, flow="raft-small", flow_weights="random", max_frames=4,
+                      codec="libx264", crf=0)  # fmt: skip
+    source, result = decode_all(clip_h264.path), decode_all(out)
+    assert report["flow_provider"].startswith("raft")
+    assert len(result.planes) == 4
+    for a, b in zip(source.planes, result.planes):
+        assert np.array_equal(a[0], b[0])

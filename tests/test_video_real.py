@@ -1,0 +1,64 @@
+"""The pipeline on the real clips of ../shared/data/clips (skipped when the data pack is absent).
+
+Kept short with `max_frames`, so each run is a few seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import decode_all, real_clip
+from remaster.model import Colorizer
+from remaster.pipeline import VideoConfig, colorize_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see test_video_pipeline.py
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    return Colorizer.random(seed=0)
+
+
+def assert_luma_and_time_kept(source_path, out_path, frames):
+    source, result = decode_all(source_path), decode_all(out_path)
+    assert len(result.planes) == frames
+    assert result.times == source.times[:frames]
+    for index, (a, b) in enumerate(zip(source.planes, result.planes)):
+        assert np.array_equal(a[0], b[0]), f"frame {index}: Y plane differs"
+    return source, result
+
+
+def test_real_mkv_to_ffv1(tmp_path, colorizer):
+    path = real_clip("hungry.mkv")
+    out = tmp_path / "hungry.mkv"
+    report = colorize_video(path, out, VideoConfig(codec="ffv1", flow="none", max_frames=20), progress=False, colorizer=colorizer)
+    assert report["frames"] == 20
+    assert_luma_and_time_kept(path, out, 20)
+
+
+def test_real_mp4_with_audio_to_lossless_x264(tmp_path, colorizer):
+    path = real_clip("car-detection.mp4")
+    out = tmp_path / "car.mp4"
+    colorize_video(path, out, VideoConfig(codec="libx264", crf=0, flow="none", max_frames=15), progress=False, colorizer=colorizer)
+    source, result = assert_luma_and_time_kept(path, out, 15)
+    (index,) = [i for i, packets in source.packets.items() if packets]  # its one (silent) AAC track
+    kept = result.packets[index]
+    assert kept and kept == source.packets[index][: len(kept)]  # a preview cuts sound, never alters it
+
+
+def test_real_clip_with_dis_flow(tmp_path, colorizer):
+    path = real_clip("book.mkv")
+    out = tmp_path / "book.mp4"
+    report = colorize_video(path, out, VideoConfig(flow="dis", max_frames=12), progress=False, colorizer=colorizer)
+    assert report["flow_provider"].startswith("dis") and report["frames"] == 12
+    assert len(decode_all(out).planes) == 12
