@@ -160,7 +160,7 @@ def test_evaluate_video_against_itself_and_a_flickering_copy(tmp_path):
     assert result["flow_from"] == str(clip.path)
     assert result["warping_error"] > 3 * result["truth"]["warping_error"]
     assert result["cdc"] > 2 * result["truth"]["cdc"]  # the truth has grain: its CDC is not 0
-    assert result["psnr"] < 30 and result["ssim"] < 1.0
+    assert result["psnr"] < 45 and result["ssim"] < 1.0  # mean of per-frame PSNR: ~25 dB and ~50 dB frames
 
 
 def test_evaluate_video_errors(tmp_path):
