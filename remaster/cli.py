@@ -227,5 +227,47 @@ def eval_images(truth_dir, model, device, long_side, as_json):
     click.echo(f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%")
 
 
+@eval_group.command(name="video")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--truth", type=click.Path(path_type=Path), default=None, help="The true-color original, for PSNR and SSIM.")
+@click.option("--input", "bw_input", type=click.Path(path_type=Path), default=None, help="The black-and-white input to take the flow from (default: the output's own luma, which is the input's).")
+@click.option("--flow", type=click.Choice(["dis", "raft", "raft-small"]), default="dis", show_default=True, help="Flow provider for the warping error.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--long-side", type=int, default=None, help="Scale frames down to this long side first (default: full size).")
+@click.option("--max-frames", type=int, default=None, help="Score only the first N frames.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def eval_video(output, truth, bw_input, flow, device, long_side, max_frames, as_json):
+    """Score a colorized video's temporal consistency (and fidelity, given the truth).
+
+    Warping error (Lai et al. 2018: flow on the input frames, occlusions and motion boundaries
+    masked; lower is steadier), CDC (Jensen-Shannon divergence of color histograms at frame
+    distances 1, 2, 4; lower is steadier), colorfulness, and with --truth PSNR and SSIM per frame.
+
+    \b
+    Examples:
+      remaster eval video reel-color.mp4
+      remaster eval video per-frame.mp4 --truth original-color.mp4 --json
+    """
+    from .evaluate_video import evaluate_video
+
+    result = evaluate_video(
+        output, truth=truth, input_luma_source=bw_input, flow=flow, device=device, long_side=long_side, max_frames=max_frames
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}, flow {result['flow']} on {result['flow_from']}")
+    truth_scores = result.get("truth", {})
+    for key, label, fmt in (("warping_error", "warping error", ".6f"), ("cdc", "CDC", ".5f"), ("colorfulness", "colorfulness", ".1f")):
+        value, reference = result[key], truth_scores.get(key)
+        line = f"  {label:<14}{'n/a' if value is None else format(value, fmt)}"
+        if reference is not None:
+            line += f"   ground truth {format(reference, fmt)}"
+        click.echo(line)
+    if truth is not None:
+        click.echo(f"  PSNR          {result['psnr']:.2f} dB")
+        click.echo(f"  SSIM          {result['ssim']:.4f}")
+
+
 if __name__ == "__main__":
     main()

@@ -133,6 +133,7 @@ def evaluate_video(
     own luma). `flow`: a provider name for `make_flow_provider` (`dis` by default, which needs no
     weights). All videos must have the same frame count and size.
     """
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
     provider = make_flow_provider(flow, device=device)
     paths = {"output": Path(output_path)}
     if truth is not None:
