@@ -1,6 +1,6 @@
 """Training data: photographs read once, cached small, and cut into random crops on the device.
 
-A folder of photographs is decoded by a pool of worker processes, resized so the short side is
+A folder of photographs is decoded by a pool of worker threads, resized so the short side is
 `size` and centre-cropped to a square, and kept as one uint8 tensor `(N, 3, size, size)` — 1660
 photos at 256 px are 330 MB, small enough for host or GPU memory. Every batch is then one
 `affine_grid` + `grid_sample` call on that tensor (random position, scale jitter, flip), so the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -67,8 +67,10 @@ def build_cache(paths: list[Path], size: int = 256, workers: int | None = None) 
     workers = workers or min(8, os.cpu_count() or 1)
     jobs = [(str(p), size) for p in paths]
     if workers > 1 and len(jobs) > 8:
-        with ProcessPoolExecutor(workers) as pool:
-            squares = list(pool.map(_load_square, jobs, chunksize=16))
+        # Threads, not processes: OpenCV releases the GIL while decoding and resizing, and forking
+        # a process that already runs torch's thread pools (or CUDA) can deadlock the children.
+        with ThreadPoolExecutor(workers) as pool:
+            squares = list(pool.map(_load_square, jobs))
     else:
         squares = [_load_square(job) for job in jobs]
     return torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
@@ -117,17 +119,17 @@ def ab_gamut(cache: Tensor, *, sample_stride: int = 4, min_fraction: float = 1e-
     edge); training then predicts over the colors that real photos have, as Zhang et al. do
     with their 313 in-gamut bins.
     """
-    counts: dict[tuple[int, int], int] = {}
+    reach = 16  # grid points per side of zero: |a|, |b| <= 160 covers every real color
+    counts = torch.zeros((2 * reach + 1) ** 2, dtype=torch.float64)
     for start in range(0, len(cache), 64):
         rgb = cache[start : start + 64, :, ::sample_stride, ::sample_stride].float() / 255.0
         ab = rgb_to_lab(rgb)[:, 1:].permute(0, 2, 3, 1).reshape(-1, 2)  # (P, 2)
-        keys, key_counts = torch.unique(ab_grid_index(ab), dim=0, return_counts=True)
-        for key, count in zip(keys.tolist(), key_counts.tolist()):
-            counts[tuple(key)] = counts.get(tuple(key), 0) + count
-    total = sum(counts.values())
-    kept = sorted(key for key, count in counts.items() if count >= min_fraction * total)
-    bins = torch.tensor(kept, dtype=torch.float32) * AB_BIN_SIZE  # (K, 2)
-    prior = torch.tensor([counts[key] for key in kept], dtype=torch.float64)
+        grid = ab_grid_index(ab).clamp(-reach, reach) + reach  # (P, 2) in [0, 2*reach]
+        counts += torch.bincount(grid[:, 0] * (2 * reach + 1) + grid[:, 1], minlength=counts.numel()).double()
+    kept = torch.nonzero(counts >= min_fraction * counts.sum()).squeeze(1)  # (K,) flat grid indices
+    keys = torch.stack((kept // (2 * reach + 1), kept % (2 * reach + 1)), dim=1) - reach  # (K, 2)
+    bins = keys.float() * AB_BIN_SIZE  # (K, 2)
+    prior = counts[kept]
     return bins, (prior / prior.sum()).float()
 
 
