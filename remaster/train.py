@@ -241,7 +241,14 @@ class Trainer:
         paths = list_images(self.val_dir)
         if self.config.val_limit:
             paths = paths[: self.config.val_limit]
-        summary = evaluate_images(self.colorizer(), paths, long_side=self.config.val_long_side, progress=False)["summary"]
+        # Validation photos come in many sizes: cuDNN's autotuner would re-benchmark every layer
+        # for each new shape (that stalled a GPU run for minutes), so it is off while validating.
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False
+        try:
+            summary = evaluate_images(self.colorizer(), paths, long_side=self.config.val_long_side, progress=False)["summary"]
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
         summary["step"] = self.step
         self.history.append(summary)
         return summary
@@ -287,10 +294,12 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.time() - started
+        self.save_checkpoint()
+        extra = {"train_loss_last": sum(losses[-50:]) / max(1, len(losses[-50:]))}
+        card = self.export(extra)  # the model is safe on disk before validation starts
         if self.val_dir and (not self.history or self.history[-1]["step"] != self.step):
             self.validate()
-        self.save_checkpoint()
-        card = self.export({"train_loss_last": sum(losses[-50:]) / max(1, len(losses[-50:]))})
+            card = self.export(extra)
         return {
             "out": str(self.out),
             "steps": self.step,
