@@ -22,6 +22,8 @@ says which was picked.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import threading
@@ -225,7 +227,10 @@ class RaftFlow:
         if weights is None:
             default = (Raft_Small_Weights if small else Raft_Large_Weights).DEFAULT
             try:
-                model = builder(weights=default, progress=False)
+                # torch.hub announces every download attempt on *stdout*, which would corrupt
+                # `--json` output and, offline, precede our one-line notice: keep it quiet.
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    model = builder(weights=default, progress=False)
             except Exception as error:  # offline (URLError), interrupted download, bad cache...
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise WeightsError(f"{self.name} weights {default} could not be loaded: {reason}") from error
