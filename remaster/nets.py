@@ -133,7 +133,9 @@ class ColorNet(nn.Module):
         d2 = self.dec2(torch.cat((F.interpolate(d3, scale_factor=2.0, mode="bilinear", align_corners=False), e2), 1))
         out = self.head(d2)  # (N, K or 2, H/4, W/4)
         if self.config.head == "ab":
-            out = 110.0 * torch.tanh(out / 110.0 * 2.0)  # bounded (a, b), linear near 0
+            # Bounded (a, b) with slope 50 at 0, so a freshly initialised head reaches real colors
+            # within a few hundred steps instead of crawling up from unit-scale activations.
+            out = 110.0 * torch.tanh(out * (50.0 / 110.0))
         return out
 
     def decode_ab(self, output: Tensor, temperature: float = 0.38) -> Tensor:
