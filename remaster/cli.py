@@ -42,6 +42,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
     \b
     Examples:
+      remaster demo -o demo/
       remaster image old-photo.jpg -o colorized/
       remaster colorize reel.mp4 -o reel-color.mp4
       remaster train my-photos/ --val my-val/ --out models/mine.safetensors
@@ -84,6 +85,29 @@ def image(inputs, out_dir, model, device, compare, suffix, force):
         click.echo(str(destination))
         if compare:
             write_image(out_dir / f"{path.stem}-compare{extension}", side_by_side(photo, colorized), force=force)
+
+
+@main.command()
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("remaster-demo"), show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+def demo(out_dir, model, device, force):
+    """Colorize the real photographs bundled with scikit-image (CC0): a first run with no files to find.
+
+    Writes NAME.png and NAME-compare.png (gray input | colorized | original colors where known).
+
+    \b
+    Example:
+      remaster demo -o demo/
+    """
+    from .demo import SAMPLES, run_demo
+    from .model import Colorizer
+
+    colorizer = Colorizer.load(model, device=device)
+    for path in run_demo(out_dir, colorizer, force=force):
+        name = path.stem.removesuffix("-compare")
+        click.echo(f"{path}   ({SAMPLES[name][0]})" if not path.stem.endswith("-compare") else str(path))
 
 
 @main.command()

@@ -134,3 +134,13 @@ def test_eval_images_reports_model_and_baseline(tmp_path, model_path):
     for key in ("psnr", "psnr_gray", "ssim", "ssim_gray", "colorfulness", "colorfulness_truth", "colorfulness_ratio"):
         assert np.isfinite(summary[key])
     assert summary["colorfulness_truth"] > 0 and summary["psnr_gray"] > 5
+
+
+def test_demo_colorizes_the_bundled_photographs(tmp_path, model_path):
+    pytest.importorskip("skimage")
+    code, out, _ = run("demo", "-o", tmp_path, "--model", model_path)
+    assert code == 0, out
+    camera = cv2.imread(str(tmp_path / "camera.png"))
+    assert camera.shape == (512, 512, 3)
+    coffee_compare = cv2.imread(str(tmp_path / "coffee-compare.png"))
+    assert coffee_compare.shape == (400, 3 * 600, 3)  # gray | colorized | truth
