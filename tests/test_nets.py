@@ -67,3 +67,21 @@ def test_colorizer_is_deterministic_on_cpu():
 def test_random_colorizer_is_not_gray():
     chroma = Colorizer.random(seed=0).chroma(torch.rand(1, 1, 64, 64))
     assert chroma.abs().mean() > 0.01
+
+
+def test_shipped_default_model_is_intact():
+    """The model in models/ loads, matches the sha256 of its card, and fits the size limits."""
+    import json
+
+    from remaster.model import default_model_path, sha256_of
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no default model at {path}")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert sha256_of(path) == card["sha256"]
+    assert path.stat().st_size <= 25 * 10**6
+    colorizer = Colorizer.load(path, device="cpu")
+    assert count_parameters(colorizer.net) <= 10_000_000
+    chroma = colorizer.chroma(torch.rand(1, 1, 48, 64))
+    assert torch.isfinite(chroma).all()
