@@ -41,7 +41,7 @@ for _bits in (9, 10, 12, 14, 16):
 
 # AVColorSpace values (libavutil/pixfmt.h) -> the matrix our color module knows.
 _MATRIX_OF_COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt709"}
-_COLORSPACE_OF_MATRIX = {"bt709": 1, "bt601": 6}  # tags written when we chose the matrix
+COLORSPACE_OF_MATRIX = {"bt709": 1, "bt601": 6}  # tags written when we chose the matrix
 _COLORSPACE_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
                      9: "bt2020nc", 10: "bt2020c"}  # fmt: skip
 RANGE_MPEG, RANGE_JPEG = 1, 2  # AVColorRange: limited ("TV") and full ("PC")

@@ -21,7 +21,7 @@ import torch
 
 from .errors import ConfigError, InputError, OutputError
 from .frames import (
-    _COLORSPACE_OF_MATRIX,
+    COLORSPACE_OF_MATRIX,
     RANGE_JPEG,
     RANGE_MPEG,
     FrameBatch,
@@ -450,9 +450,9 @@ class VideoWriter:
         layout, source = self.layout, self.reader.source
         tags["color_range"] = RANGE_JPEG if layout.full_range else RANGE_MPEG
         if not source.has_chroma or (source.convert_to is not None and tags["colorspace"] in (0, 2)):
-            tags["colorspace"] = _COLORSPACE_OF_MATRIX[layout.matrix]  # we chose it: say so
+            tags["colorspace"] = COLORSPACE_OF_MATRIX[layout.matrix]  # we chose it: say so
         if tags["colorspace"] == 0:  # "RGB" is not a Y'CbCr matrix
-            tags["colorspace"] = _COLORSPACE_OF_MATRIX[layout.matrix]
+            tags["colorspace"] = COLORSPACE_OF_MATRIX[layout.matrix]
         return tags
 
     def describe(self) -> dict:
