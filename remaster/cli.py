@@ -179,10 +179,11 @@ def _format_training(report: dict) -> str:
 @click.option("--crf", type=int, default=None, help="Constant rate factor, 0 (lossless for x264/x265) .. 51 [default: 18].")
 @click.option("--preset", "encoder_preset", default=None, help="Encoder speed preset (x264/x265 names; NVENC p1..p7) [default: medium].")
 @click.option("--batch-size", type=int, default=None, help="Frames per batch through the networks [default: 8].")
+@click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU (1 is fastest on a busy machine) [default: one per core].")
 @click.option("--max-frames", type=int, default=None, help="Stop after N frames (a preview; audio is cut to match).")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress bar).")
-def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, max_frames, force, as_json):
+def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, cpu_threads, max_frames, force, as_json):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
     The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
@@ -201,7 +202,8 @@ def colorize(input_path, output, pipeline, model, device, flow, flow_weights, te
 
     config = make_config(
         pipeline, model=model, device=device, flow=flow, flow_weights=flow_weights, temporal_strength=temporal_strength,
-        codec=codec, crf=crf, preset=encoder_preset, batch_size=batch_size, max_frames=max_frames, force=force or None,
+        codec=codec, crf=crf, preset=encoder_preset, batch_size=batch_size, cpu_threads=cpu_threads, max_frames=max_frames,
+        force=force or None,
     )  # fmt: skip
     report = colorize_video(input_path, output, config, progress=not as_json)
     if as_json:

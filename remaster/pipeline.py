@@ -51,6 +51,10 @@ class VideoConfig:
     queue_depth: int = 2
     working_short_side: int | None = None  # the net's short side; None = the model's own (256)
     dis_preset: str = "medium"  # DIS flow speed/quality: ultrafast | fast | medium
+    # torch threads for the networks on a CPU; None = torch's default (one per core). On a busy
+    # 2-core machine 1 is several times faster: OpenMP threads wait for descheduled partners at
+    # every barrier (benchmarks/RESULTS.md, "Video").
+    cpu_threads: int | None = None
     max_frames: int | None = None  # stop after this many frames (previews, tests); audio is cut to match
     force: bool = False  # overwrite an existing output
 
@@ -66,6 +70,8 @@ class VideoConfig:
         for name in ("batch_size", "queue_depth"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ConfigError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
         if self.working_short_side is not None and self.working_short_side < 32:
@@ -85,6 +91,7 @@ _PRESET_KEYS = {
     ("colorize", "device"): "device",
     ("colorize", "working_short_side"): "working_short_side",
     ("colorize", "batch_size"): "batch_size",
+    ("colorize", "cpu_threads"): "cpu_threads",
     ("temporal", "flow"): "flow",
     ("temporal", "flow_weights"): "flow_weights",
     ("temporal", "strength"): "temporal_strength",
@@ -186,12 +193,15 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
     check_destination(input, output, config.force)
     reader = VideoReader(input, max_frames=config.max_frames)
     writer = None
+    threads = torch.get_num_threads()
     try:
         if colorizer is None:
             from .model import Colorizer
 
             colorizer = Colorizer.load(config.model, device=config.device, working_short_side=config.working_short_side)
         device = colorizer.device
+        if device.type == "cpu" and config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)  # restored below: a library must not keep it
         temporal = _make_temporal(config, device)
         if config.flow == "auto" and progress:  # DESIGN: auto says which provider it picked
             print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
@@ -234,6 +244,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
             writer.discard()  # no partial output, whatever went wrong (DESIGN promise 5)
         raise
     finally:
+        torch.set_num_threads(threads)
         reader.close()
     seconds = time.perf_counter() - started
     stage_seconds = {"decode": decode_times.get("decode", 0.0), **timer.seconds, "encode": writer.seconds}

@@ -242,3 +242,13 @@ def test_raft_temporal_stage_runs(tmp_path, colorizer, clip_h264):
     assert len(result.planes) == 4
     for a, b in zip(source.planes, result.planes):
         assert np.array_equal(a[0], b[0])
+
+
+def test_cpu_threads_apply_during_the_pass_only(tmp_path, colorizer, clip_gray):
+    torch.set_num_threads(2)
+    try:
+        out, report = run(clip_gray, tmp_path, "out.mkv", colorizer, codec="ffv1", cpu_threads=1)
+        assert report["config"]["cpu_threads"] == 1
+        assert torch.get_num_threads() == 2, "colorize_video must restore torch's thread count"
+    finally:
+        torch.set_num_threads(1)
