@@ -402,6 +402,38 @@ class VideoWriter:
                     f"container of {self.destination.name}; {hint}"
                 )
         reader, layout = self.reader, self.layout
+        self.copies = {}
+        # Streams in the input's order (a file whose sound is stream #0 keeps it there); streams
+        # we skip (data, attachments, extra video) are listed in the report.
+        copied = {s.index for s in reader.copy_streams}
+        for stream in reader.container.streams:
+            if stream.index == reader.video.index:
+                self.video = self._add_video(encoder, options)
+            elif stream.index in copied:
+                copy = out.add_stream_from_template(stream)
+                copy.metadata.update(stream.metadata)
+                copy.disposition = stream.disposition
+                self.copies[stream.index] = copy
+        self._description = {
+            "codec": self.codec,
+            "encoder": encoder,
+            "pix_fmt": layout.encoder_pix_fmt,
+            "options": dict(options),
+            "container": out.format.name,
+            "notes": self.notes,
+        }
+        out.metadata.update({k: v for k, v in reader.container.metadata.items() if k not in ("encoder", "major_brand")})
+        try:
+            out.start_encoding()  # opens the encoder and writes the header: fail now, not after an hour
+        except (av.FFmpegError, ValueError) as error:
+            hint = " (is there an NVIDIA GPU with a driver that has NVENC?)" if "nvenc" in encoder else ""
+            raise OutputError(
+                f"{self.destination}: cannot start the {encoder} encoder for {layout.encoder_pix_fmt} "
+                f"{layout.width}x{layout.height}{hint}: {_ffmpeg_reason(error)}"
+            ) from None
+
+    def _add_video(self, encoder: str, options: dict):
+        out, reader, layout = self.container, self.reader, self.layout
         video = out.add_stream(encoder, rate=reader.rate, options=options)
         video.width, video.height = layout.width, layout.height
         video.pix_fmt = layout.encoder_pix_fmt
@@ -419,30 +451,7 @@ class VideoWriter:
             video.set_display_matrix(reader.display_matrix)
         if reader.video.metadata.get("language"):
             video.metadata["language"] = reader.video.metadata["language"]
-        self.video = video
-        self._description = {
-            "codec": self.codec,
-            "encoder": encoder,
-            "pix_fmt": layout.encoder_pix_fmt,
-            "options": dict(options),
-            "container": out.format.name,
-            "notes": self.notes,
-        }
-        self.copies = {}
-        for stream in reader.copy_streams:
-            copy = out.add_stream_from_template(stream)
-            copy.metadata.update(stream.metadata)
-            copy.disposition = stream.disposition
-            self.copies[stream.index] = copy
-        out.metadata.update({k: v for k, v in reader.container.metadata.items() if k not in ("encoder", "major_brand")})
-        try:
-            out.start_encoding()  # opens the encoder and writes the header: fail now, not after an hour
-        except (av.FFmpegError, ValueError) as error:
-            hint = " (is there an NVIDIA GPU with a driver that has NVENC?)" if "nvenc" in encoder else ""
-            raise OutputError(
-                f"{self.destination}: cannot start the {encoder} encoder for {layout.encoder_pix_fmt} "
-                f"{layout.width}x{layout.height}{hint}: {_ffmpeg_reason(error)}"
-            ) from None
+        return video
 
     def _color_tags(self) -> dict:
         """The source's tags, with range and matrix made explicit where we decided them."""

@@ -83,6 +83,7 @@ def make_clip(
     sample_aspect_ratio: Fraction | None = None,
     subtitles: bool = False,
     color_tags: dict | None = None,
+    audio_first: bool = False,
 ) -> Clip:
     """Write a synthetic clip; `pts` (in `time_base`) makes it variable frame rate."""
     if pts is None:  # constant rate: one tick of 1/numerator per denominator (1001 at 30000/1001)
@@ -92,7 +93,10 @@ def make_clip(
         raise ValueError("explicit pts need their time_base")
     frames = len(pts)
     out = av.open(str(path), "w")
-    video = out.add_stream(codec, rate=rate, options=options or ({"crf": "20", "preset": "ultrafast"} if codec == "libx264" else {}))
+    tracks = [("mono", 48000, 440.0), ("stereo", 44100, 660.0)][:audio_tracks]
+    audio = [out.add_stream("aac", rate=rate_hz, layout=layout) for layout, rate_hz, _ in tracks] if audio_first else []
+    # veryfast keeps B-frames (reordered pts, an MP4 edit list): the harder case for timing
+    video = out.add_stream(codec, rate=rate, options=options or ({"crf": "20", "preset": "veryfast"} if codec == "libx264" else {}))
     video.width, video.height, video.pix_fmt = width, height, pix_fmt
     video.time_base = time_base
     video.codec_context.time_base = time_base
@@ -104,8 +108,8 @@ def make_clip(
         video.codec_context.sample_aspect_ratio = sample_aspect_ratio
     if rotation is not None:
         video.set_display_rotation(rotation)
-    tracks = [("mono", 48000, 440.0), ("stereo", 44100, 660.0)][:audio_tracks]
-    audio = [out.add_stream("aac", rate=rate_hz, layout=layout) for layout, rate_hz, _ in tracks]
+    if not audio_first:
+        audio = [out.add_stream("aac", rate=rate_hz, layout=layout) for layout, rate_hz, _ in tracks]
     srt = subs = None
     if subtitles:  # a real SubRip stream, demuxed from a .srt file and stream-copied in
         srt_path = path.with_suffix(".srt")
@@ -152,6 +156,12 @@ def clip_h264(media_dir) -> Clip:
     rotated 90 degrees, sample aspect ratio 4:3, tagged BT.709 limited range."""
     tags = {"colorspace": 1, "color_primaries": 1, "color_trc": 1}
     return make_clip(media_dir / "shapes.mp4", rotation=90, sample_aspect_ratio=Fraction(4, 3), color_range=1, color_tags=tags)
+
+
+@pytest.fixture(scope="session")
+def clip_audio_first(media_dir) -> Clip:
+    """Sound as streams #0 and #1, the picture as #2: the output keeps that order."""
+    return make_clip(media_dir / "audio-first.mp4", frames=12, audio_first=True)
 
 
 @pytest.fixture(scope="session")

@@ -252,3 +252,13 @@ def test_cpu_threads_apply_during_the_pass_only(tmp_path, colorizer, clip_gray):
         assert torch.get_num_threads() == 2, "colorize_video must restore torch's thread count"
     finally:
         torch.set_num_threads(1)
+
+
+def test_stream_order_is_kept(tmp_path, colorizer, clip_audio_first):
+    out, _ = run(clip_audio_first, tmp_path, "out.mp4", colorizer, codec="libx264", crf=0)
+    source, result = decode_all(clip_audio_first.path), decode_all(out)
+    assert [kind for kind, _ in source.stream_kinds] == ["audio", "audio", "video"]
+    assert [kind for kind, _ in result.stream_kinds] == ["audio", "audio", "video"]
+    assert_same_time_and_sound(source, result)
+    for a, b in zip(source.planes, result.planes):
+        assert np.array_equal(a[0], b[0])
