@@ -262,3 +262,19 @@ def test_stream_order_is_kept(tmp_path, colorizer, clip_audio_first):
     assert_same_time_and_sound(source, result)
     for a, b in zip(source.planes, result.planes):
         assert np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize(("pix_fmt", "codec"), [("yuv422p", "libx264"), ("yuv444p", "ffv1"), ("yuv420p10le", "ffv1")])
+def test_pixel_format_follows_the_source(tmp_path, colorizer, pix_fmt, codec):
+    from conftest import make_clip
+
+    source_codec = "ffv1"  # lossless source, so any difference is ours
+    clip = make_clip(tmp_path / "in.mkv", codec=source_codec, pix_fmt=pix_fmt, frames=6, audio_tracks=1)
+    out, _ = run(clip, tmp_path, "out.mkv", colorizer, codec=codec, crf=0)
+    source, result = decode_all(clip.path), decode_all(out)
+    assert result.pix_fmt == pix_fmt
+    for a, b in zip(source.planes, result.planes):
+        assert np.array_equal(a[0], b[0])
+        assert b[1].shape == a[1].shape
+    assert chroma_deviation(result) > 2.0
+    assert_same_time_and_sound(source, result)
