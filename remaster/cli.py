@@ -173,7 +173,7 @@ def _format_training(report: dict) -> str:
 @click.option("--model", default=None, help="A .safetensors model (default: the shipped model).")
 @click.option("--device", type=DEVICE, default=None, help="Where the networks run [default: auto].")
 @click.option("--flow", type=click.Choice(["auto", "raft", "raft-small", "dis", "none"]), default=None, help="Optical flow of the temporal stage; none: per-frame colors [default: auto].")
-@click.option("--flow-weights", default=None, help="RAFT weights file (default: torchvision's cache, downloaded when online).")
+@click.option("--flow-weights", default=None, help="RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests).")
 @click.option("--temporal-strength", type=float, default=None, help="0..1: how strongly colors are carried along motion [default: 0.8].")
 @click.option("--codec", type=click.Choice(["libx264", "libx265", "h264_nvenc", "hevc_nvenc", "prores", "ffv1"]), default=None, help="Video encoder [default: libx264].")
 @click.option("--crf", type=int, default=None, help="Constant rate factor, 0 (lossless for x264/x265) .. 51 [default: 18].")

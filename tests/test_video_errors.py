@@ -178,3 +178,16 @@ def test_decode_error_in_worker_reaches_caller(tmp_path, clip_h264):
     with pytest.raises(InputError, match=r"cut\.mp4: .*truncated"):
         colorize_video(cut, tmp_path / "out.mp4", VideoConfig(flow="none"), progress=False, colorizer=Colorizer.random(0))
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_corrupt_data_mid_file(tmp_path, model_file, clip_h264):
+    # Index intact, picture data overwritten with garbage in the middle: the decoder fails there.
+    fast = tmp_path / "in-fast.mp4"
+    remux(clip_h264.path, fast, movflags="faststart")
+    data = bytearray(fast.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = bytes((k * 7) % 256 for k in range(3000))
+    bad = tmp_path / "in-corrupt.mp4"
+    bad.write_bytes(bytes(data))
+    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", model_file, "--device", "cpu", "--flow", "none", "--json"])
+    assert_clean_failure(result, tmp_path, "in-corrupt.mp4", "corrupt")
