@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -140,8 +139,6 @@ def load_colorizer(device: str):
 
     if default_model_path().is_file():
         return Colorizer.load(device=device), "default model"
-    from remaster.nets import NetConfig, build_net, default_ab_bins  # noqa: F401 (same net as the default)
-
     colorizer = Colorizer.random(seed=0, device=device)
     return colorizer, "random weights, default architecture (no shipped model yet; same speed)"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError
 from .frames import assemble_chroma
 from .io import CODECS, VideoReader, VideoWriter, check_destination, choose_layout
 from .prefetch import Sink, prefetch
@@ -275,4 +275,4 @@ def _progress_bar(reader: VideoReader, output: Path, enabled: bool):
     return tqdm(total=reader.expected_frames, unit="frame", desc=output.name, dynamic_ncols=True, smoothing=0.1)
 
 
-__all__ = ["VideoConfig", "colorize_video", "load_preset", "make_config", "available_presets", "InputError", "OutputError"]
+__all__ = ["VideoConfig", "colorize_video", "load_preset", "make_config", "available_presets"]
