@@ -206,6 +206,8 @@ def colorize(input_path, output, pipeline, model, device, flow, flow_weights, te
         force=force or None,
     )  # fmt: skip
     report = colorize_video(input_path, output, config, progress=not as_json)
+    for notice in report.get("notices", ()):  # what was dropped or repaired, and why
+        click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

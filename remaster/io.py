@@ -9,6 +9,7 @@ the destination that `commit()` renames into place (DESIGN promises 2, 3 and 5).
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 from collections import deque
@@ -30,6 +31,14 @@ from .frames import (
     build_frame,
     code_dtype,
 )
+
+# Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
+# batch of luma alone runs into gigabytes, and a header claiming more is far more often damage or
+# a hostile file than a real 16K scan. Checked on the header's claim, before anything is decoded.
+MAX_SIDE = 8192
+
+# FFmpeg demuxers that read one still picture (a JPEG or PNG named .mp4 opens as a 1-frame "video").
+_STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
 
 CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "prores", "ffv1")
 
@@ -96,6 +105,10 @@ class VideoReader:
             self.container = av.open(str(self.path), "r", metadata_errors="ignore")
         except av.FFmpegError as error:
             raise InputError(f"{self.path}: not a readable video file ({_ffmpeg_reason(error)})") from None
+        fmt = self.container.format.name.split(",")[0]
+        if fmt in _STILL_IMAGE_FORMATS:
+            self.container.close()
+            raise InputError(f"{self.path}: is a still image ({fmt.removesuffix('_pipe')}), not a video; use `remaster image`")
         try:
             self._setup()
         except BaseException:
@@ -108,6 +121,14 @@ class VideoReader:
             kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
             raise InputError(f"{self.path}: no video stream (found {', '.join(kinds)})")
         self.video = videos[0]
+        claimed = (self.video.codec_context.width or 0, self.video.codec_context.height or 0)
+        if max(claimed) > MAX_SIDE:
+            raise InputError(
+                f"{self.path}: video stream claims {claimed[0]}x{claimed[1]} pixels; remaster handles frames up to "
+                f"{MAX_SIDE} pixels a side"
+            )
+        self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
+        self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
@@ -182,16 +203,61 @@ class VideoReader:
         }
 
     def _decode(self):
-        """Decoded video frames in order; passthrough packets are queued on the side."""
+        """Decoded video frames in order; passthrough packets are queued on the side.
+
+        Damage mid-stream is not the end of the film (issue 4). A packet the decoder rejects after
+        the first good picture is skipped; its picture is missing from the decoder's output, whose
+        times we check against the packets' times: each time that never comes out gets the last
+        good picture again, so frame count and timing hold, and its number goes to `damaged`.
+        (Decoders report a bad packet late with frame threads and reorder with B-frames, so the
+        loss is found from the times, not from where the error surfaced.) Pictures the decoder
+        concealed (flagged corrupt) are kept, being the best there is, and counted too.
+        """
         video_index = self.video.index
+        last = None  # the last picture handed out
+        pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
+
+        def stand_ins(until):
+            nonlocal last
+            while pending and (until is None or pending[0] < until):
+                lost = heapq.heappop(pending)
+                if last is not None and (last.pts is None or lost > last.pts):
+                    self.damaged.append(self.frames_read)
+                    last.pts = lost  # the consumer has read the picture already; reuse it
+                    yield last
+
         try:
             for packet in self.container.demux(self.video, *self.copy_streams):
-                if packet.stream.index == video_index:
-                    if packet.size:
-                        self.video_packets += 1
-                    yield from packet.decode()  # an empty packet at the end flushes the decoder
-                elif packet.size:  # skip the demuxer's empty end-of-stream packets
-                    self._pending.append(packet)
+                if packet.pts is not None and packet.time_base:
+                    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                    self._packet_end = max(self._packet_end, end)
+                if packet.stream.index != video_index:
+                    if packet.size:  # skip the demuxer's empty end-of-stream packets
+                        self._pending.append(packet)
+                    continue
+                if packet.size:
+                    self.video_packets += 1
+                    if packet.pts is not None:
+                        heapq.heappush(pending, packet.pts)
+                try:
+                    frames = packet.decode()  # an empty packet at the end flushes the decoder
+                except av.FFmpegError:
+                    if last is None:
+                        raise  # nothing decoded yet: not a damaged film but an unreadable one
+                    continue
+                for frame in frames:
+                    if frame.pts is not None:
+                        if last is not None and last.pts is not None and frame.pts <= last.pts:
+                            continue  # came out after its stand-in: its place is taken
+                        yield from stand_ins(frame.pts)
+                        if pending and pending[0] == frame.pts:
+                            heapq.heappop(pending)
+                    if frame.is_corrupt:
+                        self.damaged.append(self.frames_read)
+                    last = frame
+                    yield frame
+                del pending[256:]  # bounded even if a stream's frame and packet times never match
+            yield from stand_ins(None)  # pictures lost at the very end
         except av.FFmpegError as error:
             raise InputError(
                 f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({_ffmpeg_reason(error)})"
@@ -202,6 +268,14 @@ class VideoReader:
                 f"{self.path}: truncated: the container lists {self.listed_frames} video frames, "
                 f"the file holds {self.video_packets}"
             )
+        if self.max_frames is None and self.container.format.name.startswith("matroska") and self.container.duration:
+            # Matroska writes the segment's duration into its header; a file cut short keeps the
+            # claim but not the packets. Allow two frames and 5% for muxers' rounding.
+            start = (self.container.start_time or 0) / av.time_base
+            claimed = self.container.duration / av.time_base
+            found = self._packet_end - start
+            if found < claimed - 2 / float(self.rate) - 0.05 * claimed:
+                raise InputError(f"{self.path}: truncated: the container says {claimed:.3f} s, the file holds {found:.3f} s")
 
     def frames(self):
         """Decoded `av.VideoFrame`s in order, honouring max_frames (iterate once)."""
@@ -451,6 +525,15 @@ class VideoWriter:
             video.set_display_matrix(reader.display_matrix)
         if reader.video.metadata.get("language"):
             video.metadata["language"] = reader.video.metadata["language"]
+        # A start timecode (QuickTime tmcd track, or a tag) is carried as a tag: the mov/mp4 muxer
+        # writes a new tmcd track from it, Matroska keeps the tag.
+        timecodes = [reader.video.metadata.get("timecode"), reader.container.metadata.get("timecode")]
+        timecodes += [s.metadata.get("timecode") for s in reader.container.streams]
+        timecode = next((t for t in timecodes if t), None)
+        if timecode:
+            video.metadata["timecode"] = timecode
+        if reader.video.codec_context.field_order:  # interlaced: pictures stay woven, say which field is first
+            ctx.field_order = reader.video.codec_context.field_order
         return video
 
     def _color_tags(self) -> dict:

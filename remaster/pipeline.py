@@ -20,6 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import torch
 import torch.nn.functional as F
 
@@ -206,6 +207,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
         if config.flow == "auto" and progress:  # DESIGN: auto says which provider it picked
             print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
         layout = choose_layout(reader.source, config.codec)
+        dropped = stream_notices(reader, layout)
         writer = VideoWriter(output, reader, layout, codec=config.codec, crf=config.crf, preset=config.preset)
         timer = _Timer(device)
         decode_times: dict = {}
@@ -262,9 +264,45 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
         "temporal": temporal.describe() if hasattr(temporal, "describe") else {},
         "encoder": writer.describe(),
         "source": reader.describe(),
+        "damaged_frames": len(reader.damaged),
+        "notices": dropped + damage_notice(reader),
         "output_format": {"pix_fmt": layout.encoder_pix_fmt, "range": "full" if layout.full_range else "limited", "matrix": layout.matrix},
         "config": dataclasses.asdict(config),
     }
+
+
+def stream_notices(reader: VideoReader, layout) -> list[str]:
+    """One line for everything of the input that does not make it into the output, and why
+    (DESIGN: never drop silently). The CLI prints them on stderr; `--json` reports them too.
+    Called while the input is open (stream contexts die with the file)."""
+    lines = []
+    for stream in reader.container.streams:
+        if stream is reader.video or stream in reader.copy_streams:
+            continue
+        name = stream.codec_context.name if stream.codec_context else "unknown"
+        if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+            why = "a cover-art picture, not part of the film"
+        elif stream.type == "video":
+            why = f"only the first video stream (#{reader.video.index}) is colorized"
+        elif stream.type == "data" and name in ("none", "unknown") and "timecode" in stream.metadata:
+            why = f"a timecode track; its start {stream.metadata['timecode']} is carried as the video's timecode"
+        else:
+            why = f"{stream.type} streams are not copied"
+        lines.append(f"{reader.path.name}: stream #{stream.index} ({stream.type}, {name}) dropped: {why}")
+    if reader.source.pix_fmt.startswith("yuva"):
+        lines.append(f"{reader.path.name}: alpha plane dropped: the output is {layout.encoder_pix_fmt}, which has none")
+    return lines
+
+
+def damage_notice(reader: VideoReader) -> list[str]:
+    lines = []
+    if reader.damaged:
+        shown = ", ".join(map(str, reader.damaged[:10])) + (", ..." if len(reader.damaged) > 10 else "")
+        lines.append(
+            f"{reader.path.name}: {len(reader.damaged)} damaged frame(s) ({shown}): undecodable ones repeat the previous "
+            "good frame, concealed ones are kept"
+        )
+    return lines
 
 
 def _progress_bar(reader: VideoReader, output: Path, enabled: bool):
