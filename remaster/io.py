@@ -427,6 +427,8 @@ def check_destination(source: Path, destination: Path, force: bool) -> None:
             raise OutputError(f"{destination}: already exists (use --force to overwrite)")
     if not destination.parent.exists():
         raise OutputError(f"{destination}: folder {destination.parent} does not exist")
+    if not destination.parent.is_dir():
+        raise OutputError(f"{destination}: {destination.parent} is a file, not a folder")
 
 
 class VideoWriter:
@@ -447,8 +449,16 @@ class VideoWriter:
         encoder, options, self.notes = encoder_options(codec, crf, preset, layout)
         self.path = temporary_path(self.destination)
         try:
+            # Create it ourselves first: FFmpeg opens the file only when the header is written,
+            # and then reports a read-only or full folder as an encoder failure.
+            self.path.open("wb").close()
+        except OSError as error:
+            reason = (error.strerror or type(error).__name__).lower()
+            raise OutputError(f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})") from None
+        try:
             self.container = av.open(str(self.path), "w")
         except (av.FFmpegError, ValueError) as error:
+            self.path.unlink(missing_ok=True)
             raise OutputError(
                 f"{self.destination}: cannot write a {self.destination.suffix} file ({_one_line(error)}); use .mp4, .mkv or .mov"
             ) from None
@@ -595,7 +605,10 @@ class VideoWriter:
             self.container.close()
         except Exception:  # closing a half-written file may fail; it is deleted next anyway
             pass
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:  # the folder went away or was never one; nothing of ours is left in it
+            pass
 
 
 def _holds(format_name: str, codec_name: str) -> bool:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .errors import ConfigError
 from .frames import assemble_chroma
 from .io import CODECS, VideoReader, VideoWriter, check_destination, choose_layout
+from .lock import DestinationLock
 from .prefetch import Sink, prefetch
 
 FLOWS = ("auto", "raft", "raft-small", "dis", "none")
@@ -195,7 +196,9 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
     reader = VideoReader(input, max_frames=config.max_frames)
     writer = None
     threads = torch.get_num_threads()
+    lock = DestinationLock(output)  # one writer per output: a second run refuses
     try:
+        lock.acquire()
         if colorizer is None:
             from .model import Colorizer
 
@@ -248,6 +251,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
     finally:
         torch.set_num_threads(threads)
         reader.close()
+        lock.release()
     seconds = time.perf_counter() - started
     stage_seconds = {"decode": decode_times.get("decode", 0.0), **timer.seconds, "encode": writer.seconds}
     return {
