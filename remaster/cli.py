@@ -181,9 +181,11 @@ def _format_training(report: dict) -> str:
 @click.option("--batch-size", type=int, default=None, help="Frames per batch through the networks [default: 8].")
 @click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU (1 is fastest on a busy machine) [default: one per core].")
 @click.option("--max-frames", type=int, default=None, help="Stop after N frames (a preview; audio is cut to match).")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (and drop the work of an interrupted run).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished segment.")
+@click.option("--segment-frames", type=int, default=None, help="Frames per segment of durable progress [default: 500; films over two segments are segmented].")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress bar).")
-def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, cpu_threads, max_frames, force, as_json):
+def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, cpu_threads, max_frames, force, resume, segment_frames, as_json):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
     The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
@@ -203,9 +205,9 @@ def colorize(input_path, output, pipeline, model, device, flow, flow_weights, te
     config = make_config(
         pipeline, model=model, device=device, flow=flow, flow_weights=flow_weights, temporal_strength=temporal_strength,
         codec=codec, crf=crf, preset=encoder_preset, batch_size=batch_size, cpu_threads=cpu_threads, max_frames=max_frames,
-        force=force or None,
+        force=force or None, segment_frames=segment_frames,
     )  # fmt: skip
-    report = colorize_video(input_path, output, config, progress=not as_json)
+    report = colorize_video(input_path, output, config, progress=not as_json, resume=resume)
     for notice in report.get("notices", ()):  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:

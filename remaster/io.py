@@ -127,6 +127,7 @@ class VideoReader:
                 f"{self.path}: video stream claims {claimed[0]}x{claimed[1]} pixels; remaster handles frames up to "
                 f"{MAX_SIDE} pixels a side"
             )
+        self.span: tuple[int, int | None] | None = None  # set by seek()
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
         self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
@@ -262,6 +263,8 @@ class VideoReader:
             raise InputError(
                 f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({_ffmpeg_reason(error)})"
             ) from None
+        if self.span is not None:
+            return  # a segment read from the middle: the whole file was checked when it was planned
         if self.listed_frames and self.max_frames is None and self.video_packets < self.listed_frames:
             # The index promises more samples than the file holds: it was cut short.
             raise InputError(
@@ -286,8 +289,24 @@ class VideoReader:
         for frame in self._frames:
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
+            if self.span is not None and frame.pts is not None:  # a segment: [start, end) in pts
+                if frame.pts < self.span[0]:
+                    continue  # a leading picture of the keyframe's group: the previous segment's
+                if self.span[1] is not None and frame.pts >= self.span[1]:
+                    return
             self.frames_read += 1
             yield frame
+
+    def seek(self, start_pts: int, end_pts: int | None = None) -> None:
+        """Decode only the pictures with `start_pts <= pts < end_pts` (a segment; see segments.py),
+        starting from the keyframe at `start_pts`. Pictures only: other streams join at the end."""
+        self.copy_streams = []
+        self._pending.clear()
+        self._first = None
+        self.container.seek(start_pts, stream=self.video, backward=True)  # the keyframe at or before
+        self.video.codec_context.flush_buffers()
+        self._frames = self._decode()
+        self.span = (start_pts, end_pts)
 
     def _take_packets(self, until_seconds: float | None = None) -> tuple:
         packets = []

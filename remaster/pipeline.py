@@ -58,6 +58,11 @@ class VideoConfig:
     # every barrier (benchmarks/RESULTS.md, "Video").
     cpu_threads: int | None = None
     max_frames: int | None = None  # stop after this many frames (previews, tests); audio is cut to match
+    # Films longer than two segments are written in segments of about this many frames, with
+    # durable progress that `--resume` continues (segments.py). 500 frames (20 s at 25 fps): a
+    # stop costs at most that much repeated work; shorter segments cost speed (benchmarks/RESULTS.md,
+    # "Resume"). None: never segment unless resuming.
+    segment_frames: int | None = 500
     force: bool = False  # overwrite an existing output
 
     def __post_init__(self) -> None:
@@ -74,6 +79,8 @@ class VideoConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ConfigError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
+        if self.segment_frames is not None and (not isinstance(self.segment_frames, int) or self.segment_frames < 1):
+            raise ConfigError(f"segment_frames must be an integer >= 1, got {self.segment_frames!r}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
         if self.working_short_side is not None and self.working_short_side < 32:
@@ -182,7 +189,8 @@ def _make_temporal(config: VideoConfig, device: torch.device):
     )
 
 
-def colorize_video(input, output, config: VideoConfig | None = None, *, progress: bool = True, colorizer=None) -> dict:
+def colorize_video(input, output, config: VideoConfig | None = None, *, progress: bool = True, colorizer=None,
+                   resume: bool = False) -> dict:  # fmt: skip
     """Colorize the video `input` into `output`, keeping its luma, sound and timing; return a report.
 
     The report has frames, seconds, fps end to end and per stage, model, device, flow provider,
@@ -194,6 +202,11 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
     started = time.perf_counter()
     check_destination(input, output, config.force)
     reader = VideoReader(input, max_frames=config.max_frames)
+    if resume or (config.segment_frames and (reader.expected_frames or 0) > 2 * config.segment_frames):
+        reader.close()  # long film: in segments with durable progress (issue 4)
+        from .segments import colorize_segmented
+
+        return colorize_segmented(input, output, config, progress=progress, colorizer=colorizer, resume=resume)
     writer = None
     threads = torch.get_num_threads()
     lock = DestinationLock(output)  # one writer per output: a second run refuses
