@@ -212,6 +212,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
     lock = DestinationLock(output)
     lock.acquire()
     done_segments = 0
+    threads = torch.get_num_threads()
     try:
         remove_stale_partials(output)
         with VideoReader(input, max_frames=config.max_frames) as reader:
@@ -225,6 +226,8 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             from .model import Colorizer
 
             colorizer = Colorizer.load(config.model, device=config.device, working_short_side=config.working_short_side)
+        if colorizer.device.type == "cpu" and config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)  # as in colorize_video; restored below
         segment_frames = config.segment_frames or 500
         segments = plan_segments(input, segment_frames, config.max_frames)
         identity = _identity(input, config, colorizer, segment_frames)
@@ -295,6 +298,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             raise type(error)(f"{error} ({_kept(output, work, done_segments, len(segments), 'stopped')})") from None
         raise
     finally:
+        torch.set_num_threads(threads)
         lock.release()
     frames = sum(s.frames for s in segments)
     seconds = time.perf_counter() - started
