@@ -130,6 +130,7 @@ class VideoReader:
         self.span: tuple[int, int | None] | None = None  # set by seek()
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
         self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
+        self._packet_start = 0.0  # earliest start (s), below zero for audio with encoder priming
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
@@ -217,6 +218,7 @@ class VideoReader:
         video_index = self.video.index
         last = None  # the last picture handed out
         pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
+        last_pts: dict[int, int] = {}  # per stream, for packet end times
 
         def stand_ins(until):
             nonlocal last
@@ -229,9 +231,13 @@ class VideoReader:
 
         try:
             for packet in self.container.demux(self.video, *self.copy_streams):
-                if packet.pts is not None and packet.time_base:
-                    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                    self._packet_end = max(self._packet_end, end)
+                if packet.pts is not None and packet.time_base and packet.size:
+                    # Matroska often leaves a block's duration unset: use the stream's last step.
+                    before = last_pts.get(packet.stream.index)
+                    step = packet.duration or (packet.pts - before if before is not None and packet.pts > before else 0)
+                    last_pts[packet.stream.index] = packet.pts
+                    self._packet_end = max(self._packet_end, float((packet.pts + step) * packet.time_base))
+                    self._packet_start = min(self._packet_start, float(packet.pts * packet.time_base))
                 if packet.stream.index != video_index:
                     if packet.size:  # skip the demuxer's empty end-of-stream packets
                         self._pending.append(packet)
@@ -273,10 +279,11 @@ class VideoReader:
             )
         if self.max_frames is None and self.container.format.name.startswith("matroska") and self.container.duration:
             # Matroska writes the segment's duration into its header; a file cut short keeps the
-            # claim but not the packets. Allow two frames and 5% for muxers' rounding.
-            start = (self.container.start_time or 0) / av.time_base
+            # claim but not the packets. Allow two frames and 5% for muxers' rounding. The claim
+            # runs from zero, or from the first packet if that is earlier (AAC priming starts
+            # below zero), to the end of the last packet.
             claimed = self.container.duration / av.time_base
-            found = self._packet_end - start
+            found = self._packet_end - self._packet_start
             if found < claimed - 2 / float(self.rate) - 0.05 * claimed:
                 raise InputError(f"{self.path}: truncated: the container says {claimed:.3f} s, the file holds {found:.3f} s")
 
@@ -423,7 +430,12 @@ def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> 
     if codec == "ffv1":
         notes.append("ffv1 is lossless: --crf and --preset do not apply")
         # Version 3 with slice CRCs: the archival profile (RFC 9043); intra-only for robust cuts.
-        return codec, {"level": "3", "slicecrc": "1", "g": "1"}, notes
+        options = {"level": "3", "slicecrc": "1", "g": "1"}
+        if min(layout.width, layout.height) < 32:
+            # FFmpeg's automatic slice count cannot cut tiny frames (2x3 4:2:0 fails to open
+            # with ENOSYS); one slice works at every size (tests/test_properties.py found it).
+            options["slices"] = "1"
+        return codec, options, notes
     raise ConfigError(f"unknown codec {codec!r}: expected one of {', '.join(CODECS)}")
 
 
