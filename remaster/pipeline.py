@@ -212,6 +212,9 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
     lock = DestinationLock(output)  # one writer per output: a second run refuses
     try:
         lock.acquire()
+        from .segments import remove_stale_partials
+
+        remove_stale_partials(output)  # of runs killed before they could clean up (we hold the lock)
         if colorizer is None:
             from .model import Colorizer
 

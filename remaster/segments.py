@@ -211,7 +211,6 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
     work = work_folder(output)
     lock = DestinationLock(output)
     lock.acquire()
-    done_segments = 0
     threads = torch.get_num_threads()
     try:
         remove_stale_partials(output)
@@ -252,7 +251,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             journal = {"identity": identity, "segments": [dataclasses.asdict(s) for s in segments], "done": []}
             _write_atomic(journal_path, json.dumps(journal, indent=1).encode())
         done = journal["done"]
-        done_segments = resumed_from = len(done)
+        resumed_from = len(done)
         suffix = output.suffix
         state = None
         if done and done[-1].get("state"):
@@ -280,7 +279,6 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
                 done.append({"index": segment.index, "file": path.name, "frames": result["frames"], "state": state_name,
                              "damaged": [segment.first_frame + f for f in result["damaged"]]})  # fmt: skip
                 _write_atomic(journal_path, json.dumps(journal, indent=1).encode())  # the segment now counts as done
-                done_segments = len(done)
                 _fault(f"segment-done {segment.index}")
                 if bar is not None:
                     bar.update(result["frames"])
@@ -292,10 +290,10 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
         join_seconds = time.perf_counter() - t
         shutil.rmtree(work, ignore_errors=True)
     except KeyboardInterrupt:
-        raise OutputError(_kept(output, work, done_segments, len(segments) if "segments" in locals() else 0, "interrupted")) from None
+        raise OutputError(_kept(output, work, _finished(work), "interrupted")) from None
     except RemasterError as error:
-        if done_segments and work.exists():
-            raise type(error)(f"{error} ({_kept(output, work, done_segments, len(segments), 'stopped')})") from None
+        if _finished(work)[0]:
+            raise type(error)(f"{error} ({_kept(output, work, _finished(work), 'stopped')})") from None
         raise
     finally:
         torch.set_num_threads(threads)
@@ -325,7 +323,18 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
     }
 
 
-def _kept(output: Path, work: Path, done: int, total: int, what: str) -> str:
+def _finished(work: Path) -> tuple[int, int]:
+    """(segments finished, segments planned) as the journal on disk has them: the truth a
+    `--resume` will see, whatever the interrupted code was doing."""
+    try:
+        journal = json.loads((work / "journal.json").read_text())
+        return len(journal["done"]), len(journal["segments"])
+    except (OSError, ValueError, KeyError):
+        return 0, 0
+
+
+def _kept(output: Path, work: Path, finished: tuple[int, int], what: str) -> str:
+    done, total = finished
     if done:
         return f"{what}; nothing was written to {output.name}; {done} of {total} segments are kept in {work.name}: rerun with --resume to continue"
     return f"{what}; nothing was written to {output.name}"

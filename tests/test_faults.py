@@ -177,3 +177,27 @@ def test_ctrl_c(tmp_path, clip, model):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines == ["remaster: interrupted; nothing was written to the destination"], lines
     assert list(tmp_path.iterdir()) == [], [p.name for p in tmp_path.iterdir()]
+
+
+def test_ctrl_c_in_a_segmented_run_keeps_the_work(tmp_path, clip, model):
+    """Ctrl-C after the first segments: one line that says what is kept and how to continue;
+    `--resume` then finishes the film, and the same output appears as from an unbroken run."""
+    out = tmp_path / "out.mkv"
+    args = args_for(clip.path, out, model, "--segment-frames", "16")
+    run = _start(args)
+    journal = tmp_path / ".out.mkv.remaster-work" / "journal.json"
+    try:
+        _wait_for(lambda: journal.exists() and '"file"' in journal.read_text(), run)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "--resume" in lines[0], lines
+    assert not out.exists()
+    resumed = run_cli([*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
