@@ -120,6 +120,7 @@ def demo(out_dir, model, device, force):
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--crop", type=int, default=176, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--rebalance", type=float, default=0.5, show_default=True, help="λ of Zhang et al.: 1 = no class rebalancing, smaller = rare colors weigh more.")
 @click.option("--widths", default="24,48,96,192", show_default=True, help="Channels at 1/2, 1/4, 1/8, 1/16.")
 @click.option("--blocks", type=int, default=4, show_default=True, help="Residual blocks at 1/16.")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
@@ -130,7 +131,7 @@ def demo(out_dir, model, device, force):
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint (NAME.ckpt.safetensors).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
-def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, resume, as_json):
+def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, rebalance, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, resume, as_json):
     """Train a colorization network on a folder of color photographs.
 
     \b
@@ -148,7 +149,7 @@ def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, 
         raise click.BadParameter(f"expected four comma-separated integers, got {widths!r}", param_hint="--widths") from None
     config = TrainConfig(
         recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks), steps=steps, minutes=minutes, batch_size=batch_size,
-        crop=crop, lr=lr, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
+        crop=crop, lr=lr, rebalance=rebalance, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
         workers=workers, device=device,
     )
     report = run_training(config, data_dir, out, val_dir=val_dir, resume=resume)
