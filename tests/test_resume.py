@@ -107,3 +107,41 @@ def test_no_seam_between_segments(tmp_path, clip, model):
     assert a.times == b.times and a.packets == b.packets
     worst = max(int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a.planes, b.planes) for k in range(3))
     assert worst <= 1, f"chroma differs by up to {worst} code values between segmented and one-pass runs"
+
+
+def test_independent_segments_warm_up_without_a_seam(tmp_path, clip):
+    """The unit for several GPUs: a segment processed without its predecessor's state warms the
+    temporal stage up on the frames before it and lands within a code value of the exact chain;
+    a cold start (no warm-up) shows the seam."""
+    import dataclasses
+
+    import torch
+
+    from remaster.model import Colorizer
+    from remaster.pipeline import VideoConfig
+    from remaster.segments import plan_segments, process_segment
+
+    torch.set_num_threads(1)
+    colorizer = Colorizer.random(seed=0)
+    config = VideoConfig(flow="dis", codec="ffv1", batch_size=4)
+    segments = plan_segments(clip.path, 10, warmup=16)
+    assert [s.first_frame for s in segments] == [0, 16, 32] and segments[1].warmup_pts == 0
+
+    def chroma(path):
+        return [np.stack(p[1:]).astype(int) for p in decode_all(path).planes]
+
+    state, worst_warm, worst_cold = None, 0, 0
+    for segment in segments:
+        exact = process_segment(clip.path, segment, tmp_path / f"exact-{segment.index}.mkv", config, colorizer, state)
+        state = exact["state"]
+        if segment.index == 0:
+            continue
+        process_segment(clip.path, segment, tmp_path / f"warm-{segment.index}.mkv", config, colorizer, None)
+        cold = dataclasses.replace(segment, warmup_pts=None)
+        process_segment(clip.path, cold, tmp_path / f"cold-{segment.index}.mkv", config, colorizer, None)
+        reference = chroma(tmp_path / f"exact-{segment.index}.mkv")
+        warm, cold_planes = chroma(tmp_path / f"warm-{segment.index}.mkv"), chroma(tmp_path / f"cold-{segment.index}.mkv")
+        worst_warm = max(worst_warm, max(int(np.abs(a - b).max()) for a, b in zip(warm, reference)))
+        worst_cold = max(worst_cold, int(np.abs(cold_planes[0] - reference[0]).max()))
+    assert worst_warm <= 1, f"warmed-up segments differ from the exact chain by up to {worst_warm} code values"
+    assert worst_cold > worst_warm, "a cold start should show the seam the warm-up removes"
