@@ -258,6 +258,11 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             colorizer = Colorizer.load(config.model, device=config.device, working_short_side=config.working_short_side)
         if colorizer.device.type == "cpu" and config.cpu_threads:
             torch.set_num_threads(config.cpu_threads)  # as in colorize_video; restored below
+        from .pipeline import _make_temporal
+
+        provider = _make_temporal(config, colorizer.device).provider_name  # what `auto` resolves to here
+        if config.flow == "auto" and progress:  # DESIGN: auto says which provider it picked
+            print(f"remaster: flow provider: {provider}", file=sys.stderr)
         segment_frames = config.segment_frames or 500
         segments = plan_segments(input, segment_frames, config.max_frames)
         identity = _identity(input, config, colorizer, segment_frames)
@@ -345,7 +350,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
         "stage_fps": {"segments": round(frames / colorize_seconds, 1) if colorize_seconds else None},
         "model": colorizer.describe(),
         "device": str(colorizer.device),
-        "flow_provider": config.flow,
+        "flow_provider": provider,
         "encoder": {"codec": config.codec, "encoder": config.codec},
         "source": source,
         "damaged_frames": len(damage.damaged),
