@@ -190,13 +190,19 @@ def _fsync(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write, sync, rename: the old version or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync(path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync(path)
+    except OSError as error:  # a full disk, a file-size limit, a folder gone read-only
+        tmp.unlink(missing_ok=True)
+        reason = (error.strerror or type(error).__name__).lower()
+        raise OutputError(f"{path}: writing the work folder failed: {reason}") from None
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -283,7 +289,10 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             if not resume:
                 shutil.rmtree(work)
         if not work.exists() or not journal_path.exists():
-            work.mkdir(exist_ok=True)
+            try:
+                work.mkdir(exist_ok=True)
+            except OSError as error:
+                raise OutputError(f"{work}: cannot create the work folder: {(error.strerror or '').lower()}") from None
             journal = {"identity": identity, "segments": [dataclasses.asdict(s) for s in segments], "done": []}
             _write_atomic(journal_path, json.dumps(journal, indent=1).encode())
         done = journal["done"]

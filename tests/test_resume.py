@@ -149,3 +149,45 @@ def test_independent_segments_warm_up_without_a_seam(tmp_path, clip):
     # A random net's colors barely move on this slow clip, so the cold seam is small too; but
     # it is there, and the warm-up removes most of it.
     assert total_warm * 2 < total_cold, f"summed chroma difference: warm {total_warm}, cold {total_cold}"
+
+
+def test_disk_full_keeps_finished_segments_for_resume(tmp_path, clip, model):
+    """A full disk stops the run with one line saying what is kept; once there is room,
+    `--resume` finishes it and the film is the same as an unbroken run's."""
+    import resource
+    import signal
+
+    def limit():  # every file this run writes may grow to 12 kB: a segment fits, the join does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12_000, 12_000))
+
+    out = tmp_path / "out.mkv"
+    full = run_cli(args_for(clip, out, model, "--codec", "ffv1", "--batch-size", "8"), preexec_fn=limit)
+    assert full.returncode == 1, full.stderr
+    lines = [line for line in full.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "file too large" in lines[0], lines
+    assert not out.exists()
+    work = tmp_path / ".out.mkv.remaster-work"
+    if "--resume" in lines[0]:
+        assert work.exists()
+    resumed = run_cli(args_for(clip, out, model, "--codec", "ffv1", "--batch-size", "8", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    reference = tmp_path / "reference.mkv"
+    assert run_cli(args_for(clip, reference, model, "--codec", "ffv1", "--batch-size", "8")).returncode == 0
+    assert_same_film(decode_all(out), decode_all(reference))
+
+
+def test_damaged_packets_in_a_segmented_run(tmp_path, model):
+    """Damage mid-film in segment mode: count and timing kept, the damage reported once."""
+    from make_corpus import _flip_packets
+
+    base = make_clip(tmp_path / "base.mkv", frames=30, audio_tracks=1, codec="ffv1", options={"slicecrc": "1", "level": "3", "g": "1"})
+    damaged = _flip_packets(base.path, tmp_path / "damaged.mkv", (12, 13))
+    out = tmp_path / "out.mkv"
+    result = run_cli(["colorize", damaged, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
+                      "--segment-frames", "10", "--json"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["segments"] == 3 and report["frames"] == 30 and report["damaged_frames"] == 2
+    assert "2 damaged frame(s) (12, 13)" in result.stderr
+    assert decode_all(out).times == decode_all(base.path).times
