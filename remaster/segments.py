@@ -249,6 +249,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
     lock = DestinationLock(output)
     lock.acquire()
     threads = torch.get_num_threads()
+    working = False  # True once this run works in the folder: then a stop keeps it for --resume
     try:
         remove_stale_partials(output)
         with VideoReader(input, max_frames=config.max_frames) as reader:
@@ -297,6 +298,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
             _write_atomic(journal_path, json.dumps(journal, indent=1).encode())
         done = journal["done"]
         resumed_from = len(done)
+        working = True
         suffix = output.suffix
         state = None
         if done and done[-1].get("state"):
@@ -335,9 +337,9 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
         join_seconds = time.perf_counter() - t
         shutil.rmtree(work, ignore_errors=True)
     except KeyboardInterrupt:
-        raise OutputError(_kept(output, work, _finished(work), "interrupted")) from None
+        raise OutputError(_kept(output, work, _finished(work) if working else (0, 0), "interrupted")) from None
     except RemasterError as error:
-        if _finished(work)[0]:
+        if working and work.exists():
             raise type(error)(f"{error} ({_kept(output, work, _finished(work), 'stopped')})") from None
         raise
     finally:
@@ -380,7 +382,7 @@ def _finished(work: Path) -> tuple[int, int]:
 
 def _kept(output: Path, work: Path, finished: tuple[int, int], what: str) -> str:
     done, total = finished
-    if done:
+    if total:
         return f"{what}; nothing was written to {output.name}; {done} of {total} segments are kept in {work.name}: rerun with --resume to continue"
     return f"{what}; nothing was written to {output.name}"
 
