@@ -310,7 +310,10 @@ class VideoReader:
         self.copy_streams = []
         self._pending.clear()
         self._first = None
-        self.container.seek(start_pts, stream=self.video, backward=True)  # the keyframe at or before
+        # Aim a second early: containers without an index (MPEG-TS) seek by estimate and may land
+        # past the keyframe; pictures before `start_pts` are decoded and dropped (cheap).
+        margin = round(1 / self.time_base) if self.time_base else 0
+        self.container.seek(max(start_pts - margin, 0), stream=self.video, backward=True)
         self.video.codec_context.flush_buffers()
         self._frames = self._decode()
         self.span = (start_pts, end_pts)
