@@ -225,7 +225,8 @@ class VideoReader:
             while pending and (until is None or pending[0] < until):
                 lost = heapq.heappop(pending)
                 if last is not None and (last.pts is None or lost > last.pts):
-                    self.damaged.append(self.frames_read)
+                    if self._in_span(lost):
+                        self.damaged.append(self.frames_read)
                     last.pts = lost  # the consumer has read the picture already; reuse it
                     yield last
 
@@ -259,7 +260,7 @@ class VideoReader:
                         yield from stand_ins(frame.pts)
                         if pending and pending[0] == frame.pts:
                             heapq.heappop(pending)
-                    if frame.is_corrupt:
+                    if frame.is_corrupt and self._in_span(frame.pts):
                         self.damaged.append(self.frames_read)
                     last = frame
                     yield frame
@@ -303,6 +304,12 @@ class VideoReader:
                     return
             self.frames_read += 1
             yield frame
+
+    def _in_span(self, pts: int | None) -> bool:
+        """Whether a picture belongs to what is read (damage outside a segment is not ours)."""
+        if self.span is None or pts is None:
+            return True
+        return pts >= self.span[0] and (self.span[1] is None or pts < self.span[1])
 
     def seek(self, start_pts: int, end_pts: int | None = None) -> None:
         """Decode only the pictures with `start_pts <= pts < end_pts` (a segment; see segments.py),
