@@ -191,3 +191,21 @@ def test_damaged_packets_in_a_segmented_run(tmp_path, model):
     assert report["segments"] == 3 and report["frames"] == 30 and report["damaged_frames"] == 2
     assert "2 damaged frame(s) (12, 13)" in result.stderr
     assert decode_all(out).times == decode_all(base.path).times
+
+
+def test_segments_of_an_mpeg_ts(tmp_path, model):
+    """MPEG-TS has no index: a seek lands by estimate, so segments aim early and drop what is
+    before their keyframe. Every frame, timestamp and Y plane must still be there, once."""
+    from test_video_errors import remux
+
+    mkv = make_clip(tmp_path / "in.mkv", frames=40, audio_tracks=1, options={"preset": "medium", "crf": "20", "g": "8"}).path
+    ts = tmp_path / "in.ts"
+    remux(mkv, ts)
+    out = tmp_path / "out.mkv"
+    result = run_cli(["colorize", ts, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
+                      "--segment-frames", "10", "--json"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["segments"] == 3
+    a, b = decode_all(ts), decode_all(out)
+    assert len(b.planes) == 40 and a.times == b.times
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a.planes, b.planes))
