@@ -188,7 +188,11 @@ def test_ctrl_c_in_a_segmented_run_keeps_the_work(tmp_path, clip, model):
     journal = tmp_path / ".out.mkv.remaster-work" / "journal.json"
     try:
         _wait_for(lambda: journal.exists() and '"file"' in journal.read_text(), run)
+        # Stop it first so a loaded machine cannot let it finish the film before Ctrl-C lands;
+        # the pending SIGINT is handled as soon as it continues.
+        run.send_signal(signal.SIGSTOP)
         run.send_signal(signal.SIGINT)
+        run.send_signal(signal.SIGCONT)
         stdout, stderr = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
