@@ -178,6 +178,7 @@ class Colorizer:
         inference = InferenceConfig(**json.loads(metadata.get("inference", "{}")))
         if working_short_side is not None:
             inference = InferenceConfig(working_short_side=working_short_side, temperature=inference.temperature)
+        metadata = {**metadata, "sha256": sha256_of(path)}  # identifies the model in reports
         return cls(net, inference=inference, device=device, name=path.stem, metadata=metadata)
 
     @classmethod
