@@ -250,6 +250,7 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
     lock.acquire()
     threads = torch.get_num_threads()
     working = False  # True once this run works in the folder: then a stop keeps it for --resume
+    joined = False  # True once the complete film is at the destination
     try:
         remove_stale_partials(output)
         with VideoReader(input, max_frames=config.max_frames) as reader:
@@ -335,9 +336,13 @@ def colorize_segmented(input, output, config, *, progress: bool = True, colorize
         t = time.perf_counter()
         _join(input, output, [(work / d["file"], segments[d["index"]].start_pts) for d in done], config)
         join_seconds = time.perf_counter() - t
+        joined = True
         shutil.rmtree(work, ignore_errors=True)
     except KeyboardInterrupt:
-        raise OutputError(_kept(output, work, _finished(work) if working else (0, 0), "interrupted")) from None
+        if not joined:
+            raise OutputError(_kept(output, work, _finished(work) if working else (0, 0), "interrupted")) from None
+        # The film is complete at the destination: a Ctrl-C this late only cut the cleanup short.
+        shutil.rmtree(work, ignore_errors=True)
     except RemasterError as error:
         if working and work.exists():
             raise type(error)(f"{error} ({_kept(output, work, _finished(work), 'stopped')})") from None

@@ -30,8 +30,11 @@ def model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """Long enough (96 frames at 128x96) that a run is still busy a second after it starts."""
-    return make_clip(tmp_path_factory.mktemp("clip") / "reel.mkv", width=128, height=96, frames=96, audio_tracks=1)
+    """Long enough (96 frames at 128x96) that a run is still busy a second after it starts, with a
+    keyframe every 16 frames so that `--segment-frames 16` really makes six segments (x264's
+    default GOP of 250 made one, and Ctrl-C then raced the final join)."""
+    options = {"crf": "20", "preset": "veryfast", "g": "16", "keyint_min": "16", "sc_threshold": "0"}
+    return make_clip(tmp_path_factory.mktemp("clip") / "reel.mkv", width=128, height=96, frames=96, audio_tracks=1, options=options)
 
 
 def args_for(clip_path, output, model, *extra):
