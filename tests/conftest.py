@@ -270,3 +270,14 @@ def decode_all(path: Path) -> Decoded:
             int(first.color_trc), int(first.rotation or 0), Fraction(sar) if sar else None, packets,
             [(s.type, s.codec_context.name) for s in container.streams],
         )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def random_model_file(tmp_path_factory) -> Path:
+    """A real remaster model file holding a randomly initialised (non-gray) network: the one
+    model every CLI test shares, made once per session."""
+    from remaster.model import Colorizer, InferenceConfig, save_weights
+
+    path = tmp_path_factory.mktemp("model") / "random.safetensors"
+    save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())
+    return path

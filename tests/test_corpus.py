@@ -35,13 +35,6 @@ def run_cli(args, timeout=TIME_LIMIT, env=None, **kwargs) -> subprocess.Complete
                           timeout=timeout, env=env, **kwargs)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def random_model(tmp_path_factory) -> Path:
-    from remaster.model import Colorizer, InferenceConfig, save_weights
-
-    path = tmp_path_factory.mktemp("model") / "random.safetensors"
-    save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def corpus(tmp_path_factory) -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def results(corpus, random_model, tmp_path_factory) -> dict:
+def results(corpus, random_model_file, tmp_path_factory) -> dict:
     """Run every case (two at a time); name -> (case, output folder, output path, result)."""
     root = tmp_path_factory.mktemp("outputs")
 
@@ -58,7 +51,7 @@ def results(corpus, random_model, tmp_path_factory) -> dict:
         folder = root / case.name
         folder.mkdir()
         output = folder / f"out{case.suffix}"
-        args = ["colorize", case.path, "-o", output, "--model", case.model or random_model, "--device", "cpu", "--flow", "dis", "--json"]
+        args = ["colorize", case.path, "-o", output, "--model", case.model or random_model_file, "--device", "cpu", "--flow", "dis", "--json"]
         if "--codec" not in case.args:
             args += ["--codec", "ffv1"]
         try:

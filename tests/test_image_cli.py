@@ -11,15 +11,8 @@ from click.testing import CliRunner
 
 from remaster import colorize_image
 from remaster.cli import main
-from remaster.model import Colorizer, InferenceConfig, save_weights
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    """A real (randomly initialised, non-gray) network saved as a remaster model file."""
-    path = tmp_path_factory.mktemp("model") / "random.safetensors"
-    save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())
-    return path
 
 
 def bt601_luma(rgb: np.ndarray) -> np.ndarray:
@@ -40,10 +33,10 @@ def run(*args):
     return result.exit_code, result.output, result.stderr if hasattr(result, "stderr") else ""
 
 
-def test_gray_png_keeps_size_and_luma(tmp_path, model_path):
+def test_gray_png_keeps_size_and_luma(tmp_path, random_model_file):
     gray = scene()
     cv2.imwrite(str(tmp_path / "g.png"), gray)
-    code, out, _ = run("image", tmp_path / "g.png", "-o", tmp_path / "out", "--model", model_path, "--compare")
+    code, out, _ = run("image", tmp_path / "g.png", "-o", tmp_path / "out", "--model", random_model_file, "--compare")
     assert code == 0, out
     result = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "g.png")), cv2.COLOR_BGR2RGB)
     assert result.shape == (*gray.shape, 3)
@@ -54,22 +47,22 @@ def test_gray_png_keeps_size_and_luma(tmp_path, model_path):
     assert compare.shape == (gray.shape[0], 2 * gray.shape[1], 3)
 
 
-def test_rgb_input_is_treated_as_its_luma(tmp_path, model_path):
+def test_rgb_input_is_treated_as_its_luma(tmp_path, random_model_file):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "c.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    out = colorize_image(tmp_path / "c.png", model=model_path)
+    out = colorize_image(tmp_path / "c.png", model=random_model_file)
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert np.abs(bt601_luma(out) - bt601_luma(rgb)).max() <= 1.0
     # The same luma as a gray image gives the same result: only luma is used.
     gray = np.round(bt601_luma(rgb)).astype(np.uint8)
-    assert np.abs(colorize_image(gray, model=model_path).astype(int) - out.astype(int)).max() <= 2
+    assert np.abs(colorize_image(gray, model=random_model_file).astype(int) - out.astype(int)).max() <= 2
 
 
-def test_16_bit_tiff_stays_16_bit(tmp_path, model_path):
+def test_16_bit_tiff_stays_16_bit(tmp_path, random_model_file):
     gray = scene(dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "scan.tif"), gray)
-    code, out, _ = run("image", tmp_path / "scan.tif", "-o", tmp_path / "out", "--model", model_path)
+    code, out, _ = run("image", tmp_path / "scan.tif", "-o", tmp_path / "out", "--model", random_model_file)
     assert code == 0, out
     result = cv2.imread(str(tmp_path / "out" / "scan.tif"), cv2.IMREAD_UNCHANGED)
     assert result.dtype == np.uint16 and result.shape == (*gray.shape, 3)
@@ -77,18 +70,18 @@ def test_16_bit_tiff_stays_16_bit(tmp_path, model_path):
     assert np.abs(bt601_luma(rgb) - gray).max() <= 1.0
 
 
-def test_jpeg_and_webp_inputs(tmp_path, model_path):
+def test_jpeg_and_webp_inputs(tmp_path, random_model_file):
     gray = scene()
     for name in ("a.jpg", "b.webp"):
         cv2.imwrite(str(tmp_path / name), gray)
-    code, out, _ = run("image", tmp_path / "a.jpg", tmp_path / "b.webp", "-o", tmp_path / "out", "--model", model_path)
+    code, out, _ = run("image", tmp_path / "a.jpg", tmp_path / "b.webp", "-o", tmp_path / "out", "--model", random_model_file)
     assert code == 0, out
     assert (tmp_path / "out" / "a.jpg").is_file() and (tmp_path / "out" / "b.webp").is_file()
 
 
-def test_existing_output_needs_force(tmp_path, model_path):
+def test_existing_output_needs_force(tmp_path, random_model_file):
     cv2.imwrite(str(tmp_path / "g.png"), scene())
-    args = ("image", tmp_path / "g.png", "-o", tmp_path / "out", "--model", model_path)
+    args = ("image", tmp_path / "g.png", "-o", tmp_path / "out", "--model", random_model_file)
     assert run(*args)[0] == 0
     code, out, _ = run(*args)
     assert code == 1 and "already exists (use --force" in out
@@ -107,12 +100,12 @@ def cli_subprocess(*args):
         ("bad-weights", "weights.safetensors: not a readable safetensors model"),
     ],
 )
-def test_clear_errors(tmp_path, model_path, case, message):
+def test_clear_errors(tmp_path, random_model_file, case, message):
     cv2.imwrite(str(tmp_path / "ok.png"), scene())
     (tmp_path / "notes.png").write_text("these are notes, not pixels\n")
     (tmp_path / "weights.safetensors").write_bytes(b"\x00\x01garbage" * 10)
     image = {"missing": "missing.png", "not-an-image": "notes.png", "bad-weights": "ok.png"}[case]
-    model = tmp_path / "weights.safetensors" if case == "bad-weights" else model_path
+    model = tmp_path / "weights.safetensors" if case == "bad-weights" else random_model_file
     result = cli_subprocess("image", tmp_path / image, "-o", tmp_path / "out", "--model", model)
     assert result.returncode == 1
     assert message in result.stderr
@@ -120,14 +113,14 @@ def test_clear_errors(tmp_path, model_path, case, message):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_eval_images_reports_model_and_baseline(tmp_path, model_path):
+def test_eval_images_reports_model_and_baseline(tmp_path, random_model_file):
     rng = np.random.default_rng(1)
     for i in range(3):
         image = np.zeros((48, 64, 3), np.uint8)
         image[:] = rng.integers(30, 220, 3)
         image[20:] = rng.integers(30, 220, 3)
         cv2.imwrite(str(tmp_path / f"t{i}.png"), image)
-    code, out, _ = run("eval", "images", tmp_path, "--model", model_path, "--json")
+    code, out, _ = run("eval", "images", tmp_path, "--model", random_model_file, "--json")
     assert code == 0, out
     summary = json.loads(out)["summary"]
     assert summary["images"] == 3
@@ -136,9 +129,9 @@ def test_eval_images_reports_model_and_baseline(tmp_path, model_path):
     assert summary["colorfulness_truth"] > 0 and summary["psnr_gray"] > 5
 
 
-def test_demo_colorizes_the_bundled_photographs(tmp_path, model_path):
+def test_demo_colorizes_the_bundled_photographs(tmp_path, random_model_file):
     pytest.importorskip("skimage")
-    code, out, _ = run("demo", "-o", tmp_path, "--model", model_path)
+    code, out, _ = run("demo", "-o", tmp_path, "--model", random_model_file)
     assert code == 0, out
     camera = cv2.imread(str(tmp_path / "camera.png"))
     assert camera.shape == (512, 512, 3)

@@ -17,13 +17,11 @@ from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from remaster.model import Colorizer, InferenceConfig, save_weights
 
-    path = tmp_path_factory.mktemp("model") / "random.safetensors"
-    save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())
-    return path
+
+@pytest.fixture(scope="module")
+def model(random_model_file):
+    return random_model_file
 
 
 @pytest.fixture(scope="module")

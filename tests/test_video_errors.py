@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import decode_all
 from remaster.cli import main
 from remaster.errors import InputError
-from remaster.model import Colorizer, InferenceConfig, save_weights
+from remaster.model import Colorizer
 from remaster.pipeline import VideoConfig, colorize_video
 
 
@@ -28,12 +28,6 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    """A real safetensors model file holding a randomly initialised network."""
-    path = tmp_path_factory.mktemp("model") / "random.safetensors"
-    save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())
-    return path
 
 
 def colorize(args):
@@ -62,34 +56,34 @@ def remux(source, destination, **options):
                 out.mux(packet)
 
 
-def test_missing_file(tmp_path, model_file):
-    result = colorize([tmp_path / "nope.mp4", "-o", tmp_path / "out.mp4", "--model", model_file])
+def test_missing_file(tmp_path, random_model_file):
+    result = colorize([tmp_path / "nope.mp4", "-o", tmp_path / "out.mp4", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "nope.mp4", "no such file")
 
 
-def test_text_file_named_mp4(tmp_path, model_file):
+def test_text_file_named_mp4(tmp_path, random_model_file):
     bad = tmp_path / "in-notes.mp4"
     bad.write_text("these are my notes, not a film\n" * 20)
-    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", model_file])
+    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "in-notes.mp4", "not a readable video file")
 
 
-def test_zero_byte_file(tmp_path, model_file):
+def test_zero_byte_file(tmp_path, random_model_file):
     empty = tmp_path / "in-empty.mp4"
     empty.touch()
-    result = colorize([empty, "-o", tmp_path / "out.mp4", "--model", model_file])
+    result = colorize([empty, "-o", tmp_path / "out.mp4", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "in-empty.mp4", "empty file")
 
 
-def test_truncated_mp4(tmp_path, model_file, clip_h264):
+def test_truncated_mp4(tmp_path, random_model_file, clip_h264):
     data = clip_h264.path.read_bytes()
     cut = tmp_path / "in-cut.mp4"
     cut.write_bytes(data[: len(data) // 2])  # moov is at the end: the index is gone
-    result = colorize([cut, "-o", tmp_path / "out.mp4", "--model", model_file])
+    result = colorize([cut, "-o", tmp_path / "out.mp4", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "in-cut.mp4")
 
 
-def test_truncated_faststart_mp4(tmp_path, model_file, clip_h264):
+def test_truncated_faststart_mp4(tmp_path, random_model_file, clip_h264):
     # With the index first (faststart) the file opens and decodes until the data runs out:
     # the error surfaces in the decode thread, mid-stream, and must still end cleanly.
     fast = tmp_path / "in-fast.mp4"
@@ -97,11 +91,11 @@ def test_truncated_faststart_mp4(tmp_path, model_file, clip_h264):
     data = fast.read_bytes()
     cut = tmp_path / "in-fastcut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    result = colorize([cut, "-o", tmp_path / "out.mp4", "--model", model_file, "--device", "cpu", "--flow", "none", "--json"])
+    result = colorize([cut, "-o", tmp_path / "out.mp4", "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"])
     assert_clean_failure(result, tmp_path, "in-fastcut.mp4", "truncated")
 
 
-def test_audio_only_file(tmp_path, model_file):
+def test_audio_only_file(tmp_path, random_model_file):
     audio = tmp_path / "in-audio.m4a"
     with av.open(str(audio), "w") as out:
         stream = out.add_stream("aac", rate=48000, layout="mono")
@@ -114,14 +108,14 @@ def test_audio_only_file(tmp_path, model_file):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    result = colorize([audio, "-o", tmp_path / "out.mp4", "--model", model_file])
+    result = colorize([audio, "-o", tmp_path / "out.mp4", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "in-audio.m4a", "no video stream (found audio)")
 
 
-def test_existing_output_needs_force(tmp_path, model_file, clip_h264):
+def test_existing_output_needs_force(tmp_path, random_model_file, clip_h264):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious earlier result")
-    args = [clip_h264.path, "-o", out, "--model", model_file, "--device", "cpu", "--flow", "none", "--json"]
+    args = [clip_h264.path, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"]
     result = colorize(args)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"remaster: {out}: already exists (use --force to overwrite)"
@@ -132,31 +126,31 @@ def test_existing_output_needs_force(tmp_path, model_file, clip_h264):
     assert len(decode_all(out).planes) == clip_h264.frames
 
 
-def test_input_is_never_written(tmp_path, model_file, clip_h264_mkv):
+def test_input_is_never_written(tmp_path, random_model_file, clip_h264_mkv):
     before = hashlib.sha256(clip_h264_mkv.path.read_bytes()).hexdigest()
     mtime = clip_h264_mkv.path.stat().st_mtime_ns
-    result = colorize([clip_h264_mkv.path, "-o", clip_h264_mkv.path, "--force", "--model", model_file])
+    result = colorize([clip_h264_mkv.path, "-o", clip_h264_mkv.path, "--force", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "is the input file")
     assert hashlib.sha256(clip_h264_mkv.path.read_bytes()).hexdigest() == before
     assert clip_h264_mkv.path.stat().st_mtime_ns == mtime
 
 
-def test_cli_success_prints_json_report(tmp_path, model_file, clip_h264):
+def test_cli_success_prints_json_report(tmp_path, random_model_file, clip_h264):
     import json
 
     out = tmp_path / "out.mkv"
-    result = colorize([clip_h264.path, "-o", out, "--model", model_file, "--device", "cpu", "--flow", "none", "--codec", "ffv1", "--json"])
+    result = colorize([clip_h264.path, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "none", "--codec", "ffv1", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["frames"] == clip_h264.frames and report["encoder"]["codec"] == "ffv1"
     assert report["model"]["model"] == "random" and report["flow_provider"] == "none"
 
 
-def test_preset_and_flag_override(tmp_path, model_file, clip_h264):
+def test_preset_and_flag_override(tmp_path, random_model_file, clip_h264):
     import json
 
     out = tmp_path / "out.mp4"
-    args = [clip_h264.path, "-o", out, "--model", model_file, "--device", "cpu", "--pipeline", "fast", "--flow", "none", "--crf", "30"]
+    args = [clip_h264.path, "-o", out, "--model", random_model_file, "--device", "cpu", "--pipeline", "fast", "--flow", "none", "--crf", "30"]
     result = colorize([*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -164,8 +158,8 @@ def test_preset_and_flag_override(tmp_path, model_file, clip_h264):
     assert report["config"]["crf"] == 30 and report["config"]["flow"] == "none"  # flags win
 
 
-def test_unknown_preset(tmp_path, model_file, clip_h264):
-    result = colorize([clip_h264.path, "-o", tmp_path / "out.mp4", "--pipeline", "nosuch", "--model", model_file])
+def test_unknown_preset(tmp_path, random_model_file, clip_h264):
+    result = colorize([clip_h264.path, "-o", tmp_path / "out.mp4", "--pipeline", "nosuch", "--model", random_model_file])
     assert_clean_failure(result, tmp_path, "unknown pipeline 'nosuch'", "film-reel")
 
 
@@ -180,7 +174,7 @@ def test_decode_error_in_worker_reaches_caller(tmp_path, clip_h264):
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out*"))
 
 
-def test_corrupt_data_mid_file(tmp_path, model_file, clip_h264):
+def test_corrupt_data_mid_file(tmp_path, random_model_file, clip_h264):
     # Index intact, picture data overwritten with garbage in the middle: the decoder fails there.
     fast = tmp_path / "in-fast.mp4"
     remux(clip_h264.path, fast, movflags="faststart")
@@ -189,7 +183,7 @@ def test_corrupt_data_mid_file(tmp_path, model_file, clip_h264):
     data[middle : middle + 3000] = bytes((k * 7) % 256 for k in range(3000))
     bad = tmp_path / "in-corrupt.mp4"
     bad.write_bytes(bytes(data))
-    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", model_file, "--device", "cpu", "--flow", "none", "--json"])
+    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"])
     # Issue 4: damage mid-stream is not the end of the film. The run keeps going, keeps the frame
     # count and timing (a lost picture repeats the previous good one) and reports the damage.
     import json
