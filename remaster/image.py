@@ -33,7 +33,12 @@ class Photo:
 
     @property
     def scale(self) -> float:
-        return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(self.dtype), 1.0)
+        return _full_scale(self.dtype)
+
+
+def _full_scale(dtype) -> float:
+    """The code value of white for an image dtype (float images are in [0, 1])."""
+    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
 def _pixels_to_luma(pixels: np.ndarray, scale: float) -> np.ndarray:
@@ -55,8 +60,7 @@ def photo_from_array(image: np.ndarray) -> Photo:
         image = image.astype(np.float32)
     alpha = image[:, :, 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     pixels = image[:, :, :3] if image.ndim == 3 else image
-    photo = Photo(luma=np.empty(0), dtype=image.dtype, alpha=alpha)
-    return Photo(luma=_pixels_to_luma(pixels, photo.scale), dtype=image.dtype, alpha=alpha)
+    return Photo(luma=_pixels_to_luma(pixels, _full_scale(image.dtype)), dtype=image.dtype, alpha=alpha)
 
 
 def read_photo(path: str | Path) -> Photo:
