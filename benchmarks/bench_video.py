@@ -101,7 +101,7 @@ def make_input(path: Path, width: int, height: int, frames: int, rate: int = 25,
 def plain_transcode(source: Path, destination: Path, codec: str, crf: int, preset: str) -> dict:
     """Decode + encode the video with the same encoder settings, stream-copy the sound."""
     from remaster.frames import SourceFormat
-    from remaster.io import choose_layout, encoder_options
+    from remaster.encoding import choose_layout, encoder_options
 
     started = time.perf_counter()
     frames = 0

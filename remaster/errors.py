@@ -25,3 +25,15 @@ class WeightsError(RemasterError, ValueError):
 
 class ConfigError(RemasterError, ValueError):
     """An option or preset value is out of range or unknown."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), at most 200 characters."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]
+
+
+def ffmpeg_reason(error: BaseException) -> str:
+    """PyAV errors read "[Errno N] Reason: 'context'"; keep the reason only."""
+    text = getattr(error, "strerror", None) or one_line(error)
+    return str(text).rstrip(".").lower()

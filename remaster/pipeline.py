@@ -26,7 +26,9 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .frames import assemble_chroma
-from .io import CODECS, VideoReader, VideoWriter, check_destination, choose_layout
+from .encoding import CODECS, choose_layout
+from .reader import VideoReader
+from .writer import VideoWriter, check_destination
 from .lock import DestinationLock
 from .prefetch import Sink, prefetch
 

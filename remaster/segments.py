@@ -38,7 +38,9 @@ import torch.nn.functional as F
 
 from .errors import InputError, OutputError, RemasterError
 from .frames import assemble_chroma
-from .io import VideoReader, VideoWriter, check_destination, choose_layout, temporary_path
+from .encoding import choose_layout
+from .reader import VideoReader
+from .writer import VideoWriter, check_destination, temporary_path
 from .lock import DestinationLock
 from .prefetch import Sink, prefetch
 

@@ -20,7 +20,7 @@ from remaster.frames import (
     codes_to_luma,
     convert_y_depth,
 )
-from remaster.io import choose_layout, encoder_options
+from remaster.encoding import choose_layout, encoder_options
 from remaster.pipeline import VideoConfig, available_presets, load_preset, make_config
 
 

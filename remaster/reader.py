@@ -1,0 +1,350 @@
+"""Decoding: `VideoReader` opens and checks an input video and yields `FrameBatch`es.
+
+It answers missing, empty, non-video, truncated and corrupt files with one-line `InputError`s,
+decodes the first frame to learn the source's format, and then yields batches of luma codes in
+presentation order; it runs in the decode thread. Audio and subtitle packets met while demuxing
+ride along with the batches for a writer that copies them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from .errors import ConfigError, InputError, ffmpeg_reason, one_line
+from .frames import FrameBatch, SourceFormat, code_dtype
+
+# Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
+# batch of luma alone runs into gigabytes, and a header claiming more is far more often damage or
+# a hostile file than a real 16K scan. Checked on the header's claim, before anything is decoded.
+MAX_SIDE = 8192
+
+# FFmpeg demuxers that read one still picture (a JPEG or PNG named .mp4 opens as a 1-frame "video").
+_STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
+
+
+def _pts_to_seconds(pts, time_base) -> float:
+    return float(pts * time_base) if pts is not None and time_base else 0.0
+
+
+def _fraction(value) -> Fraction | None:
+    if value is None:
+        return None
+    value = Fraction(value)
+    return value if value > 0 else None
+
+
+class VideoReader:
+    """An opened, checked input video; iterate `batches()` (in the decode thread) once.
+
+    Opening decodes up to the first picture, so format problems surface before any output exists.
+    Audio and subtitle packets met while demuxing ride along with the batches (`passthrough`) so
+    the writer can mux them in order; other streams (data, attachments, extra video) are listed
+    in `skipped`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None):
+        self.path = Path(path)
+        self.max_frames = max_frames
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a folder, expected a video file")
+        if self.path.stat().st_size == 0:
+            raise InputError(f"{self.path}: empty file (0 bytes), expected a video")
+        try:
+            # Read-only by construction: av.open(..., "r") never creates or writes the file.
+            self.container = av.open(str(self.path), "r", metadata_errors="ignore")
+        except av.FFmpegError as error:
+            raise InputError(f"{self.path}: not a readable video file ({ffmpeg_reason(error)})") from None
+        fmt = self.container.format.name.split(",")[0]
+        if fmt in _STILL_IMAGE_FORMATS:
+            self.container.close()
+            raise InputError(f"{self.path}: is a still image ({fmt.removesuffix('_pipe')}), not a video; use `remaster image`")
+        try:
+            self._setup()
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _setup(self) -> None:
+        videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
+            kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+            raise InputError(f"{self.path}: no video stream (found {', '.join(kinds)})")
+        self.video = videos[0]
+        claimed = (self.video.codec_context.width or 0, self.video.codec_context.height or 0)
+        if max(claimed) > MAX_SIDE:
+            raise InputError(
+                f"{self.path}: video stream claims {claimed[0]}x{claimed[1]} pixels; remaster handles frames up to "
+                f"{MAX_SIDE} pixels a side"
+            )
+        self.span: tuple[int, int | None] | None = None  # set by seek()
+        self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
+        self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
+        self._packet_start = 0.0  # earliest start (s), below zero for audio with encoder priming
+        self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
+        self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
+        self.skipped = [
+            f"#{s.index} {s.type} ({s.codec_context.name if s.codec_context else 'unknown'})"
+            for s in self.container.streams
+            if s is not self.video and s not in self.copy_streams
+        ]
+        self.time_base = _fraction(self.video.time_base) or Fraction(1, 90000)
+        self.rate = _fraction(self.video.average_rate) or _fraction(self.video.guessed_rate) or Fraction(25)
+        self.sample_aspect_ratio = _fraction(self.video.codec_context.sample_aspect_ratio)
+        self.listed_frames = int(self.video.frames or 0)  # 0 when the container has no index (mkv)
+        self.frames_read = 0
+        self.video_packets = 0
+        self._pending: deque = deque()  # passthrough packets not yet handed out
+        self._frames = self._decode()
+        first = next(self._frames, None)
+        if first is None:
+            raise InputError(f"{self.path}: no decodable video frame")
+        self._first = first
+        try:
+            self.source = SourceFormat.from_frame(first)
+        except (ValueError, StopIteration) as error:
+            raise InputError(f"{self.path}: unsupported pixel format {first.format.name} ({one_line(error)})") from None
+        self.tags = {
+            "color_range": int(first.color_range or 0),
+            "colorspace": int(first.colorspace or 2),
+            "color_primaries": int(first.color_primaries or 2),
+            "color_trc": int(first.color_trc or 2),
+        }
+        self.display_matrix = None
+        for side in first.side_data:
+            if side.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+                self.display_matrix = [int(v) for v in np.frombuffer(bytes(side), dtype="<i4")[:9]]
+        self.rotation = int(first.rotation or 0)
+        self._streams_copied = [f"#{st.index} {st.type} ({st.codec_context.name})" for st in self.copy_streams]
+
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def height(self) -> int:
+        return self.source.height
+
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames to expect, for progress: the index's count, else duration x rate."""
+        total = self.listed_frames
+        if not total and self.video.duration and self.video.time_base:
+            total = round(float(self.video.duration * self.video.time_base) * float(self.rate))
+        if not total and self.container.duration:
+            total = round(self.container.duration / av.time_base * float(self.rate))
+        if self.max_frames:
+            total = min(total, self.max_frames) if total else self.max_frames
+        return total or None
+
+    def describe(self) -> dict:
+        s = self.source
+        return {
+            "path": str(self.path),
+            "size": [s.width, s.height],
+            "pix_fmt": s.pix_fmt,
+            "bit_depth": s.bit_depth,
+            "range": "full" if s.full_range else "limited",
+            "matrix": s.matrix,
+            "rate": str(self.rate),
+            "time_base": str(self.time_base),
+            "rotation": self.rotation,
+            "streams_copied": self._streams_copied,  # names kept: codec contexts die with the file
+            "streams_skipped": self.skipped,
+            "notes": list(s.notes),
+        }
+
+    def _decode(self):
+        """Decoded video frames in order; passthrough packets are queued on the side.
+
+        Damage mid-stream is not the end of the film (issue 4). A packet the decoder rejects after
+        the first good picture is skipped; its picture is missing from the decoder's output, whose
+        times we check against the packets' times: each time that never comes out gets the last
+        good picture again, so frame count and timing hold, and its number goes to `damaged`.
+        (Decoders report a bad packet late with frame threads and reorder with B-frames, so the
+        loss is found from the times, not from where the error surfaced.) Pictures the decoder
+        concealed (flagged corrupt) are kept, being the best there is, and counted too.
+        """
+        video_index = self.video.index
+        last = None  # the last picture handed out
+        pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
+        last_pts: dict[int, int] = {}  # per stream, for packet end times
+
+        def stand_ins(until):
+            nonlocal last
+            while pending and (until is None or pending[0] < until):
+                lost = heapq.heappop(pending)
+                if last is not None and (last.pts is None or lost > last.pts):
+                    if self._in_span(lost):
+                        self.damaged.append(self.frames_read)
+                    last.pts = lost  # the consumer has read the picture already; reuse it
+                    yield last
+
+        try:
+            for packet in self.container.demux(self.video, *self.copy_streams):
+                if packet.pts is not None and packet.time_base and packet.size:
+                    # Matroska often leaves a block's duration unset: use the stream's last step.
+                    before = last_pts.get(packet.stream.index)
+                    step = packet.duration or (packet.pts - before if before is not None and packet.pts > before else 0)
+                    last_pts[packet.stream.index] = packet.pts
+                    self._packet_end = max(self._packet_end, float((packet.pts + step) * packet.time_base))
+                    self._packet_start = min(self._packet_start, float(packet.pts * packet.time_base))
+                if packet.stream.index != video_index:
+                    if packet.size:  # skip the demuxer's empty end-of-stream packets
+                        self._pending.append(packet)
+                    continue
+                if packet.size:
+                    self.video_packets += 1
+                    if packet.pts is not None:
+                        heapq.heappush(pending, packet.pts)
+                try:
+                    frames = packet.decode()  # an empty packet at the end flushes the decoder
+                except av.FFmpegError:
+                    if last is None:
+                        raise  # nothing decoded yet: not a damaged film but an unreadable one
+                    continue
+                for frame in frames:
+                    if frame.pts is not None:
+                        if last is not None and last.pts is not None and frame.pts <= last.pts:
+                            continue  # came out after its stand-in: its place is taken
+                        yield from stand_ins(frame.pts)
+                        if pending and pending[0] == frame.pts:
+                            heapq.heappop(pending)
+                    if frame.is_corrupt and self._in_span(frame.pts):
+                        self.damaged.append(self.frames_read)
+                    last = frame
+                    yield frame
+                del pending[256:]  # bounded even if a stream's frame and packet times never match
+            yield from stand_ins(None)  # pictures lost at the very end
+        except av.FFmpegError as error:
+            raise InputError(
+                f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({ffmpeg_reason(error)})"
+            ) from None
+        if self.span is not None:
+            return  # a segment read from the middle: the whole file was checked when it was planned
+        if self.listed_frames and self.max_frames is None and self.video_packets < self.listed_frames:
+            # The index promises more samples than the file holds: it was cut short.
+            raise InputError(
+                f"{self.path}: truncated: the container lists {self.listed_frames} video frames, "
+                f"the file holds {self.video_packets}"
+            )
+        if self.max_frames is None and self.container.format.name.startswith("matroska") and self.container.duration:
+            # Matroska writes the segment's duration into its header; a file cut short keeps the
+            # claim but not the packets. Allow two frames and 5% for muxers' rounding. The claim
+            # runs from zero, or from the first packet if that is earlier (AAC priming starts
+            # below zero), to the end of the last packet.
+            claimed = self.container.duration / av.time_base
+            found = self._packet_end - self._packet_start
+            if found < claimed - 2 / float(self.rate) - 0.05 * claimed:
+                raise InputError(f"{self.path}: truncated: the container says {claimed:.3f} s, the file holds {found:.3f} s")
+
+    def frames(self):
+        """Decoded `av.VideoFrame`s in order, honouring max_frames (iterate once)."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            self.frames_read += 1
+            yield first
+        for frame in self._frames:
+            if self.max_frames is not None and self.frames_read >= self.max_frames:
+                return
+            if self.span is not None and frame.pts is not None:  # a segment: [start, end) in pts
+                if frame.pts < self.span[0]:
+                    continue  # a leading picture of the keyframe's group: the previous segment's
+                if self.span[1] is not None and frame.pts >= self.span[1]:
+                    return
+            self.frames_read += 1
+            yield frame
+
+    def _in_span(self, pts: int | None) -> bool:
+        """Whether a picture belongs to what is read (damage outside a segment is not ours)."""
+        if self.span is None or pts is None:
+            return True
+        return pts >= self.span[0] and (self.span[1] is None or pts < self.span[1])
+
+    def seek(self, start_pts: int, end_pts: int | None = None) -> None:
+        """Decode only the pictures with `start_pts <= pts < end_pts` (a segment; see segments.py),
+        starting from the keyframe at `start_pts`. Pictures only: other streams join at the end."""
+        self.copy_streams = []
+        self._pending.clear()
+        self._first = None
+        # Aim a second early: containers without an index (MPEG-TS) seek by estimate and may land
+        # past the keyframe; pictures before `start_pts` are decoded and dropped (cheap).
+        margin = round(1 / self.time_base) if self.time_base else 0
+        self.container.seek(max(start_pts - margin, 0), stream=self.video, backward=True)
+        self.video.codec_context.flush_buffers()
+        self._frames = self._decode()
+        self.span = (start_pts, end_pts)
+
+    def _take_packets(self, until_seconds: float | None = None) -> tuple:
+        packets = []
+        while self._pending:
+            packets.append(self._pending.popleft())
+        if until_seconds is not None:  # a frame-limited preview: keep only packets inside it
+            packets = [p for p in packets if p.pts is None or _pts_to_seconds(p.pts, p.time_base) < until_seconds]
+        return tuple(packets)
+
+    def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None):
+        """Yield `FrameBatch`es of up to `batch_size` frames; the last one may carry only packets.
+
+        `timings["decode"]` accumulates the seconds spent decoding and converting (not waiting).
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+        dtype = code_dtype(self.source.bit_depth)
+        frames = self.frames()
+        step = self.time_base and (1 / (self.rate * self.time_base))  # one frame in pts units
+        last_pts = None
+        end_seconds = None  # a frame-limited preview also cuts the copied streams there
+        if self.max_frames is not None and self._first is not None:
+            start = _pts_to_seconds(self._first.pts, self.time_base)
+            end_seconds = start + float(self.max_frames / self.rate)
+        done = False
+        while not done:
+            started = time.perf_counter()
+            codes, pts = [], []
+            for frame in frames:
+                try:
+                    codes.append(self.source.y_codes(frame))
+                except ValueError as error:
+                    raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
+                # Decoders give best-effort timestamps; a stream without any gets a steady clock.
+                value = frame.pts if frame.pts is not None else (0 if last_pts is None else round(last_pts + step))
+                pts.append(value)
+                last_pts = value
+                if len(codes) == batch_size:
+                    break
+            else:
+                done = True
+            y = torch.from_numpy(np.stack(codes)[:, None]) if codes else torch.empty((0, 1, self.height, self.width), dtype=dtype)
+            batch = FrameBatch(
+                y=y,  # (N, 1, H, W) codes
+                pts=tuple(int(p) for p in pts),
+                time_base=self.time_base,
+                source=self.source,
+                chroma_size=chroma_size,
+                index=self.frames_read - len(codes),
+                passthrough=self._take_packets(end_seconds),
+            )
+            if timings is not None:
+                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
+            if len(batch) or batch.passthrough:
+                yield batch
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
