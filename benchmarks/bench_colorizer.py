@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from remaster.image import colorize_luma
-from remaster.model import Colorizer, resolve_device
+from remaster.device import resolve_device
+from remaster.model import Colorizer
 from remaster.train import TrainConfig, Trainer
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"

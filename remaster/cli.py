@@ -167,57 +167,73 @@ def _format_training(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _config_options(command):
+    """One click option per flag field of the run's config sections (config.flag_fields): the
+    flag, help, choices and the default shown in --help all come from the dataclasses."""
+    from .config import SECTIONS, flag_fields
+
+    for section, f, flag in reversed(flag_fields()):
+        default = SECTIONS[section]().__getattribute__(f.name)
+        kind = {int: int, float: float}.get(type(default)) if default is not None else None
+        if kind is None and f.type in ("int | None", "int"):
+            kind = int
+        choices = f.metadata.get("choices")
+        help_text = f.metadata["help"] + ("" if default is None else f" [default: {default}]")
+        command = click.option(
+            flag, f"{section}__{f.name}", default=None, help=help_text,
+            type=click.Choice(list(choices)) if choices else kind,
+        )(command)  # fmt: skip
+    return command
+
+
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The colorized video (.mp4, .mkv, .mov); its extension picks the container.")
 @click.option("--pipeline", default=None, help="A preset from pipelines/ (film-reel, news-footage, fast) or a .toml file; flags override it.")
-@click.option("--model", default=None, help="A .safetensors model (default: the shipped model).")
-@click.option("--device", type=DEVICE, default=None, help="Where the networks run [default: auto].")
-@click.option("--flow", type=click.Choice(["auto", "raft", "raft-small", "dis", "none"]), default=None, help="Optical flow of the temporal stage; none: per-frame colors [default: auto].")
-@click.option("--flow-weights", default=None, help="RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests).")
-@click.option("--temporal-strength", type=float, default=None, help="0..1: how strongly colors are carried along motion [default: 0.8].")
-@click.option("--codec", type=click.Choice(["libx264", "libx265", "h264_nvenc", "hevc_nvenc", "prores", "ffv1"]), default=None, help="Video encoder [default: libx264].")
-@click.option("--crf", type=int, default=None, help="Constant rate factor, 0 (lossless for x264/x265) .. 51 [default: 18].")
-@click.option("--preset", "encoder_preset", default=None, help="Encoder speed preset (x264/x265 names; NVENC p1..p7) [default: medium].")
-@click.option("--batch-size", type=int, default=None, help="Frames per batch through the networks [default: 8].")
-@click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU (1 is fastest on a busy machine) [default: one per core].")
-@click.option("--max-frames", type=int, default=None, help="Stop after N frames (a preview; audio is cut to match).")
+@_config_options
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (and drop the work of an interrupted run).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished segment.")
-@click.option("--segment-frames", type=int, default=None, help="Frames per segment of durable progress [default: 500; films over two segments are segmented].")
-@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress bar).")
-def colorize(input_path, output, pipeline, model, device, flow, flow_weights, temporal_strength, codec, crf, encoder_preset, batch_size, cpu_threads, max_frames, force, resume, segment_frames, as_json):
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its finished segments.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress).")
+def colorize(input_path, output, pipeline, force, resume, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
     The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
     is copied packet for packet; frame timestamps, aspect ratio, rotation and color tags are kept.
-    The output appears only when complete.
+    The output appears only when complete. Every film is cut at keyframes into segments (one for
+    a short film) that are journaled as they finish: a stopped run continues with --resume, and
+    the result is the same film, frame for frame, as a run that was never stopped.
 
     \b
     Examples:
       remaster colorize reel.mp4 -o reel-color.mp4
-      remaster colorize reel.mkv -o master.mkv --codec ffv1 --pipeline film-reel
+      remaster colorize reel.mkv -o master.mkv --pipeline film-reel
       remaster colorize news.mp4 -o news-color.mp4 --pipeline news-footage --crf 20
       remaster colorize clip.mp4 -o preview.mp4 --pipeline fast --max-frames 100 --force
       remaster colorize reel.mp4 -o out.mp4 --device cuda --flow raft --codec h264_nvenc --json
+      remaster colorize reel.mp4 -o reel-color.mp4 --resume      # after Ctrl-C or a crash
     """
-    from .pipeline import colorize_video, make_config
+    from .config import make_config
+    from .pipeline import colorize_video
 
-    config = make_config(
-        pipeline, model=model, device=device, flow=flow, flow_weights=flow_weights, temporal_strength=temporal_strength,
-        codec=codec, crf=crf, preset=encoder_preset, batch_size=batch_size, cpu_threads=cpu_threads, max_frames=max_frames,
-        force=force or None, segment_frames=segment_frames,
-    )  # fmt: skip
-    report = colorize_video(input_path, output, config, progress=not as_json, resume=resume)
-    for notice in report.get("notices", ()):  # what was dropped or repaired, and why
+    sections: dict[str, dict] = {}
+    for key, value in flags.items():
+        section, name = key.split("__", 1)
+        sections.setdefault(section, {})[name] = value
+    config = make_config(pipeline, **sections)
+    warnings = config.warnings(output)
+    for line in warnings:  # before the work, not after it
+        click.echo(f"remaster: note: {line}", err=True)
+    report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json)
+    for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    stages = ", ".join(f"{name} {fps} fps" for name, fps in report["stage_fps"].items() if fps)
+    stages = ", ".join(f"{name} {fps} fps" for name, fps in report.stage_fps.items() if fps)
+    resumed = f", {report.segments_resumed} of {report.segments} segments resumed" if report.segments_resumed else ""
     click.echo(
-        f"wrote {report['output']}: {report['frames']} frames in {report['seconds']:.1f} s ({report['fps']} fps; {stages}); "
-        f"model {report['model']['model']} on {report['device']}, flow {report['flow_provider']}, {report['encoder']['encoder']}"
+        f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
+        f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"
     )
 
 

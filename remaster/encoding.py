@@ -31,7 +31,7 @@ _ENCODER_NAME = {"prores": "prores_ks"}
 # x264-style --preset names to NVENC's p1 (fastest) .. p7 (best).
 _NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
                   "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}  # fmt: skip
-_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
 def choose_layout(source: SourceFormat, codec: str) -> OutputLayout:
@@ -62,8 +62,8 @@ def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> 
     """(FFmpeg encoder name, its options, notes on options it ignores)."""
     notes: list[str] = []
     if codec in ("libx264", "libx265"):
-        if preset not in _X26X_PRESETS:
-            raise ConfigError(f"--preset {preset!r} is not an {codec} preset: expected one of {', '.join(_X26X_PRESETS)}")
+        if preset not in X26X_PRESETS:
+            raise ConfigError(f"--preset {preset!r} is not an {codec} preset: expected one of {', '.join(X26X_PRESETS)}")
         options = {"crf": str(crf), "preset": preset}
         if codec == "libx264" and crf == 0:
             # CRF 0 is lossless only at 8 bits; QP 0 is lossless at every depth (x264 --qp 0).

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .color import rgb_to_luma
+from .device import resolve_device
 from .errors import InputError
 from .flow import make_flow_provider
 from .metrics import color_histograms, colorfulness, js_divergence, psnr, ssim, warping_errors
@@ -133,7 +134,7 @@ def evaluate_video(
     own luma). `flow`: a provider name for `make_flow_provider` (`dis` by default, which needs no
     weights). All videos must have the same frame count and size.
     """
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    device = resolve_device(device)
     provider = make_flow_provider(flow, device=device)
     paths = {"output": Path(output_path)}
     if truth is not None:

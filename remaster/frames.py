@@ -194,6 +194,8 @@ class FrameBatch:
     chroma_size: tuple[int, int]  # (Hc, Wc) of the output's chroma planes
     index: int = 0  # frame number of the first frame of the batch
     passthrough: tuple = field(default=(), repr=False)  # other streams' packets demuxed alongside
+    # Warm-up frames from before a segment: they prime the stages' carried state, never reach a file.
+    lead: bool = False
 
     def __post_init__(self) -> None:
         if self.y.ndim != 4 or self.y.shape[1] != 1:

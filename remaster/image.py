@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .color import fit_chroma_to_gamut, luma_chroma_to_rgb, rgb_to_luma
 from .errors import InputError, OutputError
+from .files import atomic_path
 
 READABLE = "JPEG, PNG, TIFF, WebP or BMP"
 
@@ -132,16 +133,12 @@ def write_image(path: Path, rgb: np.ndarray, *, force: bool = False) -> None:
         params = [cv2.IMWRITE_JPEG_QUALITY, 98, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
         if bgr.dtype != np.uint8:
             raise OutputError(f"{path}: JPEG holds 8-bit images only; write 16-bit results as .png or .tif")
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        if not cv2.imwrite(str(tmp), bgr, params):
-            raise OutputError(f"{path}: could not be written")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if not cv2.imwrite(str(tmp), bgr, params):
+                raise OutputError(f"{path}: could not be written")
     except cv2.error as error:
         raise OutputError(f"{path}: could not be written ({str(error).strip().splitlines()[-1][:100]})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def side_by_side(photo: Photo, colorized: np.ndarray) -> np.ndarray:

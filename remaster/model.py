@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .color import lab_to_chroma, luma_to_lightness
-from .errors import ConfigError, WeightsError
+from .device import resolve_device
+from .errors import WeightsError
+from .files import atomic_path
 from .nets import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
 FORMAT = "remaster-colornet"
@@ -34,19 +36,6 @@ class InferenceConfig:
     working_short_side: int = 256
     # Annealed-mean temperature for the "bins" head (Zhang et al. 2016 use 0.38).
     temperature: float = 0.38
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU; asking for CUDA without it is a clear error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"unknown device {device!r}: expected auto, cpu or cuda")
-    return torch.device(device)
 
 
 def default_model_path() -> Path:
@@ -90,9 +79,8 @@ def save_weights(net: ColorNet, path: str | Path, *, inference: InferenceConfig,
     }
     for key, value in (extra or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # never leave a half-written model where a loader would find it
+    with atomic_path(path) as tmp:  # never leave a half-written model where a loader would find it
+        save_file(tensors, str(tmp), metadata=metadata)
     card = {key: _maybe_json(value) for key, value in metadata.items()}
     card["sha256"] = sha256_of(path)
     card["bytes"] = path.stat().st_size

@@ -9,6 +9,7 @@ ride along with the batches for a writer that copies them.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import time
 from collections import deque
@@ -88,9 +89,9 @@ class VideoReader:
                 f"{MAX_SIDE} pixels a side"
             )
         self.span: tuple[int, int | None] | None = None  # set by seek()
+        self.lead_pts: int | None = None  # set by seek(): warm-up pictures from here to span[0]
+        self.lead_frames = 0  # warm-up pictures handed out (they come before the span's)
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
-        self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
-        self._packet_start = 0.0  # earliest start (s), below zero for audio with encoder priming
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
@@ -110,6 +111,7 @@ class VideoReader:
         if first is None:
             raise InputError(f"{self.path}: no decodable video frame")
         self._first = first
+        self.first_pts = first.pts  # of the first picture, for cutting a preview's sound
         try:
             self.source = SourceFormat.from_frame(first)
         except (ValueError, StopIteration) as error:
@@ -178,7 +180,6 @@ class VideoReader:
         video_index = self.video.index
         last = None  # the last picture handed out
         pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
-        last_pts: dict[int, int] = {}  # per stream, for packet end times
 
         def stand_ins(until):
             nonlocal last
@@ -186,21 +187,14 @@ class VideoReader:
                 lost = heapq.heappop(pending)
                 if last is not None and (last.pts is None or lost > last.pts):
                     if self._in_span(lost):
-                        self.damaged.append(self.frames_read)
+                        self.damaged.append(self.frames_read - self.lead_frames)
                     last.pts = lost  # the consumer has read the picture already; reuse it
                     yield last
 
         try:
             for packet in self.container.demux(self.video, *self.copy_streams):
-                if packet.pts is not None and packet.time_base and packet.size:
-                    # Matroska often leaves a block's duration unset: use the stream's last step.
-                    before = last_pts.get(packet.stream.index)
-                    step = packet.duration or (packet.pts - before if before is not None and packet.pts > before else 0)
-                    last_pts[packet.stream.index] = packet.pts
-                    self._packet_end = max(self._packet_end, float((packet.pts + step) * packet.time_base))
-                    self._packet_start = min(self._packet_start, float(packet.pts * packet.time_base))
                 if packet.stream.index != video_index:
-                    if packet.size:  # skip the demuxer's empty end-of-stream packets
+                    if packet.size and self.copy_streams:  # skip end-of-stream packets, and all in a segment
                         self._pending.append(packet)
                     continue
                 if packet.size:
@@ -221,7 +215,7 @@ class VideoReader:
                         if pending and pending[0] == frame.pts:
                             heapq.heappop(pending)
                     if frame.is_corrupt and self._in_span(frame.pts):
-                        self.damaged.append(self.frames_read)
+                        self.damaged.append(self.frames_read - self.lead_frames)
                     last = frame
                     yield frame
                 del pending[256:]  # bounded even if a stream's frame and packet times never match
@@ -230,23 +224,6 @@ class VideoReader:
             raise InputError(
                 f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({ffmpeg_reason(error)})"
             ) from None
-        if self.span is not None:
-            return  # a segment read from the middle: the whole file was checked when it was planned
-        if self.listed_frames and self.max_frames is None and self.video_packets < self.listed_frames:
-            # The index promises more samples than the file holds: it was cut short.
-            raise InputError(
-                f"{self.path}: truncated: the container lists {self.listed_frames} video frames, "
-                f"the file holds {self.video_packets}"
-            )
-        if self.max_frames is None and self.container.format.name.startswith("matroska") and self.container.duration:
-            # Matroska writes the segment's duration into its header; a file cut short keeps the
-            # claim but not the packets. Allow two frames and 5% for muxers' rounding. The claim
-            # runs from zero, or from the first packet if that is earlier (AAC priming starts
-            # below zero), to the end of the last packet.
-            claimed = self.container.duration / av.time_base
-            found = self._packet_end - self._packet_start
-            if found < claimed - 2 / float(self.rate) - 0.05 * claimed:
-                raise InputError(f"{self.path}: truncated: the container says {claimed:.3f} s, the file holds {found:.3f} s")
 
     def frames(self):
         """Decoded `av.VideoFrame`s in order, honouring max_frames (iterate once)."""
@@ -258,10 +235,11 @@ class VideoReader:
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
             if self.span is not None and frame.pts is not None:  # a segment: [start, end) in pts
-                if frame.pts < self.span[0]:
-                    continue  # a leading picture of the keyframe's group: the previous segment's
+                if frame.pts < self.lead_pts:
+                    continue  # before the warm-up: decoded only because decoding starts at a keyframe
                 if self.span[1] is not None and frame.pts >= self.span[1]:
                     return
+                self.lead_frames += frame.pts < self.span[0]
             self.frames_read += 1
             yield frame
 
@@ -271,19 +249,26 @@ class VideoReader:
             return True
         return pts >= self.span[0] and (self.span[1] is None or pts < self.span[1])
 
-    def seek(self, start_pts: int, end_pts: int | None = None) -> None:
-        """Decode only the pictures with `start_pts <= pts < end_pts` (a segment; see segments.py),
-        starting from the keyframe at `start_pts`. Pictures only: other streams join at the end."""
+    def seek(self, start_pts: int, end_pts: int | None = None, *, lead_pts: int | None = None,
+             keyframe_pts: int | None = None, rewind: bool = True) -> None:  # fmt: skip
+        """Read one segment of the run plan (plan.py): the pictures with `start_pts <= pts < end_pts`,
+        after the warm-up pictures from `lead_pts` (flagged `lead` in their batches), decoding from
+        the keyframe at `keyframe_pts`. `rewind=False` (the film's first segment) goes on from where
+        opening the file left off instead. Pictures only: other streams are joined at the end."""
+        self.lead_pts = start_pts if lead_pts is None else lead_pts
+        self.span = (start_pts, end_pts)
         self.copy_streams = []
         self._pending.clear()
+        if not rewind:
+            return
+        keyframe_pts = self.lead_pts if keyframe_pts is None else keyframe_pts
         self._first = None
         # Aim a second early: containers without an index (MPEG-TS) seek by estimate and may land
-        # past the keyframe; pictures before `start_pts` are decoded and dropped (cheap).
+        # past the keyframe; pictures before `lead_pts` are decoded and dropped (cheap).
         margin = round(1 / self.time_base) if self.time_base else 0
-        self.container.seek(max(start_pts - margin, 0), stream=self.video, backward=True)
+        self.container.seek(max(keyframe_pts - margin, 0), stream=self.video, backward=True)
         self.video.codec_context.flush_buffers()
         self._frames = self._decode()
-        self.span = (start_pts, end_pts)
 
     def _take_packets(self, until_seconds: float | None = None) -> tuple:
         packets = []
@@ -296,6 +281,8 @@ class VideoReader:
     def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None):
         """Yield `FrameBatch`es of up to `batch_size` frames; the last one may carry only packets.
 
+        After a `seek` with warm-up pictures, those come first, in batches of their own (`lead`),
+        so every batch is either warm-up or the segment's, the same in every run of the plan.
         `timings["decode"]` accumulates the seconds spent decoding and converting (not waiting).
         """
         if batch_size < 1:
@@ -308,11 +295,19 @@ class VideoReader:
         if self.max_frames is not None and self._first is not None:
             start = _pts_to_seconds(self._first.pts, self.time_base)
             end_seconds = start + float(self.max_frames / self.rate)
+        held = None  # a segment's first picture, read while the warm-up batch was being filled
         done = False
         while not done:
             started = time.perf_counter()
             codes, pts = [], []
-            for frame in frames:
+            lead = False
+            for frame in itertools.chain((held,) if held is not None else (), frames):
+                held = None
+                is_lead = self.span is not None and frame.pts is not None and frame.pts < self.span[0]
+                if codes and is_lead != lead:
+                    held = frame
+                    break
+                lead = is_lead
                 try:
                     codes.append(self.source.y_codes(frame))
                 except ValueError as error:
@@ -332,8 +327,9 @@ class VideoReader:
                 time_base=self.time_base,
                 source=self.source,
                 chroma_size=chroma_size,
-                index=self.frames_read - len(codes),
+                index=self.frames_read - self.lead_frames - len(codes) - (held is not None),
                 passthrough=self._take_packets(end_seconds),
+                lead=lead,
             )
             if timings is not None:
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started

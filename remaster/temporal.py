@@ -21,29 +21,34 @@ run continue exactly where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .device import resolve_device
 from .errors import ConfigError
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
 @dataclass(frozen=True)
 class TemporalConfig:
-    flow: str = "auto"  # auto | raft | raft-small | dis | none ("none" turns the stage off)
+    # "none" turns the stage off: per-frame colors.
+    flow: str = field(default="auto", metadata={"help": "Optical flow of the temporal stage; none: per-frame colors.", "choices": FLOW_NAMES})
     # Weight of the motion-carried previous output where the flow is fully trusted. 0.8 gives a
     # memory of about 5 frames: flicker is averaged over ~1/5 s at 25 fps, while a color the
     # colorizer really changes (new lighting, a mistake corrected) settles within a few frames.
-    strength: float = 0.8
+    strength: float = field(default=0.8, metadata={"help": "0..1: how strongly colors are carried along motion.", "flag": "--temporal-strength"})
     # Flow is computed on luma scaled so its short side is at most this. Chroma is smooth and
     # works at ~256 px anyway; flow at that size is cheap (DIS ~13 ms/pair on one CPU core) and
     # its vectors are upsampled with the field.
     flow_short_side: int = 256
-    flow_weights: str | None = None  # RAFT weights: None = torchvision's DEFAULT, a file path, or "random"
-    dis_preset: str = "medium"  # ultrafast | fast | medium: DIS speed/quality (medium ≈ 4x fast's time)
+    # RAFT weights: None = torchvision's DEFAULT (downloaded and cached when online), a file, or "random".
+    flow_weights: str | None = field(default=None, metadata={"help": "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."})
+    # DIS speed/quality; medium takes about 4x fast's time.
+    dis_preset: str = field(default="medium", metadata={"help": "OpenCV DIS flow speed/quality.", "choices": DIS_PRESETS})
     raft_iterations: int = 12  # RAFT refinement steps; torchvision's default, fewer is faster
     consistency: str = "both"  # how flow is trusted: fb | residual | both
     # Forward-backward test |b + f~|² <= alpha(|b|² + |f~|²) + beta (Sundaram et al. 2010);
@@ -80,6 +85,13 @@ class TemporalConfig:
     def enabled(self) -> bool:
         return self.flow != "none" and self.strength > 0
 
+    @property
+    def warmup_frames(self) -> int:
+        """Frames after which the carried color of the distant past weighs under 1/256
+        (strength^n < 1/256; confidence below 1 only makes it fade faster): a segment that warms
+        up on this many frames before its start shows no seam at 8 bits."""
+        return math.ceil(math.log(1 / 256) / math.log(self.strength)) if self.enabled else 0
+
 
 def histogram_distance(a: Tensor, b: Tensor, bins: int = 32) -> Tensor:
     """Total-variation distance in [0, 1] between the luma histograms of frame pairs, each frame's
@@ -98,12 +110,6 @@ def _blur(image: Tensor) -> Tensor:
     return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
 
 
-def _resolve_device(device) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class TemporalStage:
     """`out = stage(luma, chroma)`, batch after batch of one film.
 
@@ -112,9 +118,11 @@ class TemporalStage:
     `stage.provider_name` says which flow provider runs (`auto` resolves when the stage is built).
     """
 
+    name = "temporal"
+
     def __init__(self, config: TemporalConfig | None = None, device="cpu"):
         self.config = config or TemporalConfig()
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         if self.config.enabled:
             self.provider = make_flow_provider(
                 self.config.flow,
@@ -160,7 +168,17 @@ class TemporalStage:
         """For reports: the provider actually used and the options."""
         return {"provider": self.provider_name, **asdict(self.config), "cuts": self.cuts}
 
+    @property
+    def warmup_frames(self) -> int:
+        return self.config.warmup_frames if self.provider is not None else 0
+
     # -- processing ----------------------------------------------------------------------------
+
+    def process(self, work) -> None:
+        """The chain's stage protocol (stages.py): smooth `work.chroma` along the motion of the
+        input luma, taken at the chroma's working resolution."""
+        if self.provider is not None and len(work):
+            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma)  # (N, 2, h, w)
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
         scale = min(1.0, self.config.flow_short_side / min(h, w))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,7 +29,9 @@ from torch import Tensor
 from .color import luma_to_lightness, rgb_to_lab, rgb_to_luma
 from .data import ab_gamut, build_cache, list_images, random_crops, rebalancing_weights
 from .errors import ConfigError, WeightsError
-from .model import InferenceConfig, resolve_device, save_weights
+from .device import resolve_device
+from .files import atomic_path
+from .model import InferenceConfig, save_weights
 from .nets import ColorNet, NetConfig, build_net, count_parameters
 
 
@@ -195,9 +196,8 @@ class Trainer:
         }
         path = checkpoint_path(self.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+        with atomic_path(path) as tmp:  # a crash mid-write leaves the previous checkpoint intact
+            save_file(tensors, str(tmp), metadata=metadata)
         return path
 
     def load_checkpoint(self, path: Path) -> None:

@@ -14,14 +14,9 @@ import torch
 
 from .encoding import container_holds, encoder_options
 from .errors import OutputError, ffmpeg_reason, one_line
+from .files import replace, temporary_path
 from .frames import COLORSPACE_OF_MATRIX, RANGE_JPEG, RANGE_MPEG, FrameBatch, OutputLayout, build_frame
 from .reader import VideoReader
-
-def temporary_path(destination: Path) -> Path:
-    """Beside the destination (same file system, so the final rename is atomic), same extension
-    (FFmpeg picks the container from it), hidden so nobody mistakes it for the result."""
-    return destination.with_name(f".{destination.stem}.partial-{os.getpid()}{destination.suffix}")
-
 
 def check_destination(source: Path, destination: Path, force: bool) -> None:
     """One-line `OutputError`s for destinations we must not or cannot write."""
@@ -202,12 +197,12 @@ class VideoWriter:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def commit(self, force: bool) -> None:
-        """Move the finished file into place (atomic on one file system)."""
+    def commit(self, force: bool, *, durable: bool = False) -> None:
+        """Move the finished file into place (atomic on one file system; synced when `durable`)."""
         if self.destination.exists() and not force:  # appeared while we worked
             self.discard()
             raise OutputError(f"{self.destination}: already exists (use --force to overwrite)")
-        os.replace(self.path, self.destination)
+        replace(self.path, self.destination, durable=durable)
 
     def discard(self) -> None:
         try:

@@ -166,7 +166,8 @@ def test_ctrl_c(tmp_path, clip, model):
     out = tmp_path / "out.mkv"
     run = _start(args_for(clip.path, out, model))
     try:
-        _wait_for(lambda: any(p.name.startswith(".out.partial-") for p in tmp_path.iterdir()), run)
+        work = tmp_path / ".out.mkv.remaster-work"
+        _wait_for(lambda: work.exists() and any(p.name.startswith(".segment-") for p in work.iterdir()), run)
         time.sleep(0.3)  # mid-run: frames are being colorized and written
         run.send_signal(signal.SIGINT)
         stdout, stderr = run.communicate(timeout=60)

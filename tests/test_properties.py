@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from conftest import decode_all, shapes_frame
 from remaster.model import Colorizer
-from remaster.pipeline import VideoConfig, colorize_video
+from remaster.pipeline import colorize_video, make_config
 
 AUDIO = st.tuples(
     st.sampled_from(["aac", "flac", "pcm_s16le", "libopus"]),
@@ -107,9 +107,9 @@ def test_luma_sound_and_time_are_kept(spec, flow, colorizer):
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.mkv", Path(folder) / "out.mkv"
         write_video(source, spec)
-        report = colorize_video(source, output, VideoConfig(flow=flow, codec="ffv1"), progress=False, colorizer=colorizer)
+        report = colorize_video(source, output, make_config(flow=flow, codec="ffv1"), progress=False, colorizer=colorizer)
         a, b = decode_all(source), decode_all(output)
-        assert report["frames"] == len(a.planes) == len(b.planes) == len(spec["pts"])
+        assert report.frames == len(a.planes) == len(b.planes) == len(spec["pts"])
         assert b.times == a.times  # time: every presentation timestamp
         for i, (x, y) in enumerate(zip(a.planes, b.planes)):
             assert x[0].dtype == y[0].dtype and np.array_equal(x[0], y[0]), f"luma of frame {i} differs"

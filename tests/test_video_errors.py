@@ -17,7 +17,7 @@ from conftest import decode_all
 from remaster.cli import main
 from remaster.errors import InputError
 from remaster.model import Colorizer
-from remaster.pipeline import VideoConfig, colorize_video
+from remaster.pipeline import colorize_video, make_config
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -154,8 +154,8 @@ def test_preset_and_flag_override(tmp_path, random_model_file, clip_h264):
     result = colorize([*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["config"]["preset"] == "veryfast"  # from pipelines/fast.toml
-    assert report["config"]["crf"] == 30 and report["config"]["flow"] == "none"  # flags win
+    assert report["config"]["encode"]["preset"] == "veryfast"  # from pipelines/fast.toml
+    assert report["config"]["encode"]["crf"] == 30 and report["config"]["temporal"]["flow"] == "none"  # flags win
 
 
 def test_unknown_preset(tmp_path, random_model_file, clip_h264):
@@ -170,7 +170,7 @@ def test_decode_error_in_worker_reaches_caller(tmp_path, clip_h264):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: int(fast.stat().st_size * 0.6)])
     with pytest.raises(InputError, match=r"cut\.mp4: .*truncated"):
-        colorize_video(cut, tmp_path / "out.mp4", VideoConfig(flow="none"), progress=False, colorizer=Colorizer.random(0))
+        colorize_video(cut, tmp_path / "out.mp4", make_config(flow="none"), progress=False, colorizer=Colorizer.random(0))
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out*"))
 
 

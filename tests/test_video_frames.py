@@ -21,7 +21,7 @@ from remaster.frames import (
     convert_y_depth,
 )
 from remaster.encoding import choose_layout, encoder_options
-from remaster.pipeline import VideoConfig, available_presets, load_preset, make_config
+from remaster.config import VideoConfig, available_presets, load_preset, make_config
 
 
 def source(pix_fmt="yuv420p", width=64, height=48, **tags) -> SourceFormat:
@@ -188,21 +188,21 @@ def test_encoder_options():
 
 def test_config_validation_says_expected_and_got():
     with pytest.raises(ConfigError, match=r"codec must be one of .*ffv1, got 'mpeg2'"):
-        VideoConfig(codec="mpeg2")
+        make_config(codec="mpeg2")
     with pytest.raises(ConfigError, match=r"crf must be an integer in 0..51, got 60"):
-        VideoConfig(crf=60)
+        make_config(crf=60)
     with pytest.raises(ConfigError, match=r"temporal strength must be in \[0, 1\), got 1.5"):
-        VideoConfig(temporal_strength=1.5)
+        make_config(strength=1.5)
     with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, got 0"):
-        VideoConfig(batch_size=0)
+        make_config(batch_size=0)
 
 
 def test_shipped_presets_load():
     assert {"film-reel", "news-footage", "fast"} <= set(available_presets())
     for name in ("film-reel", "news-footage", "fast"):
         assert isinstance(make_config(name), VideoConfig)
-    assert make_config("film-reel").codec == "ffv1"
-    assert make_config("fast", crf=28, flow=None).crf == 28  # flags override, None keeps the preset's
+    assert make_config("film-reel").encode.codec == "ffv1"
+    assert make_config("fast", crf=28, flow=None).encode.crf == 28  # flags override, None keeps the preset's
 
 
 def test_preset_file_with_typo_is_an_error(tmp_path):
@@ -211,4 +211,4 @@ def test_preset_file_with_typo_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"mine.toml: unknown setting encode.cfr; expected one of .*encode.crf"):
         load_preset(path)
     path.write_text('[encode]\ncodec = "libx265"\ncrf = 22\n')
-    assert make_config(path) == VideoConfig(codec="libx265", crf=22)
+    assert make_config(path) == make_config(codec="libx265", crf=22)

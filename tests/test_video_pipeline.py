@@ -16,7 +16,7 @@ import torch
 from conftest import decode_all
 from remaster.errors import OutputError
 from remaster.model import Colorizer
-from remaster.pipeline import VideoConfig, colorize_video
+from remaster.pipeline import colorize_video, make_config
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,7 +37,7 @@ def colorizer():
 def run(clip, tmp_path, name, colorizer, **options):
     options.setdefault("flow", "none")
     out = tmp_path / name
-    report = colorize_video(clip.path, out, VideoConfig(**options), progress=False, colorizer=colorizer)
+    report = colorize_video(clip.path, out, make_config(**options), progress=False, colorizer=colorizer)
     return out, report
 
 
@@ -75,8 +75,8 @@ def test_lossless_output_keeps_luma_time_and_sound(request, tmp_path, colorizer,
     assert len([k for k in source.packets if source.packets[k]]) == 2  # both tracks were there to copy
     deviation = chroma_deviation(result)
     assert deviation > 2.0, f"expected non-neutral chroma, got mean deviation {deviation:.2f} code values"
-    assert report["frames"] == clip.frames
-    assert report["encoder"]["codec"] == codec
+    assert report.frames == clip.frames
+    assert report.encoder["codec"] == codec
     assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
 
 
@@ -100,7 +100,7 @@ def test_default_lossy_encoder_keeps_luma_close(tmp_path, colorizer, clip_h264, 
     print(f"luma PSNR, default encoder (libx264 crf 18) vs input: {psnr:.2f} dB")
     assert psnr > 40.0, f"expected luma PSNR > 40 dB with the default encoder, got {psnr:.2f}"
     assert_same_time_and_sound(source, result)
-    assert report["encoder"]["options"] == {"crf": "18", "preset": "medium"}
+    assert report.encoder["options"] == {"crf": "18", "preset": "medium"}
 
 
 def test_variable_frame_rate_timestamps_are_kept(tmp_path, colorizer, clip_vfr):
@@ -146,13 +146,13 @@ def test_gray_source(tmp_path, colorizer, clip_gray):
     for a, b in zip(source.planes, result.planes):
         assert np.array_equal(a[0], b[0])
     assert chroma_deviation(result) > 2.0
-    assert any("gray" in note for note in report["source"]["notes"])
+    assert any("gray" in note for note in report.source["notes"])
 
 
 def test_full_range_source(tmp_path, colorizer, clip_yuvj):
     out, report = run(clip_yuvj, tmp_path, "out.mp4", colorizer, codec="libx264", crf=0)
     source, result = decode_all(clip_yuvj.path), decode_all(out)
-    assert report["source"]["range"] == "full"
+    assert report.source["range"] == "full"
     assert result.color_range == 2
     assert min(p[0].min() for p in source.planes) < 16 or max(p[0].max() for p in source.planes) > 235
     for a, b in zip(source.planes, result.planes):
@@ -184,7 +184,7 @@ def test_rgb_source(tmp_path, colorizer, clip_rgb):
     result = decode_all(out)
     assert result.pix_fmt == "yuv420p" and len(result.planes) == clip_rgb.frames  # the delivery default
     assert result.colorspace == 6, "the matrix we chose (bt601 for SD) must be tagged"
-    assert any("RGB" in note for note in report["source"]["notes"])
+    assert any("RGB" in note for note in report.source["notes"])
 
 
 def test_subtitles_are_copied(tmp_path, colorizer, clip_subtitles):
@@ -213,10 +213,10 @@ def test_dis_temporal_stage_runs(tmp_path, colorizer, clip_h264):
     pytest.importorskip("cv2")
     out, report = run(clip_h264, tmp_path, "out.mp4", colorizer, flow="dis", codec="libx264", crf=0, batch_size=5)
     source, result = decode_all(clip_h264.path), decode_all(out)
-    assert report["flow_provider"].startswith("dis")
+    assert report.flow_provider.startswith("dis")
     for a, b in zip(source.planes, result.planes):
         assert np.array_equal(a[0], b[0])
-    assert report["stage_seconds"]["temporal"] > 0
+    assert report.stage_seconds["temporal"] > 0
 
 
 def test_report_and_determinism(tmp_path, colorizer, clip_h264_mkv):
@@ -228,9 +228,9 @@ def test_report_and_determinism(tmp_path, colorizer, clip_h264_mkv):
         for k in range(3):
             assert np.array_equal(x[k], y[k])
     for key in ("frames", "seconds", "fps", "stage_fps", "model", "device", "flow_provider", "encoder"):
-        assert key in report
-    assert set(report["stage_fps"]) == {"decode", "colorize", "temporal", "assemble", "encode"}
-    assert report["device"] == "cpu" and report["model"]["model"] == "random-seed0"
+        assert key in report.to_dict()
+    assert set(report.stage_fps) == {"decode", "colorize", "assemble", "encode"}  # flow none: no temporal stage in the chain
+    assert report.device == "cpu" and report.model["model"] == "random-seed0"
 
 
 def test_raft_temporal_stage_runs(tmp_path, colorizer, clip_h264):
@@ -238,7 +238,7 @@ def test_raft_temporal_stage_runs(tmp_path, colorizer, clip_h264):
     out, report = run(clip_h264, tmp_path, "out.mp4", colorizer, flow="raft-small", flow_weights="random", max_frames=4,
                       codec="libx264", crf=0)  # fmt: skip
     source, result = decode_all(clip_h264.path), decode_all(out)
-    assert report["flow_provider"].startswith("raft")
+    assert report.flow_provider.startswith("raft")
     assert len(result.planes) == 4
     for a, b in zip(source.planes, result.planes):
         assert np.array_equal(a[0], b[0])
@@ -248,7 +248,7 @@ def test_cpu_threads_apply_during_the_pass_only(tmp_path, colorizer, clip_gray):
     torch.set_num_threads(2)
     try:
         out, report = run(clip_gray, tmp_path, "out.mkv", colorizer, codec="ffv1", cpu_threads=1)
-        assert report["config"]["cpu_threads"] == 1
+        assert report.config["colorize"]["cpu_threads"] == 1
         assert torch.get_num_threads() == 2, "colorize_video must restore torch's thread count"
     finally:
         torch.set_num_threads(1)

@@ -1,0 +1,111 @@
+"""The join: the segments' video and the input's audio and subtitle packets, into the output.
+
+Every run ends here (the run plan, plan.py): the segment files' video packets are remuxed in
+film order and interleaved by time with every audio and subtitle packet of the input, copied
+byte for byte (DESIGN promise 2), into a temporary file beside the output that is renamed into
+place when complete (promise 5). Nothing is decoded or encoded, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .errors import OutputError
+from .files import temporary_path
+from .loop import fault
+from .reader import VideoReader
+
+
+def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, max_frames: int | None = None, force: bool = False) -> None:
+    """Remux the segments' video and the input's audio/subtitle packets into `output` (temporary
+    name, then rename). Packets are interleaved by time as they are read, so memory stays flat.
+
+    `parts` are (segment file, pts of its first frame in the input's time base). Segments are
+    written in the output's own container, so the join keeps exactly what a direct write keeps;
+    but MP4/MOV store a segment's late start as an edit list in a millisecond movie time scale,
+    so each segment's packets are put back at their true start here.
+    """
+    tmp = temporary_path(output)
+    reader = VideoReader(input, max_frames=max_frames)
+    source = av.open(str(input))  # a second demuxer for the packets: the reader has decoded ahead
+    out = None
+    try:
+        end_seconds = None
+        if max_frames is not None:  # a preview cuts the sound where the pictures end
+            end_seconds = float((reader.first_pts or 0) * reader.time_base) + float(max_frames / reader.rate)
+        out = av.open(str(tmp), "w")
+        copied = {s.index: s for s in reader.copy_streams}
+        copies = {}
+        with av.open(str(parts[0][0])) as head:
+            template = head.streams.video[0]
+            # Streams in the input's order (a file whose sound is stream #0 keeps it there).
+            for stream in reader.container.streams:
+                if stream.index == reader.video.index:
+                    video = out.add_stream_from_template(template)
+                    video.metadata.update(template.metadata)
+                    video.disposition = template.disposition
+                elif stream.index in copied:
+                    copy = out.add_stream_from_template(stream)
+                    copy.metadata.update(stream.metadata)
+                    copy.disposition = stream.disposition
+                    copies[stream.index] = copy
+        out.metadata.update({k: v for k, v in reader.container.metadata.items() if k not in ("encoder", "major_brand")})
+
+        def video_packets():
+            for part, start_pts in parts:
+                with av.open(str(part)) as container:
+                    stream = container.streams.video[0]
+                    head = [p for _, p in zip(range(64), container.demux(stream)) if p.size and p.pts is not None]
+                    shift = 0
+                    if head:
+                        expected = round(Fraction(start_pts) * reader.time_base / Fraction(stream.time_base))
+                        shift = expected - min(p.pts for p in head)
+                    container.seek(0, stream=stream, backward=True)
+                    for packet in container.demux(stream):
+                        if packet.size:
+                            if shift:
+                                packet.pts = packet.pts + shift if packet.pts is not None else None
+                                packet.dts = packet.dts + shift if packet.dts is not None else None
+                            yield packet
+
+        def other_packets():
+            if not reader.copy_streams:
+                return
+            for packet in source.demux(*[source.streams[s.index] for s in reader.copy_streams]):
+                if not packet.size:
+                    continue
+                if end_seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) >= end_seconds:
+                    continue
+                yield packet
+
+        def when(packet):
+            t = packet.dts if packet.dts is not None else packet.pts
+            return Fraction(t or 0) * Fraction(packet.time_base)
+
+        count = 0
+        for packet in heapq.merge(video_packets(), other_packets(), key=when):
+            packet.stream = copies[packet.stream.index] if packet.stream.type != "video" else video
+            out.mux(packet)
+            count += 1
+            fault(f"join {count}")
+        out.close()
+        out = None
+        if output.exists() and not force:
+            raise OutputError(f"{output}: already exists (use --force to overwrite)")
+        os.replace(tmp, output)
+    except av.FFmpegError as error:
+        raise OutputError(f"{output}: joining the segments failed: {str(error).splitlines()[0][:160]}") from None
+    finally:
+        if out is not None:
+            try:
+                out.close()
+            except Exception:
+                pass
+        tmp.unlink(missing_ok=True)
+        source.close()
+        reader.close()

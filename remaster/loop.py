@@ -1,0 +1,92 @@
+"""The one frame loop: one segment of the run plan, from decoded luma to an encoded file.
+
+    decode thread ──► FrameBatch ──► chain of stages ──► assemble ──► encode thread
+    (VideoReader)     (luma codes)   (stages.Chain)      (frames)     (VideoWriter)
+
+The decode and encode threads come from `prefetch` / `Sink` (the one thread primitive); the
+calling thread runs the stages. Queues are bounded (`queue_depth` batches each way), so memory
+depends on the batch size and the queue depth, never on the film's length (DESIGN promise 4).
+
+Every execution of a run goes through `run_segment`, once per segment: one process in order,
+`--resume` after a stop, several workers. It needs nothing but its arguments, so where and when
+it runs does not change what it writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .frames import assemble_chroma
+from .plan import Segment
+from .prefetch import Sink, prefetch
+from .reader import VideoReader
+from .writer import VideoWriter
+
+
+@dataclass
+class SegmentResult:
+    frames: int
+    damaged: list[int]  # frame numbers in the film: undecodable (repeated) or concealed
+    seconds: dict[str, float] = field(default_factory=dict)  # decode, assemble, encode (stages: the chain's)
+
+
+def fault(point: str) -> None:
+    """Test hook: `REMASTER_KILL_AT=POINT` kills this process with SIGKILL at POINT, to prove
+    that a run stopped there resumes (tests/test_resume.py). Nothing happens otherwise."""
+    if os.environ.get("REMASTER_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_segment(input: Path, segment: Segment, destination: Path, chain, config, layout, *, on_frames=None) -> SegmentResult:
+    """Colorize `segment` of `input` into `destination` (video only, in the output's container;
+    renamed into place and synced when complete). The chain is reset first and warmed up on the
+    segment's lead frames, so the result depends only on the segment, the chain and the config.
+    `on_frames(n)` is called as frames are handed to the encoder (progress)."""
+    first = segment.first_frame == 0
+    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None)
+    writer = None
+    timings: dict[str, float] = {"decode": 0.0, "assemble": 0.0}
+    try:
+        reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
+                    rewind=not first)  # fmt: skip
+        writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
+        chain.reset()
+        frames = 0
+        batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings),
+                           depth=config.pipeline.queue_depth, name="decode")  # fmt: skip
+        sink = Sink(lambda item: writer.write(*item), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
+        with batches, sink:
+            number = 0  # batches written, for the test hook
+            for batch in batches:
+                if not len(batch):
+                    continue
+                work = chain(batch)
+                if batch.lead:
+                    continue  # warm-up: only the state it leaves in the stages matters
+                started = time.perf_counter()
+                codes = assemble_chroma(work.luma, work.chroma, layout)  # (N, 2, Hc, Wc) int16 on the CPU
+                timings["assemble"] += time.perf_counter() - started
+                sink.put((batch, codes))
+                frames += len(batch)
+                if on_frames is not None:
+                    on_frames(len(batch))
+                fault(f"segment {segment.index} batch {number}")
+                number += 1
+        if frames != segment.frames:
+            raise InputError(
+                f"{input}: segment {segment.index} should hold {segment.frames} frames from pts {segment.start_pts}, decoding gave {frames}"
+            )
+        writer.commit(force=True, durable=True)
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    finally:
+        reader.close()
+    timings["encode"] = writer.seconds
+    return SegmentResult(frames, [segment.first_frame + f for f in reader.damaged], timings)

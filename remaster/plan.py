@@ -1,0 +1,119 @@
+"""The run plan: every film is cut at input keyframes into segments, and every execution follows it.
+
+A short film is one segment; a long one is cut into segments of at least `segment_frames`
+frames, each starting at a keyframe of the input so decoding can start there. The plan is a pure
+function of the input's packets and the options (segment length, preview length, the warm-up the
+stages ask for), so one process, a run stopped and resumed, and several workers all cut the film
+the same way. Each segment is then colorized on its own (loop.py), with a fresh encoder and the
+same warm-up: the stages first see the `warmup` frames before the segment's start, decoded from
+the keyframe at or before them, so a segment's pictures depend on nothing but the segment and the
+output is the same however the run was executed (DESIGN promise 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    first_frame: int  # frame number of its first frame in the film
+    frames: int
+    start_pts: int  # pts of its first frame: a keyframe of the input
+    end_pts: int | None  # pts of the next segment's first frame; None: to the end
+    # Warm-up: the frames from `lead_pts` up to `start_pts` (`lead_frames` of them) prime the
+    # stages' carried state; decoding starts at the keyframe `keyframe_pts` at or before them.
+    lead_pts: int | None = None
+    lead_frames: int = 0
+    keyframe_pts: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0) -> list[Segment]:
+    """Cut the film at keyframes into segments of at least `segment_frames` frames (the last may
+    be shorter), each warmed up on up to `warmup` frames before it. Reads packets only (no
+    decoding): seconds for a feature film."""
+    if segment_frames < 1:
+        raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
+    with av.open(str(path), metadata_errors="ignore") as container:
+        video = next(s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+        listed = int(video.frames or 0)  # 0 when the container has no index (Matroska)
+        rate = video.average_rate or video.guessed_rate or 25
+        times, keys, missing = [], set(), 0
+        span = _Span()
+        for packet in container.demux():
+            if not packet.size:
+                continue
+            span.add(packet)
+            if packet.stream.index != video.index:
+                continue
+            if packet.pts is None:
+                missing += 1
+                continue
+            times.append(packet.pts)
+            if packet.is_keyframe:
+                keys.add(packet.pts)
+        claimed = container.duration / av.time_base if container.format.name.startswith("matroska") and container.duration else None
+    if missing and len(times) + missing > segment_frames:
+        raise InputError(f"{path}: {missing} video packets have no timestamp, so the film cannot be cut into segments")
+    if max_frames is None:
+        if listed and len(times) + missing < listed:
+            # The index promises more samples than the file holds: it was cut short.
+            raise InputError(f"{path}: truncated: the container lists {listed} video frames, the file holds {len(times) + missing}")
+        if claimed is not None and span.seconds < claimed - 2 / float(rate) - 0.05 * claimed:
+            # Matroska writes the segment's duration into its header; a file cut short keeps the
+            # claim but not the packets. Allow two frames and 5% for muxers' rounding.
+            raise InputError(f"{path}: truncated: the container says {claimed:.3f} s, the file holds {span.seconds:.3f} s")
+    times.sort()  # presentation order
+    if missing:  # a short film without timestamps: one segment, read from the start
+        end = len(times) + missing if max_frames is None else min(len(times) + missing, max_frames)
+        return [Segment(0, 0, end, 0, None)]
+    end = len(times) if max_frames is None else min(len(times), max_frames)
+    starts = [0]
+    for i in range(1, end):
+        if i - starts[-1] >= segment_frames and times[i] in keys:
+            starts.append(i)
+    bounds = starts + [end]
+
+    def segment(index: int, first: int, last: int) -> Segment:
+        end_pts = times[last] if last < len(times) else None
+        if first == 0 or warmup < 1:
+            return Segment(index, first, last - first, times[first], end_pts)
+        lead = max(0, first - warmup)
+        back = lead
+        while back > 0 and times[back] not in keys:
+            back -= 1
+        return Segment(index, first, last - first, times[first], end_pts, times[lead], first - lead, times[back])
+
+    return [segment(k, a, b) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+class _Span:
+    """Seconds covered by a file's packets: from zero, or from the first packet if that is
+    earlier (AAC priming starts below zero), to the end of the last one."""
+
+    def __init__(self):
+        self.start, self.end = 0.0, 0.0
+        self._last: dict[int, int] = {}  # per stream
+
+    def add(self, packet) -> None:
+        if packet.pts is None or not packet.time_base:
+            return
+        # Matroska often leaves a block's duration unset: use the stream's last step.
+        before = self._last.get(packet.stream.index)
+        step = packet.duration or (packet.pts - before if before is not None and packet.pts > before else 0)
+        self._last[packet.stream.index] = packet.pts
+        self.end = max(self.end, float((packet.pts + step) * packet.time_base))
+        self.start = min(self.start, float(packet.pts * packet.time_base))
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
