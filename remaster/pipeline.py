@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .errors import ConfigError
 from .frames import assemble_chroma
 from .encoding import CODECS, choose_layout
-from .reader import VideoReader
+from .reader import VideoReader, size_notice
 from .writer import VideoWriter, check_destination
 from .lock import DestinationLock
 from .prefetch import Sink, prefetch
@@ -287,7 +287,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, progress
         "encoder": writer.describe(),
         "source": reader.describe(),
         "damaged_frames": len(reader.damaged),
-        "notices": dropped + damage_notice(reader),
+        "notices": dropped + damage_notice(reader) + size_notice(reader),
         "output_format": {"pix_fmt": layout.encoder_pix_fmt, "range": "full" if layout.full_range else "limited", "matrix": layout.matrix},
         "config": dataclasses.asdict(config),
     }

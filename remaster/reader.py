@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, InputError, ffmpeg_reason, one_line
-from .frames import FrameBatch, SourceFormat, code_dtype
+from .frames import FrameBatch, SourceFormat, code_dtype, fitted_size
 
 # Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
 # batch of luma alone runs into gigabytes, and a header claiming more is far more often damage or
@@ -89,6 +89,10 @@ class VideoReader:
             )
         self.span: tuple[int, int | None] | None = None  # set by seek()
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
+        # Runs of frames whose size or pixel format differed from the first frame's and were
+        # fitted to it (frames.SourceFormat.fitted_y_codes): [first frame, count, "WxH pix_fmt"].
+        # Runs, not frame numbers: memory stays bounded whatever the film's length (promise 4).
+        self.resized: list[list] = []
         self._packet_end = 0.0  # latest end time (s) of any demuxed packet, to spot a cut-short file
         self._packet_start = 0.0  # earliest start (s), below zero for audio with encoder priming
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
@@ -99,7 +103,12 @@ class VideoReader:
             if s is not self.video and s not in self.copy_streams
         ]
         self.time_base = _fraction(self.video.time_base) or Fraction(1, 90000)
-        self.rate = _fraction(self.video.average_rate) or _fraction(self.video.guessed_rate) or Fraction(25)
+        average, guessed = _fraction(self.video.average_rate), _fraction(self.video.guessed_rate)
+        if average and guessed and average > 2 * guessed:
+            # Raw DV (FFmpeg's dv demuxer, 1/60000 s time base) reports 60000 frames/s as the
+            # average: one frame per tick. The guessed rate (the codec's 30000/1001) is the real one.
+            average = None
+        self.rate = average or guessed or Fraction(25)
         self.sample_aspect_ratio = _fraction(self.video.codec_context.sample_aspect_ratio)
         self.listed_frames = int(self.video.frames or 0)  # 0 when the container has no index (mkv)
         self.frames_read = 0
@@ -265,6 +274,14 @@ class VideoReader:
             self.frames_read += 1
             yield frame
 
+    def _note_resized(self, number: int, frame: av.VideoFrame) -> None:
+        what = f"{frame.width}x{frame.height} {frame.format.name}"
+        last = self.resized[-1] if self.resized else None
+        if last is not None and last[2] == what and last[0] + last[1] == number:
+            last[1] += 1
+        else:
+            self.resized.append([number, 1, what])
+
     def _in_span(self, pts: int | None) -> bool:
         """Whether a picture belongs to what is read (damage outside a segment is not ours)."""
         if self.span is None or pts is None:
@@ -314,8 +331,12 @@ class VideoReader:
             codes, pts = [], []
             for frame in frames:
                 try:
-                    codes.append(self.source.y_codes(frame))
-                except ValueError as error:
+                    if self.source.matches(frame):
+                        codes.append(self.source.y_codes(frame))
+                    else:  # the picture changed mid-stream: keep the frame, fitted, and say so
+                        codes.append(self.source.fitted_y_codes(frame))
+                        self._note_resized(self.frames_read - 1, frame)
+                except (ValueError, av.FFmpegError) as error:
                     raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
                 # Decoders give best-effort timestamps; a stream without any gets a steady clock.
                 value = frame.pts if frame.pts is not None else (0 if last_pts is None else round(last_pts + step))
@@ -348,3 +369,40 @@ class VideoReader:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def size_notice(reader) -> list[str]:
+    """One line per picture size/format met mid-stream and fitted to the first frame's (DESIGN:
+    never drop or change frames silently), e.g. "capture.ts: 50 frames of 480x270 scaled to
+    640x360 (aspect kept, bars added): the picture size changed mid-stream at frame 50".
+    `reader` is a `VideoReader` after its batches were read, or anything with `path`, `source`
+    and `resized` (the runs `VideoReader.resized` holds)."""
+    groups: dict[str, list] = {}
+    for first, count, what in reader.resized:
+        group = groups.setdefault(what, [0, []])
+        group[0] += count
+        group[1].append(first)
+    source = reader.source
+    lines = []
+    for what, (count, starts) in groups.items():
+        size, pix_fmt = what.split(" ")
+        width, height = (int(v) for v in size.split("x"))
+        sized = (width, height) != (source.width, source.height)
+        formatted = pix_fmt != source.pix_fmt
+        shown = ", ".join(map(str, starts[:10])) + (", ..." if len(starts) > 10 else "")
+        at = f"at frame{'s' if len(starts) > 1 else ''} {shown}"
+        if sized:
+            bars = fitted_size(width, height, source.width, source.height) != (source.width, source.height)
+            how = "aspect kept, bars added" if bars else "aspect kept"
+            if formatted:
+                how += f", converted from {pix_fmt} to {source.pix_fmt}"
+            lines.append(
+                f"{reader.path.name}: {count} frame{'s' if count > 1 else ''} of {size} scaled to {source.width}x{source.height} "
+                f"({how}): the picture size changed mid-stream {at}"
+            )
+        else:
+            lines.append(
+                f"{reader.path.name}: {count} frame{'s' if count > 1 else ''} of {pix_fmt} converted to {source.pix_fmt}: "
+                f"the pixel format changed mid-stream {at}"
+            )
+    return lines

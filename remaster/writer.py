@@ -40,6 +40,15 @@ def check_destination(source: Path, destination: Path, force: bool) -> None:
         raise OutputError(f"{destination}: {destination.parent} is a file, not a folder")
 
 
+def _muxer_options(destination: Path, reader: VideoReader) -> dict:
+    """MOV/MP4 write a film that starts after zero as an edit list in the movie's timescale,
+    1/1000 s by default: a first picture at 902/90000 s (MPEG-TS) comes back at 900/90000 and
+    every timestamp moves with it (promise 3). The video's own timescale keeps them exact."""
+    if destination.suffix.lower() in (".mov", ".mp4", ".m4v") and reader.time_base.denominator < 2**31:
+        return {"movie_timescale": str(reader.time_base.denominator)}
+    return {}
+
+
 class VideoWriter:
     """Encodes pictures and muxes them with the reader's audio/subtitle streams, stream-copied.
 
@@ -65,7 +74,7 @@ class VideoWriter:
             reason = (error.strerror or type(error).__name__).lower()
             raise OutputError(f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})") from None
         try:
-            self.container = av.open(str(self.path), "w")
+            self.container = av.open(str(self.path), "w", options=_muxer_options(self.destination, reader))
         except (av.FFmpegError, ValueError) as error:
             self.path.unlink(missing_ok=True)
             raise OutputError(
