@@ -126,17 +126,58 @@ class SourceFormat:
             shift = semi_planar.get(name) or _SUBSAMPLING[next(s for s in _SUBSAMPLING if s in name)]
         return cls(name, frame.width, frame.height, depth, full, matrix, shift, has_chroma, convert_to, tuple(notes))
 
+    def matches(self, frame: av.VideoFrame) -> bool:
+        """Whether `frame` has the first frame's pixel format and size (`y_codes` reads it as is)."""
+        return frame.format.name == self.pix_fmt and frame.width == self.width and frame.height == self.height
+
     def y_codes(self, frame: av.VideoFrame) -> np.ndarray:
         """The frame's Y' plane as an `(H, W)` array of code values (a copy, `codes_to_numpy_dtype`)."""
-        if frame.format.name != self.pix_fmt or frame.width != self.width or frame.height != self.height:
+        if not self.matches(frame):
             raise ValueError(
                 f"frame format changed mid-stream: expected {self.pix_fmt} {self.width}x{self.height}, "
-                f"got {frame.format.name} {frame.width}x{frame.height}"
+                f"got {frame.format.name} {frame.width}x{frame.height} (read it with fitted_y_codes)"
             )
         if self.convert_to is not None:
             frame = self._convert(frame)
         plane = plane_array(frame.planes[0], self.bit_depth, self.width, self.height)
         return plane.astype(codes_to_numpy_dtype(self.bit_depth))  # astype copies: the frame can go
+
+    def fitted_y_codes(self, frame: av.VideoFrame) -> np.ndarray:
+        """Y codes, `(H, W)` at the first frame's size, depth and range, of a later frame whose size
+        or pixel format changed mid-stream (a broadcast capture across a programme change).
+
+        The picture is scaled to fit inside the first frame's size with its aspect ratio kept and
+        centred on black bars (Y 16 << (bits - 8) limited, 0 full range). Bars rather than
+        stretching (which distorts every face and wheel) or cropping (which loses picture the
+        archive has): nothing of the frame is lost or bent, and the bars are plainly not picture.
+        Pixels are taken as square in both parts: PyAV does not expose a frame's own sample aspect.
+        These frames' luma is resampled, so it is no longer the decoded codes; the reader counts
+        them for the report. A frame of the first size in another pixel format is only converted
+        (range and depth as the first frame's), so its Y is within a code of the decoded one.
+        """
+        width, height = fitted_size(frame.width, frame.height, self.width, self.height)
+        name = frame.format.name
+        rgb = bool(frame.format.is_rgb) or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8"))
+        tagged = int(frame.color_range or 0)
+        src_full = rgb or name.startswith("yuvj") or tagged == RANGE_JPEG or (name.startswith("gray") and tagged != RANGE_MPEG)
+        src_matrix = _MATRIX_OF_COLORSPACE.get(int(frame.colorspace or 2), default_matrix(frame.height))
+        target = self.convert_to or self.pix_fmt  # planar, plane 0 is Y' at `bit_depth` (see from_frame)
+        fitted = frame.reformat(
+            width=width, height=height, format=target,
+            src_colorspace="itu709" if src_matrix == "bt709" else "itu601",
+            dst_colorspace="itu709" if self.matrix == "bt709" else "itu601",
+            src_color_range="JPEG" if src_full else "MPEG", dst_color_range="JPEG" if self.full_range else "MPEG",
+            interpolation=av.video.reformatter.Interpolation.BICUBIC | av.video.reformatter.Interpolation.ACCURATE_RND,
+        )  # fmt: skip
+        black = 0 if self.full_range else 16 << (self.bit_depth - 8)
+        codes = np.full((self.height, self.width), black, dtype=codes_to_numpy_dtype(self.bit_depth))
+        top, left = (self.height - height) // 2, (self.width - width) // 2
+        if self.height % 2 == 0:
+            top -= top % 2
+        if self.width % 2 == 0:
+            left -= left % 2
+        codes[top : top + height, left : left + width] = plane_array(fitted.planes[0], self.bit_depth, width, height)
+        return codes
 
     def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         space = "itu709" if self.matrix == "bt709" else "itu601"
@@ -150,6 +191,20 @@ class SourceFormat:
             format=self.convert_to, src_colorspace=space, dst_colorspace=space,
             src_color_range=rng, dst_color_range=rng, interpolation=_EXACT,
         )  # fmt: skip
+
+
+def fitted_size(width: int, height: int, into_width: int, into_height: int) -> tuple[int, int]:
+    """The largest size with `width`:`height`'s aspect ratio that fits in `into_width`x`into_height`.
+
+    Rounded down to even sides where the frame's sides are even, so the bars around it (centred,
+    at even offsets) do not shift the picture off a chroma sample row or column."""
+    scale = min(into_width / width, into_height / height)
+    fit_w = min(into_width, max(1, round(width * scale)))
+    fit_h = min(into_height, max(1, round(height * scale)))
+    if (fit_w, fit_h) != (into_width, into_height):
+        fit_w -= fit_w % 2 if into_width % 2 == 0 and fit_w > 1 else 0
+        fit_h -= fit_h % 2 if into_height % 2 == 0 and fit_h > 1 else 0
+    return fit_w, fit_h
 
 
 def plane_array(plane, bit_depth: int, width: int, height: int) -> np.ndarray:

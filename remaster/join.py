@@ -19,6 +19,7 @@ from .errors import OutputError
 from .files import temporary_path
 from .loop import fault
 from .reader import VideoReader
+from .writer import muxer_options
 
 
 def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, max_frames: int | None = None, force: bool = False) -> None:
@@ -38,7 +39,7 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
         end_seconds = None
         if max_frames is not None:  # a preview cuts the sound where the pictures end
             end_seconds = float((reader.first_pts or 0) * reader.time_base) + float(max_frames / reader.rate)
-        out = av.open(str(tmp), "w")
+        out = av.open(str(tmp), "w", options=muxer_options(output, reader.time_base))  # as the segments were written
         copied = {s.index: s for s in reader.copy_streams}
         copies = {}
         with av.open(str(parts[0][0])) as head:

@@ -93,9 +93,11 @@ class Journal:
     def pending(self) -> list[Segment]:
         return [s for s in self.plan if str(s.index) not in self.done]
 
-    def record(self, segment: Segment, frames: int, damaged: list[int]) -> None:
-        """The segment's file is on disk: from now on it counts as done."""
-        self.done[str(segment.index)] = {"file": self.segment_path(segment).name, "frames": frames, "damaged": damaged}
+    def record(self, segment: Segment, result) -> None:
+        """The segment's file is on disk: from now on it counts as done. `result`: a `SegmentResult`."""
+        self.done[str(segment.index)] = {
+            "file": self.segment_path(segment).name, "frames": result.frames, "damaged": result.damaged, "resized": result.resized,
+        }  # fmt: skip
         self._save()
 
     def parts(self) -> list[tuple[Path, int]]:
@@ -104,6 +106,16 @@ class Journal:
 
     def damaged(self) -> list[int]:
         return sorted({f for entry in self.done.values() for f in entry["damaged"]})
+
+    def resized(self) -> list[list]:
+        """Runs of frames fitted to the film's format, in film order, joined across segments."""
+        runs: list[list] = []
+        for first, count, what in sorted(run for entry in self.done.values() for run in entry["resized"]):
+            if runs and runs[-1][2] == what and runs[-1][0] + runs[-1][1] == first:
+                runs[-1][1] += count
+            else:
+                runs.append([first, count, what])
+        return runs
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -32,6 +32,7 @@ from .writer import VideoWriter
 class SegmentResult:
     frames: int
     damaged: list[int]  # frame numbers in the film: undecodable (repeated) or concealed
+    resized: list[list]  # runs [first frame in the film, count, "WxH pix_fmt"] fitted to the first frame's format
     seconds: dict[str, float] = field(default_factory=dict)  # decode, assemble, encode (stages: the chain's)
 
 
@@ -89,4 +90,5 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     finally:
         reader.close()
     timings["encode"] = writer.seconds
-    return SegmentResult(frames, [segment.first_frame + f for f in reader.damaged], timings)
+    resized = [[segment.first_frame + first, count, what] for first, count, what in reader.resized]
+    return SegmentResult(frames, [segment.first_frame + f for f in reader.damaged], resized, timings)

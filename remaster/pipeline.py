@@ -29,7 +29,7 @@ from .loop import fault, run_segment
 from .plan import plan_segments
 from .progress import Progress
 from .reader import VideoReader
-from .report import RunReport, build_report, damage_notice, stream_notices
+from .report import RunReport, build_report, damage_notice, size_notice, stream_notices
 from .stages import build_chain
 from .writer import VideoWriter, check_destination
 
@@ -62,7 +62,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
             preflight = VideoWriter(output, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
             encoder = preflight.describe()
             preflight.discard()
-            source = reader.describe()
+            source, source_format = reader.describe(), reader.source
         if colorizer is None:
             from .model import Colorizer
 
@@ -85,7 +85,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
         try:
             for segment in journal.pending():
                 result = run_segment(input, segment, journal.segment_path(segment), chain, config, layout, on_frames=bar.update)
-                journal.record(segment, result.frames, result.damaged)  # the segment now counts as done
+                journal.record(segment, result)  # the segment now counts as done
                 fault(f"segment-done {segment.index}")
                 made += result.frames
                 for name, seconds in result.seconds.items():
@@ -118,7 +118,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
     return build_report(
         input=input, output=output, config=config, frames=total, made=made, seconds=time.perf_counter() - started,
         segments=len(plan), resumed=resumed, stage_seconds=seconds, colorizer=colorizer, chain=chain, encoder=encoder,
-        layout=layout, source=source, damaged=damaged, notices=notices + damage_notice(input, damaged),
+        layout=layout, source=source, damaged=damaged, notices=notices + damage_notice(input, damaged) + size_notice(input, source_format, journal.resized()),
     )  # fmt: skip
 
 

@@ -92,6 +92,10 @@ class VideoReader:
         self.lead_pts: int | None = None  # set by seek(): warm-up pictures from here to span[0]
         self.lead_frames = 0  # warm-up pictures handed out (they come before the span's)
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
+        # Runs of frames whose size or pixel format differed from the first frame's and were
+        # fitted to it (frames.SourceFormat.fitted_y_codes): [first frame, count, "WxH pix_fmt"].
+        # Runs, not frame numbers: memory stays bounded whatever the film's length (promise 4).
+        self.resized: list[list] = []
         self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
@@ -100,7 +104,12 @@ class VideoReader:
             if s is not self.video and s not in self.copy_streams
         ]
         self.time_base = _fraction(self.video.time_base) or Fraction(1, 90000)
-        self.rate = _fraction(self.video.average_rate) or _fraction(self.video.guessed_rate) or Fraction(25)
+        average, guessed = _fraction(self.video.average_rate), _fraction(self.video.guessed_rate)
+        if average and guessed and average > 2 * guessed:
+            # Raw DV (FFmpeg's dv demuxer, 1/60000 s time base) reports 60000 frames/s as the
+            # average: one frame per tick. The guessed rate (the codec's 30000/1001) is the real one.
+            average = None
+        self.rate = average or guessed or Fraction(25)
         self.sample_aspect_ratio = _fraction(self.video.codec_context.sample_aspect_ratio)
         self.listed_frames = int(self.video.frames or 0)  # 0 when the container has no index (mkv)
         self.frames_read = 0
@@ -243,6 +252,14 @@ class VideoReader:
             self.frames_read += 1
             yield frame
 
+    def _note_resized(self, number: int, frame: av.VideoFrame) -> None:
+        what = f"{frame.width}x{frame.height} {frame.format.name}"
+        last = self.resized[-1] if self.resized else None
+        if last is not None and last[2] == what and last[0] + last[1] == number:
+            last[1] += 1
+        else:
+            self.resized.append([number, 1, what])
+
     def _in_span(self, pts: int | None) -> bool:
         """Whether a picture belongs to what is read (damage outside a segment is not ours)."""
         if self.span is None or pts is None:
@@ -309,8 +326,13 @@ class VideoReader:
                     break
                 lead = is_lead
                 try:
-                    codes.append(self.source.y_codes(frame))
-                except ValueError as error:
+                    if self.source.matches(frame):
+                        codes.append(self.source.y_codes(frame))
+                    else:  # the picture changed mid-stream: keep the frame, fitted, and say so
+                        codes.append(self.source.fitted_y_codes(frame))
+                        if not lead:  # warm-up frames are the previous segment's to report
+                            self._note_resized(self.frames_read - 1 - self.lead_frames, frame)
+                except (ValueError, av.FFmpegError) as error:
                     raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
                 # Decoders give best-effort timestamps; a stream without any gets a steady clock.
                 value = frame.pts if frame.pts is not None else (0 if last_pts is None else round(last_pts + step))

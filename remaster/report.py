@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import av
 
+from .frames import fitted_size
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -97,4 +99,40 @@ def damage_notice(path, damaged: list[int]) -> list[str]:
             f"{path.name}: {len(damaged)} damaged frame(s) ({shown}): undecodable ones repeat the previous "
             "good frame, concealed ones are kept"
         )
+    return lines
+
+
+def size_notice(path, source, resized: list[list]) -> list[str]:
+    """One line per picture size/format met mid-stream and fitted to the first frame's (DESIGN:
+    never drop or change frames silently), e.g. "capture.ts: 50 frames of 480x270 scaled to
+    640x360 (aspect kept, bars added): the picture size changed mid-stream at frame 50".
+    `resized`: runs [first frame, count, "WxH pix_fmt"] as `VideoReader.resized` holds them;
+    `source`: the film's `SourceFormat`."""
+    groups: dict[str, list] = {}
+    for first, count, what in resized:
+        group = groups.setdefault(what, [0, []])
+        group[0] += count
+        group[1].append(first)
+    lines = []
+    for what, (count, starts) in groups.items():
+        size, pix_fmt = what.split(" ")
+        width, height = (int(v) for v in size.split("x"))
+        sized = (width, height) != (source.width, source.height)
+        formatted = pix_fmt != source.pix_fmt
+        shown = ", ".join(map(str, starts[:10])) + (", ..." if len(starts) > 10 else "")
+        at = f"at frame{'s' if len(starts) > 1 else ''} {shown}"
+        if sized:
+            bars = fitted_size(width, height, source.width, source.height) != (source.width, source.height)
+            how = "aspect kept, bars added" if bars else "aspect kept"
+            if formatted:
+                how += f", converted from {pix_fmt} to {source.pix_fmt}"
+            lines.append(
+                f"{path.name}: {count} frame{'s' if count > 1 else ''} of {size} scaled to {source.width}x{source.height} "
+                f"({how}): the picture size changed mid-stream {at}"
+            )
+        else:
+            lines.append(
+                f"{path.name}: {count} frame{'s' if count > 1 else ''} of {pix_fmt} converted to {source.pix_fmt}: "
+                f"the pixel format changed mid-stream {at}"
+            )
     return lines

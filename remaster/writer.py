@@ -35,6 +35,15 @@ def check_destination(source: Path, destination: Path, force: bool) -> None:
         raise OutputError(f"{destination}: {destination.parent} is a file, not a folder")
 
 
+def muxer_options(destination: Path, time_base) -> dict:
+    """MOV/MP4 write a film that starts after zero as an edit list in the movie's timescale,
+    1/1000 s by default: a first picture at 902/90000 s (MPEG-TS) comes back at 900/90000 and
+    every timestamp moves with it (promise 3). The video's own timescale keeps them exact."""
+    if destination.suffix.lower() in (".mov", ".mp4", ".m4v") and time_base.denominator < 2**31:
+        return {"movie_timescale": str(time_base.denominator)}
+    return {}
+
+
 class VideoWriter:
     """Encodes pictures and muxes them with the reader's audio/subtitle streams, stream-copied.
 
@@ -60,7 +69,7 @@ class VideoWriter:
             reason = (error.strerror or type(error).__name__).lower()
             raise OutputError(f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})") from None
         try:
-            self.container = av.open(str(self.path), "w")
+            self.container = av.open(str(self.path), "w", options=muxer_options(self.destination, reader.time_base))
         except (av.FFmpegError, ValueError) as error:
             self.path.unlink(missing_ok=True)
             raise OutputError(

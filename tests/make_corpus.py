@@ -11,6 +11,7 @@ All clips are tiny (a few frames at about 64x48) so the whole corpus runs in abo
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import sys
@@ -34,6 +35,8 @@ CASE_NAMES = (
     "two-video-streams", "cover-art", "timecode-track", "interlaced-tff", "rotation-90", "10-bit", "yuv422p",
     "yuv444p", "prores4444-alpha", "vfr-pts-jumps", "audio-longer-than-video", "subtitles",
     "model-truncated", "model-wrong-shapes", "model-pickle",
+    "size-change-ts", "dv-ntsc-411", "dv-pal-avi", "mpeg2-ps", "mjpeg-avi", "prores422-10bit", "v210-mov",
+    "dnxhr-mxf", "av1",
 )  # fmt: skip
 
 
@@ -52,6 +55,8 @@ class Case:
     damaged: int = 0  # frames the run must report as damaged (repeated or concealed)
     lossless: bool = True  # compare the Y planes bit for bit (FFV1 at the source's depth)
     extra: dict = field(default_factory=dict)  # case-specific checks (rotation, field order...)
+    exact_frames: int | None = None  # compare only the first N Y planes bit for bit (the rest were fitted)
+    skip: str = ""  # why this build cannot make the case (no encoder): the test skips with it
 
 
 def _frames(count: int, width: int, height: int, pix_fmt: str, *, rgba: bool = False):
@@ -149,6 +154,65 @@ def _claim_16k(path: Path) -> Path:
         at = data.find(b"\xff\xc0", at + 2)
     assert patched >= 3
     path.write_bytes(bytes(data))
+    return path
+
+
+def _pcm(out, stream, seconds: float, samples: int = 1024) -> None:
+    """A 440 Hz tone in `stream`'s own sample format (s16 interleaved for PCM, fltp for MP2)."""
+    rate, channels = stream.rate, len(stream.layout.channels)
+    for start in range(0, int(rate * seconds), samples):
+        tone = np.sin(2 * np.pi * 440 * (start + np.arange(samples)) / rate)
+        if stream.format.name == "s16":
+            data = np.repeat((3000 * tone).astype(np.int16)[:, None], channels, 1).reshape(1, -1)
+        else:
+            data = np.repeat((0.2 * tone).astype(np.float32)[None], channels, 0)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=stream.format.name, layout=stream.layout.name)
+        frame.sample_rate, frame.pts = rate, start
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def _archive(path: Path, codec: str, width: int, height: int, pix_fmt: str, *, frames=6, rate=Fraction(25), fmt=None,
+             options=None, audio=None) -> Path:  # fmt: skip
+    """A clip as an archive's ingest or camera wrote it; `audio` = (codec, rate, layout, samples per frame)."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = stream.codec_context.time_base = 1 / Fraction(rate)
+        sound = out.add_stream(audio[0], rate=audio[1], layout=audio[2]) if audio else None
+        _encode(out, stream, _frames(frames, width, height, pix_fmt))
+        if sound is not None:
+            _pcm(out, sound, frames / float(rate), audio[3])
+    return path
+
+
+def _size_change_ts(path: Path, parts, rate: int = 25) -> Path:
+    """A broadcast capture whose picture size changes mid-stream: MPEG-TS, one H.264 stream (one
+    PID) fed by one encoder per size, so the new size arrives in-band with a new SPS, as after a
+    programme change; MP2 sound across both. `parts` = [(width, height, frames), ...]. The muxer
+    starts the times at 902/90000 s, not on a whole millisecond, as broadcast captures do."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        video = _video_stream(out, width=parts[0][0], height=parts[0][1], rate=rate)
+        sound = out.add_stream("mp2", rate=48000, layout="mono")
+        start = 0
+        for k, (width, height, count) in enumerate(parts):
+            encoder = video.codec_context
+            if k:
+                encoder = av.CodecContext.create("libx264", "w")
+                encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+                encoder.time_base, encoder.framerate = Fraction(1, rate), Fraction(rate)
+                encoder.options = {"preset": "ultrafast", "crf": "20"}
+            pictures = list(_frames(count, width, height, "yuv420p"))
+            for i, frame in enumerate(pictures):
+                frame.pts, frame.time_base = start + i, Fraction(1, rate)
+            for frame in [*pictures, None]:
+                for packet in encoder.encode(frame):
+                    packet.stream = video
+                    out.mux(packet)
+            start += count
+        _pcm(out, sound, start / rate, 1152)
     return path
 
 
@@ -316,6 +380,46 @@ def make_corpus(folder: str | Path) -> list[Case]:
              (models["wrong_tensor"], "expected"), names=models["wrong"].name, model=models["wrong"]))  # fmt: skip
     add(Case("model-pickle", good, "error: a pickle is refused, never unpickled", False, ("pickle",),
              names=models["pickle"].name, model=models["pickle"]))  # fmt: skip
+
+    # --- a picture size change mid-stream -----------------------------------------------------
+    # 4:3 then 16:9 at a larger size: the later frames are scaled down to fit and letterboxed.
+    changed = _size_change_ts(d / "size-change.ts", [(64, 48, 6), (96, 54, 6)])
+    add(Case("size-change-ts", changed, "output: every frame; the 96x54 ones scaled to 64x48 with bars, and a notice", True,
+             exact_frames=6, extra={"notice": "size-change.ts: 6 frames of 96x54 scaled to 64x48 (aspect kept, bars added): "
+                                              "the picture size changed mid-stream at frame 6", "bars": 6},
+             **LOSSLESS_MP4))  # MPEG-TS times are 1/90000 s: Matroska would round them  # fmt: skip
+
+    # --- archive formats ----------------------------------------------------------------------
+    # Full-size DV (its only sizes), everything else tiny. Outputs are FFV1 in Matroska where the
+    # input's times are whole milliseconds, else x264 at QP 0 (lossless at 8 bits) in MOV/MP4.
+    ntsc = _archive(d / "dv-ntsc.dv", "dvvideo", 720, 480, "yuv411p", rate=Fraction(30000, 1001),
+                    audio=("pcm_s16le", 48000, "stereo", 1600))  # fmt: skip
+    add(Case("dv-ntsc-411", ntsc, "output: DV NTSC 4:1:1 (raw .dv), Y exact, the DV sound copied", True,
+             args=("--codec", "libx264", "--crf", "0"), suffix=".mov"))  # 1001/30000 s frames  # fmt: skip
+    pal = _archive(d / "dv-pal.avi", "dvvideo", 720, 576, "yuv420p", audio=("pcm_s16le", 48000, "stereo", 1024))
+    add(Case("dv-pal-avi", pal, "output: DV PAL 4:2:0 in AVI, Y exact, PCM sound copied", True))
+    ps = _archive(d / "program-stream.mpg", "mpeg2video", 64, 48, "yuv420p", frames=8, fmt="vob",
+                  audio=("mp2", 48000, "stereo", 1152))  # fmt: skip
+    add(Case("mpeg2-ps", ps, "output: MPEG-2 program stream (.mpg) with MP2 sound copied", True, **LOSSLESS_MP4))
+    mjpeg = _archive(d / "mjpeg.avi", "mjpeg", 64, 48, "yuvj422p", audio=("pcm_s16le", 48000, "mono", 1024))
+    add(Case("mjpeg-avi", mjpeg, "output: Motion JPEG (full-range 4:2:2) in AVI, Y exact, PCM copied", True))
+    prores422 = _archive(d / "prores422.mov", "prores_ks", 64, 48, "yuv422p10le", audio=("pcm_s16le", 48000, "mono", 1024))
+    add(Case("prores422-10bit", prores422, "output: ProRes 422 10-bit, Y codes exact at 10 bits, PCM copied", True))
+    v210 = _archive(d / "v210.mov", "v210", 64, 48, "yuv422p10le")
+    add(Case("v210-mov", v210, "output: uncompressed 10-bit 4:2:2 (v210) in MOV, Y codes exact at 10 bits", True))
+    # DNxHD proper takes only its broadcast sizes and bitrates (1920x1080 at 36M+); DNxHR LB takes
+    # any size, so the MXF case stays small.
+    dnx = _archive(d / "dnxhr.mxf", "dnxhd", 256, 144, "yuv422p", options={"profile": "dnxhr_lb"},
+                   audio=("pcm_s16le", 48000, "mono", 1920))  # fmt: skip
+    add(Case("dnxhr-mxf", dnx, "output: DNxHR LB in MXF (OP1a), Y exact, PCM copied", True))
+    av1 = next((c for c in ("libsvtav1", "libaom-av1", "librav1e") if c in av.codecs_available), None)
+    if av1 is not None:
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
+        path = _archive(d / "av1.mkv", av1, 64, 64, "yuv420p", options={"preset": "12"} if av1 == "libsvtav1" else {})
+        add(Case("av1", path, f"output: AV1 (made with {av1}), Y exact", True))
+    else:
+        add(Case("av1", d / "av1.mkv", "not made: this PyAV build has no AV1 encoder", True,
+                 skip="no AV1 encoder (libsvtav1, libaom-av1, librav1e) in this PyAV build"))  # fmt: skip
     assert tuple(c.name for c in cases) == CASE_NAMES, "update CASE_NAMES"
     return cases
 

@@ -16,6 +16,8 @@ import pytest
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
+from remaster.config import make_config
+
 
 
 
@@ -95,8 +97,8 @@ def test_resume_with_other_options_refuses(tmp_path, clip, model):
 
 
 def test_no_seam_between_segments(tmp_path, clip, model):
-    """Segmented and one-pass runs agree (lossless FFV1): the temporal stage carries its state
-    across segment joins, so the colors at frames 16 and 32 continue, they do not restart."""
+    """Segmented and one-segment runs agree (lossless FFV1) within a code value: each segment
+    warms the temporal stage up on the frames before it, so colors continue across a join."""
     one = tmp_path / "one.mkv"
     seg = tmp_path / "seg.mkv"
     assert run_cli(args_for(clip, one, model, "--codec", "ffv1", "--segment-frames", "1000")).returncode == 0
@@ -108,45 +110,87 @@ def test_no_seam_between_segments(tmp_path, clip, model):
     assert worst <= 1, f"chroma differs by up to {worst} code values between segmented and one-pass runs"
 
 
-def test_independent_segments_warm_up_without_a_seam(tmp_path, clip):
-    """The unit for several GPUs: a segment processed without its predecessor's state warms the
-    temporal stage up on the frames before it and lands within a code value of the exact chain;
-    a cold start (no warm-up) shows the seam."""
+def test_segments_warm_up_without_a_seam(tmp_path, clip):
+    """Every segment starts its stages fresh and warms them up on the frames before its start
+    (decoded from the keyframe before them, never written): a film cut in three lands within a
+    code value of the same film in one segment; cut with no warm-up, the seam shows."""
     import dataclasses
 
     import torch
 
+    from remaster.encoding import choose_layout
+    from remaster.loop import run_segment
     from remaster.model import Colorizer
-    from remaster.pipeline import VideoConfig
-    from remaster.segments import plan_segments, process_segment
+    from remaster.plan import plan_segments
+    from remaster.reader import VideoReader
+    from remaster.stages import build_chain
 
     torch.set_num_threads(1)
     colorizer = Colorizer.random(seed=0)
-    config = VideoConfig(flow="dis", codec="ffv1", batch_size=4)
-    segments = plan_segments(clip.path, 10, warmup=16)
-    assert len(segments) == 3 and segments[1].warmup_pts == 0  # 16 frames back from its start is frame 0
+    config = make_config(flow="dis", codec="ffv1", batch_size=4)
+    chain = build_chain(config, colorizer)
+    with VideoReader(clip.path) as reader:
+        layout = choose_layout(reader.source, "ffv1")
+    whole = plan_segments(clip.path, 1000, warmup=chain.warmup_frames)
+    cut = plan_segments(clip.path, 10, warmup=16)
+    assert len(whole) == 1 and len(cut) == 3 and cut[1].lead_pts == cut[0].start_pts  # 16 back from frame 10 is frame 0
 
     def chroma(path):
         return [np.stack(p[1:]).astype(int) for p in decode_all(path).planes]
 
-    state, worst_warm, total_warm, total_cold = None, 0, 0, 0
-    for segment in segments:
-        exact = process_segment(clip.path, segment, tmp_path / f"exact-{segment.index}.mkv", config, colorizer, state)
-        state = exact["state"]
-        if segment.index == 0:
-            continue
-        process_segment(clip.path, segment, tmp_path / f"warm-{segment.index}.mkv", config, colorizer, None)
-        cold = dataclasses.replace(segment, warmup_pts=None)
-        process_segment(clip.path, cold, tmp_path / f"cold-{segment.index}.mkv", config, colorizer, None)
-        reference = chroma(tmp_path / f"exact-{segment.index}.mkv")
+    run_segment(clip.path, whole[0], tmp_path / "whole.mkv", chain, config, layout)
+    reference = chroma(tmp_path / "whole.mkv")
+    worst_warm, total_warm, total_cold = 0, 0, 0
+    for segment in cut[1:]:
+        cold = dataclasses.replace(segment, lead_pts=None, lead_frames=0, keyframe_pts=None)
+        run_segment(clip.path, segment, tmp_path / f"warm-{segment.index}.mkv", chain, config, layout)
+        run_segment(clip.path, cold, tmp_path / f"cold-{segment.index}.mkv", chain, config, layout)
+        truth = reference[segment.first_frame : segment.first_frame + segment.frames]
         warm, cold_planes = chroma(tmp_path / f"warm-{segment.index}.mkv"), chroma(tmp_path / f"cold-{segment.index}.mkv")
-        worst_warm = max(worst_warm, max(int(np.abs(a - b).max()) for a, b in zip(warm, reference)))
-        total_warm += sum(int(np.abs(a - b).sum()) for a, b in zip(warm, reference))
-        total_cold += sum(int(np.abs(a - b).sum()) for a, b in zip(cold_planes, reference))
-    assert worst_warm <= 1, f"warmed-up segments differ from the exact chain by up to {worst_warm} code values"
+        worst_warm = max(worst_warm, max(int(np.abs(a - b).max()) for a, b in zip(warm, truth)))
+        total_warm += sum(int(np.abs(a - b).sum()) for a, b in zip(warm, truth))
+        total_cold += sum(int(np.abs(a - b).sum()) for a, b in zip(cold_planes, truth))
+    assert worst_warm <= 1, f"warmed-up segments differ from the uncut film by up to {worst_warm} code values"
     # A random net's colors barely move on this slow clip, so the cold seam is small too; but
     # it is there, and the warm-up removes most of it.
     assert total_warm * 2 < total_cold, f"summed chroma difference: warm {total_warm}, cold {total_cold}"
+
+
+@pytest.mark.parametrize("segment_frames", [10, 1000], ids=["three-segments", "one-segment"])
+def test_plain_resumed_and_twice_killed_runs_agree(segment_frames, tmp_path, clip, model):
+    """The output is a function of input, model and options (DESIGN promise 8): a plain run, a
+    `--resume` run that was never stopped, and a run killed with SIGKILL twice then resumed give
+    the same frames, timestamps and audio packets, for a film of three segments and of one."""
+    args = lambda out, *extra: args_for(clip, out, model, "--segment-frames", str(segment_frames), *extra)  # noqa: E731
+    plain = tmp_path / "plain.mp4"
+    assert run_cli(args(plain)).returncode == 0
+    never_stopped = tmp_path / "never.mp4"
+    assert run_cli(args(never_stopped, "--resume")).returncode == 0
+    twice = tmp_path / "twice.mp4"
+    kills = ("segment 0 batch 1", "segment 2 batch 0") if segment_frames == 10 else ("segment 0 batch 2", "join 10")
+    for point in kills:
+        killed = run_cli(args(twice, "--resume"), env={"REMASTER_KILL_AT": point})
+        assert killed.returncode == -9, f"expected SIGKILL at {point!r}: {killed.returncode} {killed.stderr[-300:]}"
+    assert run_cli(args(twice, "--resume")).returncode == 0
+    reference = decode_all(plain)
+    assert_same_film(decode_all(never_stopped), reference)
+    assert_same_film(decode_all(twice), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["never.mp4", "plain.mp4", "twice.mp4"]
+
+
+def test_stages_are_built_once_per_run(tmp_path, clip, monkeypatch):
+    """The flow provider (and RAFT's weights) load once for the whole run, not per segment."""
+    import remaster.temporal
+    from remaster.model import Colorizer
+    from remaster.pipeline import colorize_video
+
+    built = []
+    real = remaster.temporal.make_flow_provider
+    monkeypatch.setattr(remaster.temporal, "make_flow_provider", lambda *a, **k: built.append(1) or real(*a, **k))
+    report = colorize_video(clip.path, tmp_path / "out.mkv", make_config(flow="dis", codec="ffv1", segment_frames=10),
+                            progress=False, colorizer=Colorizer.random(seed=0))  # fmt: skip
+    assert report.segments == 3 and report.flow_provider.startswith("dis")
+    assert len(built) == 1, f"flow provider built {len(built)} times for one run"
 
 
 def test_disk_full_keeps_finished_segments_for_resume(tmp_path, clip, model):
