@@ -45,8 +45,8 @@ def main(ctx: click.Context, debug: bool) -> None:
       remaster demo -o demo/
       remaster image old-photo.jpg -o colorized/
       remaster colorize reel.mp4 -o reel-color.mp4
-      remaster train my-photos/ --val my-val/ --out models/mine.safetensors
-      remaster eval images photos/val
+      remaster train my-photos/ --val my-photos-val/ --out models/mine.safetensors
+      remaster eval images my-photos-val/
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -57,7 +57,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the colorized images (created if missing).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: input and output side by side.")
+@click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.")
 @click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def image(inputs, out_dir, model, device, compare, suffix, force):
@@ -71,7 +71,13 @@ def image(inputs, out_dir, model, device, compare, suffix, force):
       remaster image a.jpg b.png -o out/ --compare
       remaster image scan.tif -o out/ --model models/mine.safetensors --device cpu
     """
-    from .image import colorize_photo, read_photo, side_by_side, write_image
+    from .image import (
+        colorize_photo,
+        compare_panels,
+        contact_sheet,
+        read_photo,
+        write_image,
+    )
     from .model import Colorizer
 
     photos = [(path, read_photo(path)) for path in inputs]  # fail on a bad input before any work
@@ -84,18 +90,22 @@ def image(inputs, out_dir, model, device, compare, suffix, force):
         write_image(destination, colorized, force=force)
         click.echo(str(destination))
         if compare:
-            write_image(out_dir / f"{path.stem}-compare{extension}", side_by_side(photo, colorized), force=force)
+            sheet = contact_sheet(compare_panels(photo, colorized))
+            write_image(out_dir / f"{path.stem}-compare{extension}", sheet, force=force)
 
 
 @main.command()
-@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("remaster-demo"), show_default=True)
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("remaster-demo"), show_default=True, help="Folder for the demo's images (created if missing).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+# The demo always overwrites its own files; --force is still accepted for old scripts.
+@click.option("--force", is_flag=True, hidden=True)
 def demo(out_dir, model, device, force):
     """Colorize the real photographs bundled with scikit-image (CC0): a first run with no files to find.
 
-    Writes NAME.png and NAME-compare.png (gray input | colorized | original colors where known).
+    Writes NAME.png and NAME-compare.png (gray input | remaster | original colors where known)
+    for camera, coffee, chelsea and astronaut. Running it again replaces those files (and only
+    those) in the folder.
 
     \b
     Example:
@@ -105,39 +115,45 @@ def demo(out_dir, model, device, force):
     from .model import Colorizer
 
     colorizer = Colorizer.load(model, device=device)
-    for path in run_demo(out_dir, colorizer, force=force):
+    for path in run_demo(out_dir, colorizer):
         name = path.stem.removesuffix("-compare")
         click.echo(f"{path}   ({SAMPLES[name][0]})" if not path.stem.endswith("-compare") else str(path))
 
 
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="Held-out color photos for validation.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors).")
-@click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: rebalanced classification (Zhang et al. 2016); ab: rebalanced regression.")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--minutes", type=float, default=None, help="Time budget; training ends at --steps or this, whichever is first.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--crop", type=int, default=176, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--rebalance", type=float, default=0.5, show_default=True, help="λ of Zhang et al.: 1 = no class rebalancing, smaller = rare colors weigh more.")
-@click.option("--widths", default="24,48,96,192", show_default=True, help="Channels at 1/2, 1/4, 1/8, 1/16.")
-@click.option("--blocks", type=int, default=4, show_default=True, help="Residual blocks at 1/16.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--val-every", type=int, default=0, help="Steps between validations (default: once per epoch).")
-@click.option("--val-limit", type=int, default=0, help="Validate on the first N images only.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=int, default=0, help="Processes decoding the photo cache (default: up to 8).")
-@click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint (NAME.ckpt.safetensors).")
-@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report. Default: no validation.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors); its report goes beside it as NAME.json and its checkpoint as NAME.ckpt.safetensors.")
+@click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: classification over quantized CIELAB a,b with class rebalancing (Zhang et al. 2016); ab: rebalanced regression of a,b.")
+@click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps (batches) to train for. The learning rate warms up over the first 100 steps, then follows a cosine down to zero.")
+@click.option("--minutes", type=float, default=None, help="Time budget in minutes (a resumed run counts the time before the stop): training ends at --steps or the budget, whichever comes first, and the learning-rate schedule follows whichever is further along. Default: no budget.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Crops per optimizer step; larger uses more memory and is faster per image on a GPU.")
+@click.option("--crop", type=int, default=176, show_default=True, help="Side of the square training crops in pixels: a multiple of 16, at most 256 (photos are cached as 256x256 squares; each crop covers 0.75-1.5x its side there, with random flips).")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate of the AdamW optimizer (weight decay 1e-4).")
+@click.option("--rebalance", type=float, default=0.5, show_default=True, help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).")
+@click.option("--widths", default="24,48,96,192", show_default=True, help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.")
+@click.option("--blocks", type=int, default=4, show_default=True, help="Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network sees at once.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints (what --resume continues from); one is also written at the end.")
+@click.option("--val-every", type=int, default=0, show_default=True, help="Steps between validations on --val; 0 = once per epoch (number of photos / batch size steps). The final model is always validated.")
+@click.option("--val-limit", type=int, default=0, show_default=True, help="Validate on the first N photos of --val (sorted by path) only; 0 = all of them.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the network's initialisation and the crop sampler: on the CPU the same seed, photos and options give the same model.")
+@click.option("--workers", type=int, default=0, show_default=True, help="Threads decoding the photos into the in-memory cache at the start; 0 = one per CPU core, at most 8.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train: auto = CUDA when torch sees a GPU (bfloat16 mixed precision there), else the CPU.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT's checkpoint: network, optimizer, step, time spent and sampler state. Use the same --recipe, --widths and --blocks as before.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report (steps, speed, validation scores, sha256) as JSON.")
 def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, rebalance, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, resume, as_json):
-    """Train a colorization network on a folder of color photographs.
+    """Train a colorization network on DATA_DIR, a folder of color photographs.
+
+    DATA_DIR is searched recursively for JPEG, PNG, TIFF, WebP and BMP files. The best colors
+    for a collection come from photos of that collection's world.
 
     \b
     Examples:
-      remaster train ../shared/data/photos/train --val ../shared/data/photos/val --out models/mine.safetensors
-      remaster train photos/ --out models/mine.safetensors --minutes 30 --resume
+      remaster train my-photos/ --out models/mine.safetensors
+      remaster train my-photos/ --val my-photos-val/ --out models/mine.safetensors --minutes 60
+      remaster train my-photos/ --val my-photos-val/ --out models/mine.safetensors --minutes 60 --resume   # after Ctrl-C
+      remaster train my-photos/ --out models/mine.safetensors --device cuda --batch-size 64 --steps 20000
+      remaster train my-photos/ --out models/small.safetensors --widths 16,32,64,128 --blocks 2 --steps 500
     """
     from .nets import NetConfig
     from .train import TrainConfig
@@ -256,7 +272,7 @@ def eval_images(truth_dir, model, device, long_side, as_json):
 
     \b
     Example:
-      remaster eval images ../shared/data/photos/val --json
+      remaster eval images my-photos-val/ --json
     """
     from .evaluate import evaluate_images
     from .model import Colorizer

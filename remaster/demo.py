@@ -33,20 +33,36 @@ def sample_photo(name: str) -> np.ndarray:
     return getattr(skimage.data, name)()
 
 
-def run_demo(out_dir: Path, colorizer, *, force: bool = False) -> list[Path]:
-    """Colorize every sample; write NAME.png and NAME-compare.png (gray | colorized | truth)."""
-    from .image import colorize_photo, photo_from_array, side_by_side, write_image
+def output_names(name: str) -> tuple[str, str]:
+    """The files the demo writes for a sample: NAME.png and NAME-compare.png."""
+    return f"{name}.png", f"{name}-compare.png"
+
+
+def run_demo(out_dir: Path, colorizer) -> list[Path]:
+    """Colorize every sample; write NAME.png and NAME-compare.png (gray input | remaster | original).
+
+    The demo overwrites its own earlier outputs, so it can be run again into the same folder; it
+    writes only the names of `output_names`, never anything else there.
+    """
+    from .image import (
+        colorize_photo,
+        contact_sheet,
+        gray_panel,
+        original_panel,
+        photo_from_array,
+        write_image,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (_, has_truth) in SAMPLES.items():
-        original = sample_photo(name)
-        photo = photo_from_array(original)  # an RGB original is reduced to its luma here
+        photo = photo_from_array(sample_photo(name))  # the network sees only the luma
         colorized = colorize_photo(photo, colorizer)
-        compare = side_by_side(photo, colorized)
+        panels = [("input (gray)", gray_panel(photo)), ("remaster", colorized)]
         if has_truth:
-            compare = np.concatenate((compare, original), axis=1)
-        for path, image in ((out_dir / f"{name}.png", colorized), (out_dir / f"{name}-compare.png", compare)):
-            write_image(path, image, force=force)
+            panels.append(("original", original_panel(photo)))
+        image_name, compare_name = output_names(name)
+        for path, image in ((out_dir / image_name, colorized), (out_dir / compare_name, contact_sheet(panels))):
+            write_image(path, image, force=True)  # only our own file names: see output_names
             written.append(path)
     return written

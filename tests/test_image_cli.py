@@ -13,8 +13,6 @@ from remaster import colorize_image
 from remaster.cli import main
 
 
-
-
 def bt601_luma(rgb: np.ndarray) -> np.ndarray:
     rgb = rgb.astype(np.float64)
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
@@ -43,8 +41,48 @@ def test_gray_png_keeps_size_and_luma(tmp_path, random_model_file):
     assert np.abs(bt601_luma(result) - gray).max() <= 1.0
     chroma = np.abs(result.astype(int) - result.mean(axis=2, keepdims=True)).mean()
     assert chroma > 1.0  # really colored, not gray
-    compare = cv2.imread(str(tmp_path / "out" / "g-compare.png"))
-    assert compare.shape == (gray.shape[0], 2 * gray.shape[1], 3)
+    compare = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "g-compare.png")), cv2.COLOR_BGR2RGB)
+    strip = caption_strip_height(compare, gray.shape[0])
+    assert compare.shape[1] == 2 * gray.shape[1]  # input (gray) | remaster, under captions
+    assert np.array_equal(compare[strip:, : gray.shape[1]], np.repeat(gray[:, :, None], 3, axis=2))
+    assert np.array_equal(compare[strip:, gray.shape[1] :], result)
+
+
+def caption_strip_height(sheet: np.ndarray, height: int) -> int:
+    """The caption strip above a compare's panels: present, and with text (bright pixels) in it
+    above every panel half."""
+    strip = sheet.shape[0] - height
+    assert 8 <= strip <= height, f"caption strip of {strip} rows above {height}-row panels"
+    half = sheet.shape[1] // 2
+    white = np.iinfo(sheet.dtype).max
+    for part in (sheet[:strip, :half], sheet[:strip, half:]):
+        assert (part > white // 2).any() and (part == 0).any()  # light text on black
+    return strip
+
+
+def test_compare_of_a_color_photo_shows_its_original(tmp_path, random_model_file):
+    rng = np.random.default_rng(2)
+    rgb = np.repeat(np.repeat(rng.integers(0, 256, (8, 10, 3), dtype=np.uint8), 6, axis=0), 6, axis=1)  # 48x60 blocks
+    cv2.imwrite(str(tmp_path / "c.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    code, out, _ = run("image", tmp_path / "c.png", "-o", tmp_path / "out", "--model", random_model_file, "--compare")
+    assert code == 0, out
+    colorized = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "c.png")), cv2.COLOR_BGR2RGB)
+    compare = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "c-compare.png")), cv2.COLOR_BGR2RGB)
+    assert compare.shape[1] == rgb.shape[1] + colorized.shape[1]
+    strip = caption_strip_height(compare, rgb.shape[0])
+    assert np.array_equal(compare[strip:, : rgb.shape[1]], rgb)  # the original's colors, not its gray
+    assert np.array_equal(compare[strip:, rgb.shape[1] :], colorized)
+
+
+def test_16_bit_compare_stays_16_bit(tmp_path, random_model_file):
+    gray = scene(dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "scan.tif"), gray)
+    code, out, _ = run("image", tmp_path / "scan.tif", "-o", tmp_path / "out", "--model", random_model_file, "--compare")
+    assert code == 0, out
+    compare = cv2.imread(str(tmp_path / "out" / "scan-compare.tif"), cv2.IMREAD_UNCHANGED)
+    assert compare.dtype == np.uint16 and compare.shape[1] == 2 * gray.shape[1]
+    strip = caption_strip_height(compare, gray.shape[0])
+    assert np.array_equal(compare[strip:, : gray.shape[1], 0], gray)
 
 
 def test_rgb_input_is_treated_as_its_luma(tmp_path, random_model_file):
@@ -129,11 +167,21 @@ def test_eval_images_reports_model_and_baseline(tmp_path, random_model_file):
     assert summary["colorfulness_truth"] > 0 and summary["psnr_gray"] > 5
 
 
-def test_demo_colorizes_the_bundled_photographs(tmp_path, random_model_file):
-    pytest.importorskip("skimage")
+def test_demo_colorizes_the_bundled_photographs_and_runs_again(tmp_path, random_model_file):
+    skimage_data = pytest.importorskip("skimage.data")
     code, out, _ = run("demo", "-o", tmp_path, "--model", random_model_file)
     assert code == 0, out
     camera = cv2.imread(str(tmp_path / "camera.png"))
     assert camera.shape == (512, 512, 3)
-    coffee_compare = cv2.imread(str(tmp_path / "coffee-compare.png"))
-    assert coffee_compare.shape == (400, 3 * 600, 3)  # gray | colorized | truth
+    coffee_compare = cv2.cvtColor(cv2.imread(str(tmp_path / "coffee-compare.png")), cv2.COLOR_BGR2RGB)
+    strip = coffee_compare.shape[0] - 400
+    assert coffee_compare.shape[1] == 3 * 600 and strip > 0  # input (gray) | remaster | original, under captions
+    assert (coffee_compare[:strip] > 128).any()  # caption text
+    gray = coffee_compare[strip:, :600]
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    assert np.array_equal(coffee_compare[strip:, 1200:], skimage_data.coffee())
+    # The README's first command, run a second time into the same folder, replaces its own files.
+    first = sorted(p.name for p in tmp_path.iterdir())
+    code, out, _ = run("demo", "-o", tmp_path, "--model", random_model_file)
+    assert code == 0, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == first
