@@ -144,13 +144,13 @@ def load_colorizer(device: str):
 
 
 def pipeline_run(source: Path, destination: Path, args, colorizer) -> dict:
-    from remaster.pipeline import VideoConfig, colorize_video
+    from remaster.pipeline import colorize_video, make_config
 
-    config = VideoConfig(
+    config = make_config(
         device=args.device, flow=args.flow, codec=args.codec, crf=args.crf, preset=args.preset, batch_size=args.batch_size,
-        force=True, flow_weights=args.flow_weights,
+        flow_weights=args.flow_weights,
     )  # fmt: skip
-    return colorize_video(source, destination, config, progress=False, colorizer=colorizer)
+    return colorize_video(source, destination, config, force=True, progress=False, colorizer=colorizer).to_dict()
 
 
 # --- memory -------------------------------------------------------------------------------------

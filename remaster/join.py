@@ -48,6 +48,9 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
             for stream in reader.container.streams:
                 if stream.index == reader.video.index:
                     video = out.add_stream_from_template(template)
+                    # The frame rate, as the encoder had it: the MOV muxer needs it to write a
+                    # timecode track (a template copy leaves it unset, and muxing fails with EINVAL).
+                    video.codec_context.framerate = reader.rate
                     video.metadata.update(template.metadata)
                     video.disposition = template.disposition
                 elif stream.index in copied:

@@ -1,13 +1,14 @@
-"""Segment length vs speed: what durable progress (`--resume`, remaster/segments.py) costs.
+"""Segment length vs speed: what cutting a film into more segments (the run plan) costs.
 
     python benchmarks/bench_resume.py                       # 320x240, 240 frames, keyframe every 24
     python benchmarks/bench_resume.py --frames 480 --segments 24,48,96,240 --json
 
-Runs the same clip through `colorize_video` in one pass (no segments) and in segments of several
-lengths, alternating, each `--repeats` times on a warm process, and reports fps and the ratio to
-the one-pass run. Each segment costs a seek, a fresh encoder (whose first frames compress worse
-and whose look-ahead restarts), the synced journal writes, and its share of the final remux. A
-stop costs at most one segment of repeated work: segment frames / fps seconds.
+Runs the same clip through `colorize_video` as one segment and in segments of several lengths,
+alternating, each `--repeats` times on a warm process, and reports fps and the ratio to the
+one-segment run. Each segment costs a seek, the warm-up frames before it (colorized, not
+written), a fresh encoder (whose first frames compress worse and whose look-ahead restarts), the
+synced journal writes, and its share of the final remux. A stop costs at most one segment of
+repeated work: segment frames / fps seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
 
     from conftest import make_clip
     from remaster.model import Colorizer
-    from remaster.pipeline import VideoConfig, colorize_video
+    from remaster.pipeline import colorize_video, make_config
 
     width, height = map(int, args.size.split("x"))
     folder = Path(tempfile.mkdtemp(prefix="bench-resume-"))
@@ -49,28 +50,28 @@ def main() -> None:
                      options={"preset": "veryfast", "crf": "20", "g": str(args.gop), "keyint_min": str(args.gop)})  # fmt: skip
     colorizer = Colorizer.random(seed=0)  # the default architecture; speed as the shipped model's
     lengths = [int(v) for v in args.segments.split(",")]
-    runs = {"one pass": []} | {f"segments of {n}": [] for n in lengths}
+    runs = {"one segment": []} | {f"segments of {n}": [] for n in lengths}
     segments_made, sizes = {}, {}
     for repeat in range(args.repeats):
         for name in runs:
             out = folder / f"out-{repeat}-{name.replace(' ', '-')}.mp4"
-            n = None if name == "one pass" else int(name.split()[-1])
-            config = VideoConfig(flow="dis", device="cpu", segment_frames=n, cpu_threads=args.cpu_threads)
+            n = args.frames if name == "one segment" else int(name.split()[-1])
+            config = make_config(flow="dis", device="cpu", segment_frames=n, cpu_threads=args.cpu_threads)
             started = time.perf_counter()
-            report = colorize_video(clip.path, out, config, progress=False, colorizer=colorizer, resume=n is not None)
+            report = colorize_video(clip.path, out, config, progress=False, colorizer=colorizer)
             runs[name].append(time.perf_counter() - started)
-            segments_made[name] = report.get("segments", 1)
+            segments_made[name] = report.segments
             sizes[name] = out.stat().st_size
             out.unlink()
     best = {name: min(times) for name, times in runs.items()}
     rows = []
     for name, seconds in best.items():
         fps = args.frames / seconds
-        n = None if name == "one pass" else int(name.split()[-1])
+        n = args.frames if name == "one segment" else int(name.split()[-1])
         rows.append({
             "run": name, "segments": segments_made[name], "seconds": round(seconds, 2), "fps": round(fps, 2),
-            "vs one pass": round(best["one pass"] / seconds, 3),
-            "size vs one pass": round(sizes[name] / sizes["one pass"], 4),
+            "vs one segment": round(best["one segment"] / seconds, 3),
+            "size vs one segment": round(sizes[name] / sizes["one segment"], 4),
             "worst repeated work on resume (s)": round((n or args.frames) / fps, 1),
         })  # fmt: skip
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load": os.getloadavg()[0],
@@ -79,10 +80,10 @@ def main() -> None:
         print(json.dumps({"machine": machine, "clip": vars(args), "rows": rows}, indent=2))
         return
     print(f"{args.size}, {args.frames} frames at 24 fps, keyframe every {args.gop}; libx264 CRF 18 medium, DIS; {machine}")
-    print("| run | segments | seconds | fps | speed vs one pass | file size vs one pass | worst repeated work on resume |")
+    print("| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on resume |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one pass']} | {r['size vs one pass']} | "
+        print(f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r["vs one segment"]} | {r["size vs one segment"]} | "
               f"{r['worst repeated work on resume (s)']} s |")
 
 
