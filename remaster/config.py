@@ -25,6 +25,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .audio import AUDIO_MODES
 from .encoding import CODECS, X26X_PRESETS, container_holds
 from .errors import ConfigError
 from .temporal import TemporalConfig
@@ -63,12 +64,16 @@ class EncodeConfig:
     # x264/x265 preset names; NVENC maps them onto p1..p7. Checked against the encoder when the
     # writer opens it (NVENC also takes p1..p7 directly).
     preset: str = field(default="medium", metadata={"help": f"Encoder speed preset ({', '.join(X26X_PRESETS[:3])} .. veryslow; NVENC p1..p7)."})
+    # Sound that the output container cannot hold is never dropped silently (audio.py).
+    audio: str = field(default="lossless", metadata={"help": "Sound tracks: lossless copies each one the container holds and stores any other as PCM; copy refuses those; drop leaves sound out.", "choices": AUDIO_MODES})
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be an integer in 0..51, got {self.crf!r}")
+        if self.audio not in AUDIO_MODES:
+            raise ConfigError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {self.audio!r}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ code for code, whenever the output has the source's bit depth and range; only ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -248,7 +248,6 @@ class FrameBatch:
     source: SourceFormat
     chroma_size: tuple[int, int]  # (Hc, Wc) of the output's chroma planes
     index: int = 0  # frame number of the first frame of the batch
-    passthrough: tuple = field(default=(), repr=False)  # other streams' packets demuxed alongside
     # Warm-up frames from before a segment: they prime the stages' carried state, never reach a file.
     lead: bool = False
 
@@ -277,7 +276,7 @@ class FrameBatch:
             f"FrameBatch(y={tuple(self.y.shape)} {self.y.dtype}, frames {self.index}..{self.index + len(self) - 1}, "
             f"pts {self.pts[0] if self.pts else None}.., time_base={self.time_base}, source={self.source.pix_fmt} "
             f"{self.source.bit_depth}-bit {'full' if self.source.full_range else 'limited'} {self.source.matrix}, "
-            f"chroma_size={self.chroma_size}, passthrough={len(self.passthrough)} packets)"
+            f"chroma_size={self.chroma_size})"
         )
 
     def luma(self, device: torch.device | str = "cpu") -> Tensor:

@@ -17,14 +17,18 @@ import av
 
 from .errors import OutputError
 from .files import temporary_path
+from .audio import PCM_INPUT_FORMAT, Track
 from .loop import fault
 from .reader import VideoReader
 from .writer import muxer_options
 
 
-def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, max_frames: int | None = None, force: bool = False) -> None:
-    """Remux the segments' video and the input's audio/subtitle packets into `output` (temporary
-    name, then rename). Packets are interleaved by time as they are read, so memory stays flat.
+def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], tracks: list[Track], *, max_frames: int | None = None,
+                  force: bool = False) -> None:  # fmt: skip
+    """Remux the segments' video and the input's audio/subtitle tracks into `output` (temporary
+    name, then rename), each track as `tracks` (audio.plan_tracks) says: copied packet for
+    packet, or decoded and stored as PCM. Packets are interleaved by time as they are read, so
+    memory stays flat.
 
     `parts` are (segment file, pts of its first frame in the input's time base). Segments are
     written in the output's own container, so the join keeps exactly what a direct write keeps;
@@ -40,8 +44,8 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
         if max_frames is not None:  # a preview cuts the sound where the pictures end
             end_seconds = float((reader.first_pts or 0) * reader.time_base) + float(max_frames / reader.rate)
         out = av.open(str(tmp), "w", options=muxer_options(output, reader.time_base))  # as the segments were written
-        copied = {s.index: s for s in reader.copy_streams}
-        copies = {}
+        kept = {t.index: t for t in tracks if t.action != "drop"}
+        outputs, pcm = {}, {}
         with av.open(str(parts[0][0])) as head:
             template = head.streams.video[0]
             # Streams in the input's order (a file whose sound is stream #0 keeps it there).
@@ -53,11 +57,17 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
                     video.codec_context.framerate = reader.rate
                     video.metadata.update(template.metadata)
                     video.disposition = template.disposition
-                elif stream.index in copied:
+                    continue
+                track = kept.get(stream.index)
+                if track is None:
+                    continue
+                if track.action == "copy":
                     copy = out.add_stream_from_template(stream)
-                    copy.metadata.update(stream.metadata)
-                    copy.disposition = stream.disposition
-                    copies[stream.index] = copy
+                else:
+                    copy, pcm[stream.index] = _pcm_stream(out, stream, track.encoder)
+                copy.metadata.update(stream.metadata)
+                copy.disposition = stream.disposition
+                outputs[stream.index] = copy
         out.metadata.update({k: v for k, v in reader.container.metadata.items() if k not in ("encoder", "major_brand")})
 
         def video_packets():
@@ -78,9 +88,13 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
                             yield packet
 
         def other_packets():
-            if not reader.copy_streams:
+            if not outputs:
                 return
-            for packet in source.demux(*[source.streams[s.index] for s in reader.copy_streams]):
+            for packet in source.demux(*[source.streams[i] for i in outputs]):
+                index = packet.stream.index
+                if index in pcm:  # decoded, repacked without loss, encoded as PCM (the flush too)
+                    yield from pcm[index](packet, end_seconds)
+                    continue
                 if not packet.size:
                     continue
                 if end_seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) >= end_seconds:
@@ -93,7 +107,8 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
 
         count = 0
         for packet in heapq.merge(video_packets(), other_packets(), key=when):
-            packet.stream = copies[packet.stream.index] if packet.stream.type != "video" else video
+            if packet.stream not in (video, *outputs.values()):
+                packet.stream = outputs[packet.stream.index] if packet.stream.type != "video" else video
             out.mux(packet)
             count += 1
             fault(f"join {count}")
@@ -113,3 +128,32 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], *, m
         tmp.unlink(missing_ok=True)
         source.close()
         reader.close()
+
+
+def _pcm_stream(out, stream, encoder: str):
+    """An output stream storing `stream`'s decoded samples as `encoder` PCM, and the function
+    that turns one of its packets (None-sized at the end: the flush) into PCM packets."""
+    ctx = stream.codec_context
+    fmt = PCM_INPUT_FORMAT[encoder]
+    layout = ctx.layout
+    usual = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(len(layout.channels))
+    if layout.name == f"{len(layout.channels)} channels" and usual:
+        # Channels of unknown order (AVI's ADPCM, say): MP4 needs a named layout, so they are
+        # labelled with the usual one for their count; the samples themselves do not change.
+        layout = av.AudioLayout(usual)
+    pcm = out.add_stream(encoder, rate=ctx.sample_rate, layout=layout)
+    pcm.codec_context.format = fmt
+    # Planar to packed of the same sample type and rate: a copy of the samples, not a conversion.
+    repack = av.AudioResampler(format=fmt, layout=layout, rate=ctx.sample_rate)
+
+    def convert(packet, end_seconds):
+        frames = packet.decode() if packet.size else [*packet.decode(), None]  # an empty packet flushes
+        for frame in frames:
+            if frame is not None and end_seconds is not None and frame.pts is not None and float(frame.pts * frame.time_base) >= end_seconds:
+                continue
+            for repacked in repack.resample(frame):
+                yield from pcm.encode(repacked)
+            if frame is None:
+                yield from pcm.encode(None)
+
+    return pcm, convert

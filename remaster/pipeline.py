@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .audio import plan_tracks
 from .config import VideoConfig, available_presets, load_preset, make_config
 from .encoding import choose_layout
 from .errors import OutputError, RemasterError
@@ -62,6 +63,8 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
             preflight = VideoWriter(output, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
             encoder = preflight.describe()
             preflight.discard()
+            tracks = plan_tracks(str(input), reader.copy_streams, preflight.supported, preflight.container_name, output.name, config.encode.audio)
+            notices += [note for track in tracks if (note := track.note(input.name))]
             source, source_format = reader.describe(), reader.source
         if colorizer is None:
             from .model import Colorizer
@@ -93,7 +96,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
         finally:
             bar.close()
         t = time.perf_counter()
-        join_segments(input, output, journal.parts(), max_frames=config.pipeline.max_frames, force=force)
+        join_segments(input, output, journal.parts(), tracks, max_frames=config.pipeline.max_frames, force=force)
         joined = True
         stage_seconds["join"] = time.perf_counter() - t
         journal.remove()

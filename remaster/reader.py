@@ -2,8 +2,8 @@
 
 It answers missing, empty, non-video, truncated and corrupt files with one-line `InputError`s,
 decodes the first frame to learn the source's format, and then yields batches of luma codes in
-presentation order; it runs in the decode thread. Audio and subtitle packets met while demuxing
-ride along with the batches for a writer that copies them.
+presentation order; it runs in the decode thread. It reads pictures only: the audio and
+subtitle streams it lists in `copy_streams` are copied by the join (join.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import heapq
 import itertools
 import os
 import time
-from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,10 +31,6 @@ MAX_SIDE = 8192
 _STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
 
 
-def _pts_to_seconds(pts, time_base) -> float:
-    return float(pts * time_base) if pts is not None and time_base else 0.0
-
-
 def _fraction(value) -> Fraction | None:
     if value is None:
         return None
@@ -47,9 +42,8 @@ class VideoReader:
     """An opened, checked input video; iterate `batches()` (in the decode thread) once.
 
     Opening decodes up to the first picture, so format problems surface before any output exists.
-    Audio and subtitle packets met while demuxing ride along with the batches (`passthrough`) so
-    the writer can mux them in order; other streams (data, attachments, extra video) are listed
-    in `skipped`.
+    Audio and subtitle streams are listed in `copy_streams` (for the join); other streams (data,
+    attachments, extra video) in `skipped`.
     """
 
     def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None):
@@ -114,7 +108,6 @@ class VideoReader:
         self.listed_frames = int(self.video.frames or 0)  # 0 when the container has no index (mkv)
         self.frames_read = 0
         self.video_packets = 0
-        self._pending: deque = deque()  # passthrough packets not yet handed out
         self._frames = self._decode()
         first = next(self._frames, None)
         if first is None:
@@ -176,7 +169,7 @@ class VideoReader:
         }
 
     def _decode(self):
-        """Decoded video frames in order; passthrough packets are queued on the side.
+        """Decoded video frames in order.
 
         Damage mid-stream is not the end of the film (issue 4). A packet the decoder rejects after
         the first good picture is skipped; its picture is missing from the decoder's output, whose
@@ -186,7 +179,6 @@ class VideoReader:
         loss is found from the times, not from where the error surfaced.) Pictures the decoder
         concealed (flagged corrupt) are kept, being the best there is, and counted too.
         """
-        video_index = self.video.index
         last = None  # the last picture handed out
         pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
 
@@ -201,11 +193,7 @@ class VideoReader:
                     yield last
 
         try:
-            for packet in self.container.demux(self.video, *self.copy_streams):
-                if packet.stream.index != video_index:
-                    if packet.size and self.copy_streams:  # skip end-of-stream packets, and all in a segment
-                        self._pending.append(packet)
-                    continue
+            for packet in self.container.demux(self.video):
                 if packet.size:
                     self.video_packets += 1
                     if packet.pts is not None:
@@ -274,8 +262,6 @@ class VideoReader:
         opening the file left off instead. Pictures only: other streams are joined at the end."""
         self.lead_pts = start_pts if lead_pts is None else lead_pts
         self.span = (start_pts, end_pts)
-        self.copy_streams = []
-        self._pending.clear()
         if not rewind:
             return
         keyframe_pts = self.lead_pts if keyframe_pts is None else keyframe_pts
@@ -286,14 +272,6 @@ class VideoReader:
         self.container.seek(max(keyframe_pts - margin, 0), stream=self.video, backward=True)
         self.video.codec_context.flush_buffers()
         self._frames = self._decode()
-
-    def _take_packets(self, until_seconds: float | None = None) -> tuple:
-        packets = []
-        while self._pending:
-            packets.append(self._pending.popleft())
-        if until_seconds is not None:  # a frame-limited preview: keep only packets inside it
-            packets = [p for p in packets if p.pts is None or _pts_to_seconds(p.pts, p.time_base) < until_seconds]
-        return tuple(packets)
 
     def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None):
         """Yield `FrameBatch`es of up to `batch_size` frames; the last one may carry only packets.
@@ -308,10 +286,6 @@ class VideoReader:
         frames = self.frames()
         step = self.time_base and (1 / (self.rate * self.time_base))  # one frame in pts units
         last_pts = None
-        end_seconds = None  # a frame-limited preview also cuts the copied streams there
-        if self.max_frames is not None and self._first is not None:
-            start = _pts_to_seconds(self._first.pts, self.time_base)
-            end_seconds = start + float(self.max_frames / self.rate)
         held = None  # a segment's first picture, read while the warm-up batch was being filled
         done = False
         while not done:
@@ -350,12 +324,11 @@ class VideoReader:
                 source=self.source,
                 chroma_size=chroma_size,
                 index=self.frames_read - self.lead_frames - len(codes) - (held is not None),
-                passthrough=self._take_packets(end_seconds),
                 lead=lead,
             )
             if timings is not None:
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
-            if len(batch) or batch.passthrough:
+            if len(batch):
                 yield batch
 
     def close(self) -> None:

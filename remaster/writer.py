@@ -1,6 +1,6 @@
-"""Encoding and muxing: `VideoWriter` encodes assembled pictures and muxes them with the
-input's audio and subtitle packets, copied byte for byte, into a temporary file beside the
-destination that `commit()` renames into place (DESIGN promises 2, 3 and 5).
+"""Encoding: `VideoWriter` encodes assembled pictures (a segment's video, in the output's own
+container) into a temporary file beside the destination that `commit()` renames into place
+(DESIGN promises 3 and 5). The input's sound joins the video later, in join.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import torch
 
-from .encoding import container_holds, encoder_options
+from .encoding import encoder_options
 from .errors import OutputError, ffmpeg_reason, one_line
 from .files import replace, temporary_path
 from .frames import COLORSPACE_OF_MATRIX, RANGE_JPEG, RANGE_MPEG, FrameBatch, OutputLayout, build_frame
@@ -39,13 +39,15 @@ def muxer_options(destination: Path, time_base) -> dict:
     """MOV/MP4 write a film that starts after zero as an edit list in the movie's timescale,
     1/1000 s by default: a first picture at 902/90000 s (MPEG-TS) comes back at 900/90000 and
     every timestamp moves with it (promise 3). The video's own timescale keeps them exact."""
-    if destination.suffix.lower() in (".mov", ".mp4", ".m4v") and time_base.denominator < 2**31:
+    # Only where 1/1000 cannot hold the video's ticks: a coarse one (1/25, AVI) makes the muxer
+    # refuse the sound track's edit list (EINVAL).
+    if destination.suffix.lower() in (".mov", ".mp4", ".m4v") and 1000 % time_base.denominator and time_base.denominator < 2**31:
         return {"movie_timescale": str(time_base.denominator)}
     return {}
 
 
 class VideoWriter:
-    """Encodes pictures and muxes them with the reader's audio/subtitle streams, stream-copied.
+    """Encodes pictures with the input's timing, aspect ratio, rotation and color tags.
 
     Everything is written to `temporary_path(destination)`; `commit()` renames it over the
     destination once the file is complete, `discard()` deletes it. Used from the encode thread.
@@ -87,30 +89,10 @@ class VideoWriter:
         supported = out.supported_codecs
         if encoder not in supported:
             raise OutputError(f"{self.destination}: the {fmt} container cannot hold {encoder} video; use .mkv or .mov")
-        # Refuse before any work if the container cannot hold a source stream: a silent drop of
-        # a sound track is the one thing an archivist cannot forgive (DESIGN "encode").
-        for stream in self.reader.copy_streams:
-            name = stream.codec_context.name
-            if name not in supported:
-                fits = [ext for ext, f in ((".mkv", "matroska"), (".mov", "mov"), (".mp4", "mp4")) if container_holds(f, name)]
-                hint = f"write to {' or '.join(fits)} instead" if fits else "no common container holds it"
-                raise OutputError(
-                    f"{self.reader.path}: {stream.type} stream #{stream.index} ({name}) cannot be copied into the {fmt} "
-                    f"container of {self.destination.name}; {hint}"
-                )
         reader, layout = self.reader, self.layout
-        self.copies = {}
-        # Streams in the input's order (a file whose sound is stream #0 keeps it there); streams
-        # we skip (data, attachments, extra video) are listed in the report.
-        copied = {s.index for s in reader.copy_streams}
-        for stream in reader.container.streams:
-            if stream.index == reader.video.index:
-                self.video = self._add_video(encoder, options)
-            elif stream.index in copied:
-                copy = out.add_stream_from_template(stream)
-                copy.metadata.update(stream.metadata)
-                copy.disposition = stream.disposition
-                self.copies[stream.index] = copy
+        self.supported = set(supported)  # what the container holds: the audio plan asks (audio.py)
+        self.container_name = fmt
+        self.video = self._add_video(encoder, options)
         self._description = {
             "codec": self.codec,
             "encoder": encoder,
@@ -174,8 +156,7 @@ class VideoWriter:
         return dict(self._description)  # built at setup: the codec context dies with the file
 
     def write(self, batch: FrameBatch, chroma_codes: torch.Tensor | None) -> None:
-        """Encode a batch's pictures (Y from `batch`, chroma codes `(N, 2, Hc, Wc)`) and mux
-        them with the batch's passthrough packets."""
+        """Encode a batch's pictures: Y from `batch`, chroma codes `(N, 2, Hc, Wc)`."""
         started = time.perf_counter()
         try:
             if len(batch):
@@ -186,9 +167,6 @@ class VideoWriter:
                     for packet in self.video.encode(frame):
                         self.container.mux(packet)
                     self.frames_written += 1
-            for packet in batch.passthrough:
-                packet.stream = self.copies[packet.stream.index]
-                self.container.mux(packet)  # PyAV rescales packet times to the output stream
         except av.FFmpegError as error:
             raise OutputError(f"{self.destination}: writing failed at frame {self.frames_written}: {ffmpeg_reason(error)}") from None
         finally:
