@@ -195,6 +195,9 @@ def _config_options(command):
             kind = int
         choices = f.metadata.get("choices")
         help_text = f.metadata["help"] + ("" if default is None else f" [default: {default}]")
+        if isinstance(default, bool):  # a switch: absent leaves the preset's value (None)
+            command = click.option(flag, f"{section}__{f.name}", is_flag=True, flag_value=True, default=None, help=f.metadata["help"])(command)
+            continue
         command = click.option(
             flag, f"{section}__{f.name}", default=None, help=help_text,
             type=click.Choice(list(choices)) if choices else kind,

@@ -85,6 +85,8 @@ class PipelineConfig:
     # work; shorter segments cost speed and size (benchmarks/RESULTS.md, "Run plan").
     segment_frames: int = field(default=500, metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."})
     max_frames: int | None = field(default=None, metadata={"help": "Stop after N frames (a preview; audio is cut to match)."})
+    # Off: a damaged or cut-short film is recovered (every frame that decodes, with a note).
+    strict: bool = field(default=False, metadata={"help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."})
 
     def __post_init__(self) -> None:
         _positive(self, "queue_depth")

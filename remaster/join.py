@@ -19,7 +19,7 @@ from .errors import OutputError
 from .files import temporary_path
 from .audio import PCM_INPUT_FORMAT, Track
 from .loop import fault
-from .reader import VideoReader
+from .reader import VideoReader, demux_resilient
 from .writer import muxer_options
 
 
@@ -90,7 +90,7 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], trac
         def other_packets():
             if not outputs:
                 return
-            for packet in source.demux(*[source.streams[i] for i in outputs]):
+            for packet in demux_resilient(source, *[source.streams[i] for i in outputs]):  # as far as the file can be read
                 index = packet.stream.index
                 if index in pcm:  # decoded, repacked without loss, encoded as PCM (the flush too)
                     yield from pcm[index](packet, end_seconds)

@@ -97,6 +97,7 @@ class Journal:
         """The segment's file is on disk: from now on it counts as done. `result`: a `SegmentResult`."""
         self.done[str(segment.index)] = {
             "file": self.segment_path(segment).name, "frames": result.frames, "damaged": result.damaged, "resized": result.resized,
+            "cut_short": result.cut_short, "retimed": result.retimed,
         }  # fmt: skip
         self._save()
 
@@ -104,18 +105,40 @@ class Journal:
         """(segment file, pts of its first frame) in film order, for the join."""
         return [(self.folder / self.done[str(s.index)]["file"], s.start_pts) for s in self.plan]
 
+    def _numbered(self):
+        """(first frame in the film, entry) of every segment, in film order, once all are done:
+        the decoder's counts, not the plan's."""
+        first = 0
+        for segment in self.plan:
+            entry = self.done[str(segment.index)]
+            yield first, entry
+            first += entry["frames"]
+
+    @property
+    def frames(self) -> int:
+        return sum(entry["frames"] for entry in self.done.values())
+
     def damaged(self) -> list[int]:
-        return sorted({f for entry in self.done.values() for f in entry["damaged"]})
+        """Frame numbers in the film that were repeated (undecodable) or concealed."""
+        return sorted({first + f for first, entry in self._numbered() for f in entry["damaged"]})
 
     def resized(self) -> list[list]:
         """Runs of frames fitted to the film's format, in film order, joined across segments."""
         runs: list[list] = []
-        for first, count, what in sorted(run for entry in self.done.values() for run in entry["resized"]):
-            if runs and runs[-1][2] == what and runs[-1][0] + runs[-1][1] == first:
-                runs[-1][1] += count
-            else:
-                runs.append([first, count, what])
+        for first, entry in self._numbered():
+            for start, count, what in entry["resized"]:
+                if runs and runs[-1][2] == what and runs[-1][0] + runs[-1][1] == first + start:
+                    runs[-1][1] += count
+                else:
+                    runs.append([first + start, count, what])
         return runs
+
+    def cut_short(self) -> list | None:
+        """[frame number, why] where unreadable data ended the film, if it did."""
+        return next(([first + cut[0], cut[1]] for first, entry in self._numbered() if (cut := entry.get("cut_short"))), None)
+
+    def retimed(self) -> int:
+        return sum(entry.get("retimed", 0) for entry in self.done.values())
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -30,9 +30,15 @@ from .writer import VideoWriter
 
 @dataclass
 class SegmentResult:
+    """What a segment held, as the decoder gave it. Frame numbers count from the segment's first
+    frame: the film's numbers follow once every segment's count is known (journal.py), because
+    the decoder's count may differ from the packets' (hidden frames, damage)."""
+
     frames: int
-    damaged: list[int]  # frame numbers in the film: undecodable (repeated) or concealed
-    resized: list[list]  # runs [first frame in the film, count, "WxH pix_fmt"] fitted to the first frame's format
+    damaged: list[int]  # undecodable (repeated) or concealed
+    resized: list[list]  # runs [first frame, count, "WxH pix_fmt"] fitted to the film's format
+    cut_short: list | None = None  # [frames, why] where unreadable data ended the file
+    retimed: int = 0  # frames whose timestamp had to be made up
     seconds: dict[str, float] = field(default_factory=dict)  # decode, assemble, encode (stages: the chain's)
 
 
@@ -49,7 +55,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     segment's lead frames, so the result depends only on the segment, the chain and the config.
     `on_frames(n)` is called as frames are handed to the encoder (progress)."""
     first = segment.first_frame == 0
-    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None)
+    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict)
     writer = None
     timings: dict[str, float] = {"decode": 0.0, "assemble": 0.0}
     try:
@@ -78,10 +84,8 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
                     on_frames(len(batch))
                 fault(f"segment {segment.index} batch {number}")
                 number += 1
-        if frames != segment.frames:
-            raise InputError(
-                f"{input}: segment {segment.index} should hold {segment.frames} frames from pts {segment.start_pts}, decoding gave {frames}"
-            )
+        if not frames:
+            raise InputError(f"{input}: no decodable video frame from pts {segment.start_pts} (segment {segment.index})")
         writer.commit(force=True, durable=True)
     except BaseException:
         if writer is not None:
@@ -90,5 +94,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     finally:
         reader.close()
     timings["encode"] = writer.seconds
-    resized = [[segment.first_frame + first, count, what] for first, count, what in reader.resized]
-    return SegmentResult(frames, [segment.first_frame + f for f in reader.damaged], resized, timings)
+    cut_short = list(reader.cut_short) if reader.cut_short else None
+    if cut_short:
+        cut_short[0] -= reader.lead_frames
+    return SegmentResult(frames, list(reader.damaged), reader.resized, cut_short, reader.retimed, timings)

@@ -30,7 +30,7 @@ from .loop import fault, run_segment
 from .plan import plan_segments
 from .progress import Progress
 from .reader import VideoReader
-from .report import RunReport, build_report, damage_notice, size_notice, stream_notices
+from .report import RunReport, build_report, damage_notice, loss_notice, size_notice, stream_notices
 from .stages import build_chain
 from .writer import VideoWriter, check_destination
 
@@ -55,7 +55,7 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
     joined = False  # True once the complete film is at the destination
     try:
         remove_stale_partials(output)  # of runs killed before they could clean up (we hold the lock)
-        with VideoReader(input, max_frames=config.pipeline.max_frames) as reader:
+        with VideoReader(input, max_frames=config.pipeline.max_frames, strict=config.pipeline.strict) as reader:
             layout = choose_layout(reader.source, config.encode.codec)
             notices = config.warnings(output) + stream_notices(reader, layout)
             # Preflight: the output container takes every stream and the encoder starts. Fail
@@ -77,12 +77,13 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
         temporal = chain.stage("temporal")
         if config.temporal.flow == "auto" and temporal is not None and progress:  # DESIGN: auto says which it picked
             print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
-        plan = plan_segments(input, config.pipeline.segment_frames, config.pipeline.max_frames, warmup=chain.warmup_frames)
-        ident = identity(input, config.to_dict(), colorizer.describe(), plan)
+        p = config.pipeline
+        plan = plan_segments(input, p.segment_frames, p.max_frames, warmup=chain.warmup_frames, strict=p.strict)
+        notices += plan.notes
+        ident = identity(input, config.to_dict(), colorizer.describe(), plan.segments)
         journal = Journal.open(output, ident, resume=resume, force=force)
         resumed = len(journal.done)
-        total = sum(s.frames for s in plan)
-        bar = Progress(total, output.name, enabled=progress, done=sum(d["frames"] for d in journal.done.values()))
+        bar = Progress(plan.frames, output.name, enabled=progress, done=sum(d["frames"] for d in journal.done.values()))
         stage_seconds: dict[str, float] = {"decode": 0.0}
         made = 0
         try:
@@ -119,9 +120,11 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
     seconds = {"decode": stage_seconds.pop("decode"), **chain.seconds, **stage_seconds}  # in pipeline order
     damaged = journal.damaged()
     return build_report(
-        input=input, output=output, config=config, frames=total, made=made, seconds=time.perf_counter() - started,
-        segments=len(plan), resumed=resumed, stage_seconds=seconds, colorizer=colorizer, chain=chain, encoder=encoder,
-        layout=layout, source=source, damaged=damaged, notices=notices + damage_notice(input, damaged) + size_notice(input, source_format, journal.resized()),
+        input=input, output=output, config=config, frames=journal.frames, made=made, seconds=time.perf_counter() - started,
+        segments=len(plan.segments), resumed=resumed, stage_seconds=seconds, colorizer=colorizer, chain=chain, encoder=encoder,
+        layout=layout, source=source, damaged=damaged,
+        notices=notices + damage_notice(input, damaged) + size_notice(input, source_format, journal.resized())
+        + loss_notice(input, journal.cut_short(), journal.retimed()),
     )  # fmt: skip
 
 

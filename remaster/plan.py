@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 
 from .errors import InputError
+from .reader import demux_resilient
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,39 @@ class Segment:
         return asdict(self)
 
 
-def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0) -> list[Segment]:
+@dataclass(frozen=True)
+class Plan:
+    segments: list[Segment]
+    notes: tuple[str, ...] = ()  # what the file lacks (cut short, unreadable data), said once per run
+
+    @property
+    def frames(self) -> int:
+        """Frames the packets promise; the decoder's count may differ (hidden frames, damage)."""
+        return sum(s.frames for s in self.segments)
+
+
+def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0, *, strict: bool = False) -> Plan:
     """Cut the film at keyframes into segments of at least `segment_frames` frames (the last may
     be shorter), each warmed up on up to `warmup` frames before it. Reads packets only (no
-    decoding): seconds for a feature film."""
+    decoding): seconds for a feature film. A file cut short is planned as far as it goes, with a
+    note; `strict` refuses it instead."""
     if segment_frames < 1:
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
+    notes = []
+
+    def lost(text: str) -> None:
+        if strict:
+            raise InputError(f"{path}: {text} (--strict refuses a file that cannot be read in full)")
+        notes.append(f"{path.name}: {text}; every frame that decodes is colorized")
+
     with av.open(str(path), metadata_errors="ignore") as container:
         video = next(s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
         listed = int(video.frames or 0)  # 0 when the container has no index (Matroska)
         rate = video.average_rate or video.guessed_rate or 25
         times, keys, missing = [], set(), 0
         span = _Span()
-        for packet in container.demux():
+        unreadable = []
+        for packet in demux_resilient(container, on_end=unreadable.append, attempts=1 if strict else 8):
             if not packet.size:
                 continue
             span.add(packet)
@@ -62,20 +83,22 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
             if packet.is_keyframe:
                 keys.add(packet.pts)
         claimed = container.duration / av.time_base if container.format.name.startswith("matroska") and container.duration else None
+    if unreadable:
+        lost(f"unreadable data after {len(times) + missing} video packets ({str(unreadable[0]).splitlines()[0][:120]}): cut short")
     if missing and len(times) + missing > segment_frames:
         raise InputError(f"{path}: {missing} video packets have no timestamp, so the film cannot be cut into segments")
-    if max_frames is None:
+    if max_frames is None and not unreadable:
         if listed and len(times) + missing < listed:
             # The index promises more samples than the file holds: it was cut short.
-            raise InputError(f"{path}: truncated: the container lists {listed} video frames, the file holds {len(times) + missing}")
-        if claimed is not None and span.seconds < claimed - 2 / float(rate) - 0.05 * claimed:
+            lost(f"truncated: the container lists {listed} video frames, the file holds {len(times) + missing}")
+        elif claimed is not None and span.seconds < claimed - 2 / float(rate) - 0.05 * claimed:
             # Matroska writes the segment's duration into its header; a file cut short keeps the
             # claim but not the packets. Allow two frames and 5% for muxers' rounding.
-            raise InputError(f"{path}: truncated: the container says {claimed:.3f} s, the file holds {span.seconds:.3f} s")
+            lost(f"truncated: the container says {claimed:.3f} s, the file holds {span.seconds:.3f} s")
     times.sort()  # presentation order
     if missing:  # a short film without timestamps: one segment, read from the start
         end = len(times) + missing if max_frames is None else min(len(times) + missing, max_frames)
-        return [Segment(0, 0, end, 0, None)]
+        return Plan([Segment(0, 0, end, 0, None)], tuple(notes))
     end = len(times) if max_frames is None else min(len(times), max_frames)
     starts = [0]
     for i in range(1, end):
@@ -93,7 +116,7 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
             back -= 1
         return Segment(index, first, last - first, times[first], end_pts, times[lead], first - lead, times[back])
 
-    return [segment(k, a, b) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return Plan([segment(k, a, b) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], tuple(notes))
 
 
 class _Span:

@@ -46,9 +46,12 @@ class VideoReader:
     attachments, extra video) in `skipped`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None, strict: bool = False):
         self.path = Path(path)
         self.max_frames = max_frames
+        self.strict = strict  # refuse any damage instead of recovering (--strict)
+        self.cut_short: tuple[int, str] | None = None  # (frames read, why) where unreadable data ended the film
+        self.retimed = 0  # pictures whose timestamp had to be made up (none usable)
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file")
         if self.path.is_dir():
@@ -169,58 +172,91 @@ class VideoReader:
         }
 
     def _decode(self):
-        """Decoded video frames in order.
+        """The decoder's pictures, in the decoder's order and number (issue 8).
 
-        Damage mid-stream is not the end of the film (issue 4). A packet the decoder rejects after
-        the first good picture is skipped; its picture is missing from the decoder's output, whose
-        times we check against the packets' times: each time that never comes out gets the last
-        good picture again, so frame count and timing hold, and its number goes to `damaged`.
-        (Decoders report a bad packet late with frame threads and reorder with B-frames, so the
-        loss is found from the times, not from where the error surfaced.) Pictures the decoder
-        concealed (flagged corrupt) are kept, being the best there is, and counted too.
+        - Timestamps are the decoder's; where the container's are unusable (AVI's packed
+          B-frames come out as 1, 2, 4, 3, ...), the best effort FFmpeg itself would use
+          (`_Clock`, after libavcodec's guess_correct_pts), never a reason to call a frame damaged.
+        - A packet the decoder rejects is damage: its picture never comes out, so the previous
+          good picture stands in at that time and its number goes to `damaged` (decoders report
+          a bad packet late with frame threads and reorder with B-frames, so the lost time is
+          found from the packets' times that never came out, but only as many as there were
+          errors: a hidden frame, VP8's alt-ref, is a packet without a picture and no loss).
+        - Pictures the decoder concealed (flagged corrupt) are kept, being the best there is,
+          and counted too. Before the first picture, rejected packets are skipped.
+        - Data the demuxer cannot read (a file cut short, garbage mid-file) is skipped as far as
+          the demuxer can resynchronise (`demux_resilient`); where it cannot, the film ends there
+          (`cut_short`).
+        With `strict`, any of this is a one-line `InputError` instead.
         """
         last = None  # the last picture handed out
         pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
+        errors = 0  # packets the decoder rejected, not yet stood in for
+        stood_in: set[int] = set()  # times given to stand-ins (a late picture there is dropped)
+        clock = _Clock(self.rate, self.time_base)
 
         def stand_ins(until):
-            nonlocal last
+            nonlocal last, errors
             while pending and (until is None or pending[0] < until):
                 lost = heapq.heappop(pending)
-                if last is not None and (last.pts is None or lost > last.pts):
+                if errors and last is not None and (last.pts is None or lost > last.pts):
+                    errors -= 1
                     if self._in_span(lost):
                         self.damaged.append(self.frames_read - self.lead_frames)
                     last.pts = lost  # the consumer has read the picture already; reuse it
+                    stood_in.add(lost)
                     yield last
 
-        try:
-            for packet in self.container.demux(self.video):
-                if packet.size:
-                    self.video_packets += 1
-                    if packet.pts is not None:
-                        heapq.heappush(pending, packet.pts)
-                try:
-                    frames = packet.decode()  # an empty packet at the end flushes the decoder
-                except av.FFmpegError:
-                    if last is None:
-                        raise  # nothing decoded yet: not a damaged film but an unreadable one
-                    continue
-                for frame in frames:
-                    if frame.pts is not None:
-                        if last is not None and last.pts is not None and frame.pts <= last.pts:
-                            continue  # came out after its stand-in: its place is taken
-                        yield from stand_ins(frame.pts)
-                        if pending and pending[0] == frame.pts:
-                            heapq.heappop(pending)
-                    if frame.is_corrupt and self._in_span(frame.pts):
-                        self.damaged.append(self.frames_read - self.lead_frames)
-                    last = frame
-                    yield frame
-                del pending[256:]  # bounded even if a stream's frame and packet times never match
-            yield from stand_ins(None)  # pictures lost at the very end
-        except av.FFmpegError as error:
-            raise InputError(
-                f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({ffmpeg_reason(error)})"
-            ) from None
+        def emit(frames):
+            nonlocal last
+            for frame in frames:
+                if frame.pts is not None and frame.pts in stood_in:
+                    stood_in.discard(frame.pts)
+                    continue  # came out after its stand-in: its place is taken
+                frame.pts = clock.best_effort(frame)
+                if frame.pts is not None:
+                    yield from stand_ins(frame.pts)
+                    if pending and pending[0] == frame.pts:
+                        heapq.heappop(pending)
+                if frame.is_corrupt and self._in_span(frame.pts):
+                    if self.strict:
+                        raise InputError(f"{self.path}: damaged picture at frame {self.frames_read}; without --strict it is kept as concealed")
+                    self.damaged.append(self.frames_read - self.lead_frames)
+                last = frame
+                yield frame
+
+        for packet in self._packets():
+            if packet.size:
+                self.video_packets += 1
+                if packet.pts is not None:
+                    heapq.heappush(pending, packet.pts)
+            try:
+                frames = packet.decode()  # an empty packet at the end flushes the decoder
+            except av.FFmpegError as error:
+                if self.strict:
+                    raise InputError(f"{self.path}: damaged video data after frame {self.frames_read} ({ffmpeg_reason(error)}); "
+                                     "without --strict the film is recovered") from None  # fmt: skip
+                errors += last is not None  # before the first picture there is nothing to repeat
+                continue
+            yield from emit(frames)
+            del pending[256:]  # bounded even if a stream's frame and packet times never match
+        if self.cut_short is not None:
+            try:
+                yield from emit(self.video.codec_context.decode(None))  # what the decoder still holds
+            except av.FFmpegError:
+                pass
+        yield from stand_ins(None)  # pictures lost at the very end
+        self.retimed = clock.retimed
+
+    def _packets(self):
+        def unreadable(error):
+            if self.strict:
+                raise InputError(
+                    f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({ffmpeg_reason(error)})"
+                ) from None
+            self.cut_short = (self.frames_read, ffmpeg_reason(error))
+
+        return demux_resilient(self.container, self.video, on_end=unreadable, attempts=1 if self.strict else 8)
 
     def frames(self):
         """Decoded `av.VideoFrame`s in order, honouring max_frames (iterate once)."""
@@ -339,3 +375,53 @@ class VideoReader:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def demux_resilient(container, *streams, on_end=None, attempts: int = 8):
+    """`container.demux(*streams)`, skipping data the demuxer rejects as long as it can
+    resynchronise (FFmpeg's demuxers carry on after a damaged packet when asked again); after
+    `attempts` errors with no packet between them the data is taken to end there, and
+    `on_end(error)` is told (it may raise)."""
+    failures = 0
+    while True:
+        try:
+            for packet in container.demux(*streams):
+                failures = 0
+                yield packet
+            return
+        except av.FFmpegError as error:
+            failures += 1
+            if failures >= attempts:
+                if on_end is not None:
+                    on_end(error)
+                return
+
+
+class _Clock:
+    """Best-effort timestamps for decoded pictures, as libavcodec's guess_correct_pts makes them:
+    the picture's pts while the container's pts run forward at least as often as its dts, else
+    the dts (AVI's packed B-frames: pts 1, 2, 4, 3, ...). A time that still fails to move forward
+    (no usable timestamp at all) becomes the last one plus a frame (`retimed` counts them)."""
+
+    def __init__(self, rate: Fraction, time_base: Fraction):
+        self.step = max(1, round(1 / (rate * time_base))) if rate and time_base else 1
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts = self.last_dts = self.last = None
+        self.retimed = 0
+
+    def best_effort(self, frame) -> int | None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        value = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
+        if value is None and self.last is None:
+            return None  # no timestamps at all: the batcher gives a steady clock
+        if value is None or (self.last is not None and value <= self.last):
+            value = self.last + self.step
+            self.retimed += 1
+        self.last = value
+        return value

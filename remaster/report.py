@@ -91,6 +91,17 @@ def stream_notices(reader, layout) -> list[str]:
     return lines
 
 
+def loss_notice(path, cut_short: list | None, retimed: int) -> list[str]:
+    """Where unreadable data ended the film, and frames whose time had to be made up."""
+    lines = []
+    if cut_short:
+        lines.append(f"{path.name}: the film ends at frame {cut_short[0]}: the data after it cannot be read ({cut_short[1]}); "
+                     "every frame before it is colorized")  # fmt: skip
+    if retimed:
+        lines.append(f"{path.name}: {retimed} frame(s) had no usable timestamp and were given the next one at the film's rate")
+    return lines
+
+
 def damage_notice(path, damaged: list[int]) -> list[str]:
     lines = []
     if damaged:

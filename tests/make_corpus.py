@@ -29,8 +29,9 @@ from conftest import make_clip, shapes_frame  # noqa: E402
 # The case names, in order (tests are parametrized by them without building the corpus first).
 CASE_NAMES = (
     "zero-byte", "random-bytes", "text-named-mp4", "jpeg-named-mp4",
-    "truncated-10", "truncated-faststart-10", "truncated-50", "truncated-faststart-50", "truncated-90",
-    "truncated-faststart-90", "truncated-50-mkv", "damaged-packets-ffv1", "damaged-packets-h264",
+    "truncated-10", "truncated-faststart-10", "truncated-faststart-10-strict", "truncated-50", "truncated-faststart-50",
+    "truncated-faststart-50-strict", "truncated-90", "truncated-90-strict", "truncated-faststart-90",
+    "truncated-faststart-90-strict", "truncated-50-mkv", "truncated-50-mkv-strict", "damaged-packets-ffv1", "damaged-packets-h264",
     "audio-only", "no-frames", "single-frame", "size-1x1", "size-2x2", "size-odd-33x17", "claims-16k",
     "two-video-streams", "cover-art", "timecode-track", "interlaced-tff", "rotation-90", "10-bit", "yuv422p",
     "yuv444p", "prores4444-alpha", "vfr-pts-jumps", "audio-longer-than-video", "subtitles",
@@ -265,20 +266,33 @@ def make_corpus(folder: str | Path) -> list[Case]:
     # --- truncated and damaged ------------------------------------------------------------
     base = make_clip(d / "base.mp4", frames=24, audio_tracks=1).path  # index (moov) at the end
     fast = _remux(base, d / "base-faststart.mp4", movflags="faststart")  # index first
+    recovered = "output: every frame that decodes, with a note that the file is cut short; sound as far as it goes"
+    # MP4 in, MP4 out: Matroska would round the times to milliseconds. x264 at QP 0 is lossless.
+    mp4_lossless = {"suffix": ".mp4", "args": ("--codec", "libx264", "--crf", "0")}
     for percent in (10, 50, 90):
         cut = d / f"truncated-{percent}.mp4"
         cut.write_bytes(base.read_bytes()[: base.stat().st_size * percent // 100])
-        # The index (moov) is written last: cut at 10% or 50% it is gone; at 90% FFmpeg still finds
-        # it, and it lists more frames than the file holds.
-        text = "not a readable video" if percent < 90 else "truncated"
-        add(Case(f"truncated-{percent}", cut, f"error: {text}", False, (text,)))
+        # The index (moov) is written last: cut at 10% or 50% it is gone and FFmpeg cannot open
+        # the file either; at 90% it is there, and it lists more frames than the file holds.
+        if percent < 90:
+            add(Case(f"truncated-{percent}", cut, "error: not a readable video (FFmpeg cannot open it either)", False, ("not a readable video",)))
+        else:
+            add(Case(f"truncated-{percent}", cut, recovered, True, extra={"note": "truncated"}, **mp4_lossless))
+            add(Case(f"truncated-{percent}-strict", cut, "error with --strict: truncated", False, ("truncated", "--strict"), args=("--strict",)))
         cut = d / f"truncated-faststart-{percent}.mp4"
         cut.write_bytes(fast.read_bytes()[: fast.stat().st_size * percent // 100])
-        add(Case(f"truncated-faststart-{percent}", cut, "error: the index lists more frames than the file holds", False, ("truncated",)))
+        if percent == 10:  # not even the first picture is in the file: nothing to recover
+            add(Case(f"truncated-faststart-{percent}", cut, "error: no decodable video frame", False, ("no decodable video frame",)))
+        else:
+            add(Case(f"truncated-faststart-{percent}", cut, recovered, True, extra={"note": "truncated"}, **mp4_lossless))
+        add(Case(f"truncated-faststart-{percent}-strict", cut, "error with --strict: the index lists more frames than the file holds",
+                 False, ("truncated",), args=("--strict",)))  # fmt: skip
     mkv = make_clip(d / "base.mkv", frames=24, audio_tracks=1).path
     cut = d / "truncated-50.mkv"
     cut.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
-    add(Case("truncated-50-mkv", cut, "error: the file ends before its stated duration", False, ("truncated",)))
+    add(Case("truncated-50-mkv", cut, recovered, True, extra={"note": "truncated"}))
+    add(Case("truncated-50-mkv-strict", cut, "error with --strict: the file ends before its stated duration", False, ("truncated",),
+             args=("--strict",)))  # fmt: skip
     ffv1 = make_clip(d / "base-ffv1.mkv", frames=12, audio_tracks=1, codec="ffv1", options={"slicecrc": "1", "level": "3", "g": "1"})
     add(Case("damaged-packets-ffv1", _flip_packets(ffv1.path, d / "damaged-ffv1.mkv", (5, 6)),
              "output: 2 undecodable frames replaced by the previous good frame; count, timing and sound kept; reported",

@@ -131,8 +131,8 @@ def test_segments_warm_up_without_a_seam(tmp_path, clip):
     chain = build_chain(config, colorizer)
     with VideoReader(clip.path) as reader:
         layout = choose_layout(reader.source, "ffv1")
-    whole = plan_segments(clip.path, 1000, warmup=chain.warmup_frames)
-    cut = plan_segments(clip.path, 10, warmup=16)
+    whole = plan_segments(clip.path, 1000, warmup=chain.warmup_frames).segments
+    cut = plan_segments(clip.path, 10, warmup=16).segments
     assert len(whole) == 1 and len(cut) == 3 and cut[1].lead_pts == cut[0].start_pts  # 16 back from frame 10 is frame 0
 
     def chroma(path):

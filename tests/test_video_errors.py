@@ -91,8 +91,17 @@ def test_truncated_faststart_mp4(tmp_path, random_model_file, clip_h264):
     data = fast.read_bytes()
     cut = tmp_path / "in-fastcut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    result = colorize([cut, "-o", tmp_path / "out.mp4", "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"])
-    assert_clean_failure(result, tmp_path, "in-fastcut.mp4", "truncated")
+    args = [cut, "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"]
+    strict = colorize([*args, "-o", tmp_path / "strict.mp4", "--strict"])
+    assert_clean_failure(strict, tmp_path, "in-fastcut.mp4", "truncated")
+    # Without --strict the film is recovered: every frame that decodes, and a note (issue 8).
+    import json
+
+    recovered = colorize([*args, "-o", tmp_path / "out.mp4"])
+    assert recovered.exit_code == 0, recovered.output
+    report = json.loads(recovered.stdout)
+    assert 0 < report["frames"] < clip_h264.frames
+    assert any("truncated" in note for note in report["notices"]), report["notices"]
 
 
 def test_audio_only_file(tmp_path, random_model_file):
@@ -164,13 +173,13 @@ def test_unknown_preset(tmp_path, random_model_file, clip_h264):
 
 
 def test_decode_error_in_worker_reaches_caller(tmp_path, clip_h264):
-    """Python API: the truncated-file error raised in the decode thread is an InputError here."""
+    """Python API: a damage error raised in the decode thread (--strict) is an InputError here."""
     fast = tmp_path / "fast.mp4"
     remux(clip_h264.path, fast, movflags="faststart")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: int(fast.stat().st_size * 0.6)])
     with pytest.raises(InputError, match=r"cut\.mp4: .*truncated"):
-        colorize_video(cut, tmp_path / "out.mp4", make_config(flow="none"), progress=False, colorizer=Colorizer.random(0))
+        colorize_video(cut, tmp_path / "out.mp4", make_config(flow="none", strict=True), progress=False, colorizer=Colorizer.random(0))
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out*"))
 
 
