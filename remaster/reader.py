@@ -12,6 +12,7 @@ import heapq
 import itertools
 import os
 import time
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -175,8 +176,8 @@ class VideoReader:
         """The decoder's pictures, in the decoder's order and number (issue 8).
 
         - Timestamps are the decoder's; where the container's are unusable (AVI's packed
-          B-frames come out as 1, 2, 4, 3, ...), the best effort FFmpeg itself would use
-          (`_Clock`, after libavcodec's guess_correct_pts), never a reason to call a frame damaged.
+          B-frames come out labelled 1, 2, 4, 3, ...), the pictures take the same labels in
+          increasing order (`_Clock`), never a reason to call a frame damaged.
         - A packet the decoder rejects is damage: its picture never comes out, so the previous
           good picture stands in at that time and its number goes to `damaged` (decoders report
           a bad packet late with frame threads and reorder with B-frames, so the lost time is
@@ -207,13 +208,13 @@ class VideoReader:
                     stood_in.add(lost)
                     yield last
 
-        def emit(frames):
+        def emit(frames, *, end: bool = False):
             nonlocal last
-            for frame in frames:
+            ready = [r for frame in frames for r in clock.push(frame)]
+            for frame in ready + (clock.flush() if end else []):
                 if frame.pts is not None and frame.pts in stood_in:
                     stood_in.discard(frame.pts)
                     continue  # came out after its stand-in: its place is taken
-                frame.pts = clock.best_effort(frame)
                 if frame.pts is not None:
                     yield from stand_ins(frame.pts)
                     if pending and pending[0] == frame.pts:
@@ -240,11 +241,13 @@ class VideoReader:
                 continue
             yield from emit(frames)
             del pending[256:]  # bounded even if a stream's frame and packet times never match
+        flushed = []
         if self.cut_short is not None:
             try:
-                yield from emit(self.video.codec_context.decode(None))  # what the decoder still holds
+                flushed = self.video.codec_context.decode(None)  # what the decoder still holds
             except av.FFmpegError:
                 pass
+        yield from emit(flushed, end=True)
         yield from stand_ins(None)  # pictures lost at the very end
         self.retimed = clock.retimed
 
@@ -398,30 +401,45 @@ def demux_resilient(container, *streams, on_end=None, attempts: int = 8):
 
 
 class _Clock:
-    """Best-effort timestamps for decoded pictures, as libavcodec's guess_correct_pts makes them:
-    the picture's pts while the container's pts run forward at least as often as its dts, else
-    the dts (AVI's packed B-frames: pts 1, 2, 4, 3, ...). A time that still fails to move forward
-    (no usable timestamp at all) becomes the last one plus a frame (`retimed` counts them)."""
+    """The decoder's pictures with timestamps that run forward.
 
-    def __init__(self, rate: Fraction, time_base: Fraction):
+    The decoder gives pictures in display order, each labelled with a time from the container.
+    Where the container's times are unusable, the labels come out of order although the pictures
+    do not: AVI has no presentation times, so with packed B-frames (DivX, Xvid) the pictures come
+    out labelled 1, 2, 4, 3, 5, 7, 6. The labels are still the right set of times, one each, so
+    the pictures are given them in increasing order: each picture waits until `depth` later ones
+    have been decoded and then takes the smallest label waiting (a picture whose label is already
+    in order keeps it, so films with good times are untouched). A label that still fails to move
+    forward (none, or a repeat) becomes the last one plus a frame; `retimed` counts those.
+    """
+
+    def __init__(self, rate: Fraction, time_base: Fraction, depth: int = 4):
         self.step = max(1, round(1 / (rate * time_base))) if rate and time_base else 1
-        self.faulty_pts = self.faulty_dts = 0
-        self.last_pts = self.last_dts = self.last = None
+        self.depth = depth
+        self.waiting: deque = deque()  # pictures decoded, not yet handed out
+        self.labels: list[int] = []  # heap of their labels
+        self.last: int | None = None
         self.retimed = 0
 
-    def best_effort(self, frame) -> int | None:
-        pts, dts = frame.pts, frame.dts
-        if dts is not None:
-            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
-            self.last_dts = dts
-        if pts is not None:
-            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
-            self.last_pts = pts
-        value = pts if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None) else dts
-        if value is None and self.last is None:
-            return None  # no timestamps at all: the batcher gives a steady clock
-        if value is None or (self.last is not None and value <= self.last):
-            value = self.last + self.step
-            self.retimed += 1
-        self.last = value
-        return value
+    def push(self, frame) -> list:
+        """Take one decoded picture; return the pictures ready to hand out, in order."""
+        self.waiting.append(frame)
+        if frame.pts is not None:
+            heapq.heappush(self.labels, frame.pts)
+        return self._ready(self.depth)
+
+    def flush(self) -> list:
+        return self._ready(0)
+
+    def _ready(self, keep: int) -> list:
+        ready = []
+        while len(self.waiting) > keep:
+            frame = self.waiting.popleft()
+            if frame.pts is not None:
+                label = heapq.heappop(self.labels)
+                if self.last is not None and label <= self.last:
+                    label = self.last + self.step
+                    self.retimed += 1
+                frame.pts = self.last = label
+            ready.append(frame)
+        return ready
