@@ -71,7 +71,7 @@ class VideoReader:
         try:
             self._setup()
         except BaseException:
-            self.container.close()
+            self.close()
             raise
 
     def _setup(self) -> None:
@@ -371,6 +371,18 @@ class VideoReader:
                 yield batch
 
     def close(self) -> None:
+        """Close the decoding generator, then the file. The generator refers to this reader (a
+        reference cycle), so left suspended, as a segment's reading leaves it, it would keep the
+        reader, its streams and FFmpeg's decoder alive (its frame threads, their buffer pools and
+        malloc arenas: about 100 MB at 640x480) until Python's cyclic garbage collector happened
+        to run, which in a long film is many segments later: memory grew with the film's length
+        (issue 7)."""
+        frames, self._frames, self._first = getattr(self, "_frames", None), None, None
+        if frames is not None:
+            try:
+                frames.close()  # in the caller's thread; the decode thread has been joined
+            except ValueError:  # "generator already executing": still in use by another thread
+                pass
         self.container.close()
 
     def __enter__(self) -> VideoReader:
