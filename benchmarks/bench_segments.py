@@ -83,7 +83,7 @@ def main() -> None:
     print("| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on resume |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r["vs one segment"]} | {r["size vs one segment"]} | "
+        print(f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one segment']} | {r['size vs one segment']} | "
               f"{r['worst repeated work on resume (s)']} s |")
 
 
