@@ -38,13 +38,14 @@ class Track:
     codec: str  # the input's codec
     action: str  # copy | pcm | drop
     encoder: str | None = None  # for pcm: pcm_s16le, pcm_s24le, pcm_s32le, pcm_f32le or pcm_f64le
+    why: str = "--audio drop"  # for drop
 
     def note(self, name: str) -> str | None:
         if self.action == "pcm":
             return (f"{name}: {self.kind} stream #{self.index} ({self.codec}) cannot be copied into this container; "
                     f"its decoded samples are stored losslessly as {self.encoder}")  # fmt: skip
         if self.action == "drop":
-            return f"{name}: {self.kind} stream #{self.index} ({self.codec}) dropped (--audio drop)"
+            return f"{name}: {self.kind} stream #{self.index} ({self.codec}) dropped ({self.why})"
         return None
 
 
@@ -68,6 +69,9 @@ def plan_tracks(input_name: str, streams, supported: set[str], container: str, o
         codec = stream.codec_context.name if stream.codec_context else "unknown"
         if mode == "drop":
             tracks.append(Track(stream.index, stream.type, codec, "drop"))
+        elif stream.type == "audio" and not (stream.codec_context.sample_rate and stream.codec_context.channels):
+            # Listed in the header but never written (a capture cut before its first sound packet).
+            tracks.append(Track(stream.index, stream.type, codec, "drop", why="the file holds none of its sound"))
         elif codec in supported:
             tracks.append(Track(stream.index, stream.type, codec, "copy"))
         elif stream.type == "audio" and mode == "lossless" and pcm_encoder(stream) in supported:

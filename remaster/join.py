@@ -19,7 +19,8 @@ from .errors import OutputError
 from .files import temporary_path
 from .audio import PCM_INPUT_FORMAT, Track
 from .loop import fault
-from .reader import VideoReader, demux_resilient
+from .reader import VideoReader
+from .recover import demux_resilient
 from .writer import muxer_options
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 
 from .errors import InputError
-from .reader import demux_resilient
+from .recover import demux_resilient
 
 
 @dataclass(frozen=True)

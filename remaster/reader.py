@@ -12,7 +12,6 @@ import heapq
 import itertools
 import os
 import time
-from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, InputError, ffmpeg_reason, one_line
-from .frames import FrameBatch, SourceFormat, code_dtype
+from .frames import FrameBatch, SourceFormat
+from .recover import Clock, Picture, demux_resilient
 
 # Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
 # batch of luma alone runs into gigabytes, and a header claiming more is far more often damage or
@@ -94,7 +94,11 @@ class VideoReader:
         # fitted to it (frames.SourceFormat.fitted_y_codes): [first frame, count, "WxH pix_fmt"].
         # Runs, not frame numbers: memory stays bounded whatever the film's length (promise 4).
         self.resized: list[list] = []
-        self.video.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
+        # Slice threads, not frame threads: with frame threads FFmpeg's H.264 decoder drops the
+        # pictures around damaged data without a word (a real file: 38 of 40 frames, no error
+        # raised; with slices, 40 and the one bad packet reported). Decoding is a small part of
+        # the run on a CPU (benchmarks/RESULTS.md), and every frame the decoder can give counts.
+        self.video.thread_type = "SLICE"
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
             f"#{s.index} {s.type} ({s.codec_context.name if s.codec_context else 'unknown'})"
@@ -175,9 +179,7 @@ class VideoReader:
     def _decode(self):
         """The decoder's pictures, in the decoder's order and number (issue 8).
 
-        - Timestamps are the decoder's; where the container's are unusable (AVI's packed
-          B-frames come out labelled 1, 2, 4, 3, ...), the pictures take the same labels in
-          increasing order (`_Clock`), never a reason to call a frame damaged.
+        - Timestamps are the decoder's (`pictures()` puts labels that run backwards in order).
         - A packet the decoder rejects is damage: its picture never comes out, so the previous
           good picture stands in at that time and its number goes to `damaged` (decoders report
           a bad packet late with frame threads and reorder with B-frames, so the lost time is
@@ -194,7 +196,6 @@ class VideoReader:
         pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
         errors = 0  # packets the decoder rejected, not yet stood in for
         stood_in: set[int] = set()  # times given to stand-ins (a late picture there is dropped)
-        clock = _Clock(self.rate, self.time_base)
 
         def stand_ins(until):
             nonlocal last, errors
@@ -208,10 +209,9 @@ class VideoReader:
                     stood_in.add(lost)
                     yield last
 
-        def emit(frames, *, end: bool = False):
+        def emit(frames):
             nonlocal last
-            ready = [r for frame in frames for r in clock.push(frame)]
-            for frame in ready + (clock.flush() if end else []):
+            for frame in frames:
                 if frame.pts is not None and frame.pts in stood_in:
                     stood_in.discard(frame.pts)
                     continue  # came out after its stand-in: its place is taken
@@ -247,9 +247,8 @@ class VideoReader:
                 flushed = self.video.codec_context.decode(None)  # what the decoder still holds
             except av.FFmpegError:
                 pass
-        yield from emit(flushed, end=True)
+        yield from emit(flushed)
         yield from stand_ins(None)  # pictures lost at the very end
-        self.retimed = clock.retimed
 
     def _packets(self):
         def unreadable(error):
@@ -312,8 +311,32 @@ class VideoReader:
         self.video.codec_context.flush_buffers()
         self._frames = self._decode()
 
+    def pictures(self):
+        """Each picture's Y codes, warm-up flag and timestamp, in display order (iterate once).
+
+        The codes are copied as each frame arrives: a decoder concealing damage may still write
+        into a picture it has returned (a damaged VC-1 file: up to 34 code values later). The
+        labels then go through `Clock`, so ones that run backwards (AVI's packed B-frames come
+        out labelled 1, 2, 4, 3, ...) are given in increasing order, never called damage.
+        """
+        clock = Clock(self.rate, self.time_base)
+        for frame in self.frames():
+            lead = self.span is not None and frame.pts is not None and frame.pts < self.span[0]
+            try:
+                if self.source.matches(frame):
+                    codes = self.source.y_codes(frame)
+                else:  # the picture changed mid-stream: keep the frame, fitted, and say so
+                    codes = self.source.fitted_y_codes(frame)
+                    if not lead:  # warm-up frames are the previous segment's to report
+                        self._note_resized(self.frames_read - 1 - self.lead_frames, frame)
+            except (ValueError, av.FFmpegError) as error:
+                raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
+            yield from clock.push(Picture(frame.pts, codes, lead))
+        yield from clock.flush()
+        self.retimed = clock.retimed
+
     def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None):
-        """Yield `FrameBatch`es of up to `batch_size` frames; the last one may carry only packets.
+        """Yield `FrameBatch`es of up to `batch_size` frames.
 
         After a `seek` with warm-up pictures, those come first, in batches of their own (`lead`),
         so every batch is either warm-up or the segment's, the same in every run of the plan.
@@ -321,54 +344,41 @@ class VideoReader:
         """
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-        dtype = code_dtype(self.source.bit_depth)
-        frames = self.frames()
+        pictures = self.pictures()
         step = self.time_base and (1 / (self.rate * self.time_base))  # one frame in pts units
         last_pts = None
         held = None  # a segment's first picture, read while the warm-up batch was being filled
         done = False
         while not done:
             started = time.perf_counter()
-            codes, pts = [], []
-            lead = False
-            for frame in itertools.chain((held,) if held is not None else (), frames):
+            chosen: list[Picture] = []
+            for picture in itertools.chain((held,) if held is not None else (), pictures):
                 held = None
-                is_lead = self.span is not None and frame.pts is not None and frame.pts < self.span[0]
-                if codes and is_lead != lead:
-                    held = frame
+                if chosen and picture.lead != chosen[0].lead:
+                    held = picture
                     break
-                lead = is_lead
-                try:
-                    if self.source.matches(frame):
-                        codes.append(self.source.y_codes(frame))
-                    else:  # the picture changed mid-stream: keep the frame, fitted, and say so
-                        codes.append(self.source.fitted_y_codes(frame))
-                        if not lead:  # warm-up frames are the previous segment's to report
-                            self._note_resized(self.frames_read - 1 - self.lead_frames, frame)
-                except (ValueError, av.FFmpegError) as error:
-                    raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
-                # Decoders give best-effort timestamps; a stream without any gets a steady clock.
-                value = frame.pts if frame.pts is not None else (0 if last_pts is None else round(last_pts + step))
-                pts.append(value)
-                last_pts = value
-                if len(codes) == batch_size:
+                # A stream without any timestamps gets a steady clock.
+                if picture.pts is None:
+                    picture.pts = 0 if last_pts is None else round(last_pts + step)
+                last_pts = picture.pts
+                chosen.append(picture)
+                if len(chosen) == batch_size:
                     break
             else:
                 done = True
-            y = torch.from_numpy(np.stack(codes)[:, None]) if codes else torch.empty((0, 1, self.height, self.width), dtype=dtype)
-            batch = FrameBatch(
-                y=y,  # (N, 1, H, W) codes
-                pts=tuple(int(p) for p in pts),
+            if timings is not None:
+                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
+            if not chosen:
+                continue
+            yield FrameBatch(
+                y=torch.from_numpy(np.stack([p.codes for p in chosen])[:, None]),  # (N, 1, H, W) codes
+                pts=tuple(int(p.pts) for p in chosen),
                 time_base=self.time_base,
                 source=self.source,
                 chroma_size=chroma_size,
-                index=self.frames_read - self.lead_frames - len(codes) - (held is not None),
-                lead=lead,
+                index=self.frames_read - self.lead_frames - len(chosen) - (held is not None),
+                lead=chosen[0].lead,
             )
-            if timings is not None:
-                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
-            if len(batch):
-                yield batch
 
     def close(self) -> None:
         """Close the decoding generator, then the file. The generator refers to this reader (a
@@ -390,68 +400,3 @@ class VideoReader:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def demux_resilient(container, *streams, on_end=None, attempts: int = 8):
-    """`container.demux(*streams)`, skipping data the demuxer rejects as long as it can
-    resynchronise (FFmpeg's demuxers carry on after a damaged packet when asked again); after
-    `attempts` errors with no packet between them the data is taken to end there, and
-    `on_end(error)` is told (it may raise)."""
-    failures = 0
-    while True:
-        try:
-            for packet in container.demux(*streams):
-                failures = 0
-                yield packet
-            return
-        except av.FFmpegError as error:
-            failures += 1
-            if failures >= attempts:
-                if on_end is not None:
-                    on_end(error)
-                return
-
-
-class _Clock:
-    """The decoder's pictures with timestamps that run forward.
-
-    The decoder gives pictures in display order, each labelled with a time from the container.
-    Where the container's times are unusable, the labels come out of order although the pictures
-    do not: AVI has no presentation times, so with packed B-frames (DivX, Xvid) the pictures come
-    out labelled 1, 2, 4, 3, 5, 7, 6. The labels are still the right set of times, one each, so
-    the pictures are given them in increasing order: each picture waits until `depth` later ones
-    have been decoded and then takes the smallest label waiting (a picture whose label is already
-    in order keeps it, so films with good times are untouched). A label that still fails to move
-    forward (none, or a repeat) becomes the last one plus a frame; `retimed` counts those.
-    """
-
-    def __init__(self, rate: Fraction, time_base: Fraction, depth: int = 4):
-        self.step = max(1, round(1 / (rate * time_base))) if rate and time_base else 1
-        self.depth = depth
-        self.waiting: deque = deque()  # pictures decoded, not yet handed out
-        self.labels: list[int] = []  # heap of their labels
-        self.last: int | None = None
-        self.retimed = 0
-
-    def push(self, frame) -> list:
-        """Take one decoded picture; return the pictures ready to hand out, in order."""
-        self.waiting.append(frame)
-        if frame.pts is not None:
-            heapq.heappush(self.labels, frame.pts)
-        return self._ready(self.depth)
-
-    def flush(self) -> list:
-        return self._ready(0)
-
-    def _ready(self, keep: int) -> list:
-        ready = []
-        while len(self.waiting) > keep:
-            frame = self.waiting.popleft()
-            if frame.pts is not None:
-                label = heapq.heappop(self.labels)
-                if self.last is not None and label <= self.last:
-                    label = self.last + self.step
-                    self.retimed += 1
-                frame.pts = self.last = label
-            ready.append(frame)
-        return ready

@@ -25,7 +25,7 @@ import pytest
 
 from make_corpus import CASE_NAMES, Case, make_corpus
 
-from remaster.reader import demux_resilient
+from remaster.recover import demux_resilient
 
 TIME_LIMIT = 90  # seconds per case; a healthy one takes 2-5 s (most of it importing torch)
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from fractions import Fraction
 from types import SimpleNamespace
 
-from remaster.reader import _Clock
+from remaster.recover import Clock
 
 
 def relabel(labels, depth=4):
-    clock = _Clock(Fraction(25), Fraction(1, 25), depth=depth)
+    clock = Clock(Fraction(25), Fraction(1, 25), depth=depth)
     out = []
     for label in labels:
         out += [f.pts for f in clock.push(SimpleNamespace(pts=label))]
