@@ -283,3 +283,44 @@ def test_real_file(name, results):
         assert a.shape == b.shape and np.allclose(a, b, atol=1e-4), (
             f"{name}: audio track {k} ({codec_in} stored as {codec_out}) decodes to other samples: {a.shape} vs {b.shape}"
         )
+
+
+LOSSES = ("truncated", "damaged", "cannot be read")  # the notes of a run that recovered a film
+
+
+@pytest.fixture(scope="module")
+def strict_results(results, random_model_file, tmp_path_factory) -> dict:
+    """The damaged and cut-short files again, with --strict."""
+    root = tmp_path_factory.mktemp("strict")
+    names = [n for n in results if re.search("damaged|truncated", MANIFEST[n]["category"])]
+
+    def one(name: str):
+        output = root / name / "out.mkv"
+        output.parent.mkdir()
+        args = ["colorize", REAL / name, "-o", output, "--codec", "ffv1", "--model", random_model_file, "--device", "cpu",
+                "--flow", "none", "--strict", "--json"]  # fmt: skip
+        return name, (output, run_cli(args, timeout=TIME_LIMIT))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, names))
+
+
+def test_strict_refuses_exactly_what_recovery_recovers(results, strict_results):
+    """`--strict` refuses, in one line and with nothing left behind, every file whose normal run
+    recovered something (its notes say truncated, damaged or unreadable), and only those."""
+    assert strict_results, "no damaged or truncated files chosen"
+    refused = 0
+    for name, (output, strict) in strict_results.items():
+        _, normal = results[name]
+        if normal.returncode != 0:  # FFmpeg cannot open it either: refused both ways
+            assert strict.returncode == 1, f"{name}: {strict.stderr}"
+            continue
+        losses = [n for n in json.loads(normal.stdout)["notices"] if any(word in n for word in LOSSES)]
+        lines = [line for line in strict.stderr.splitlines() if line.strip()]
+        if losses:
+            refused += 1
+            assert strict.returncode == 1 and len(lines) == 1 and lines[0].startswith("remaster: "), f"{name}: {strict.stderr}"
+            assert name in lines[0] and not output.exists() and list(output.parent.iterdir()) == [], f"{name}: {lines}"
+        else:
+            assert strict.returncode == 0, f"{name}: nothing was lost, yet --strict refused: {strict.stderr}"
+    assert refused >= len(strict_results) // 2, f"only {refused} of {len(strict_results)} damaged or cut files refused"
