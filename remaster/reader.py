@@ -348,6 +348,7 @@ class VideoReader:
         step = self.time_base and (1 / (self.rate * self.time_base))  # one frame in pts units
         last_pts = None
         held = None  # a segment's first picture, read while the warm-up batch was being filled
+        number = 0  # of the next picture handed out after the warm-up (frames() reads ahead of it)
         done = False
         while not done:
             started = time.perf_counter()
@@ -376,9 +377,10 @@ class VideoReader:
                 time_base=self.time_base,
                 source=self.source,
                 chroma_size=chroma_size,
-                index=self.frames_read - self.lead_frames - len(chosen) - (held is not None),
+                index=number,
                 lead=chosen[0].lead,
             )
+            number += 0 if chosen[0].lead else len(chosen)
 
     def close(self) -> None:
         """Close the decoding generator, then the file. The generator refers to this reader (a
