@@ -81,9 +81,11 @@ class PipelineConfig:
     # Batches waiting between threads, each way: 2 hides jitter; more only costs memory.
     queue_depth: int = 2
     # Every film is cut at keyframes into segments of at least this many frames (the run plan,
-    # remaster/plan.py). 500 frames (20 s at 25 fps): a stop costs at most that much repeated
-    # work; shorter segments cost speed and size (benchmarks/RESULTS.md, "Run plan").
-    segment_frames: int = field(default=500, metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."})
+    # remaster/plan.py). Each segment after the first colorizes a short warm-up (25 frames at
+    # strength 0.8) it does not write: at 500 frames that cost 9% at 640x480 against the
+    # earlier one-pass code, so 1000 (40 s at 25 fps; a stop repeats at most that much work).
+    # benchmarks/RESULTS.md, "Run plan".
+    segment_frames: int = field(default=1000, metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."})
     max_frames: int | None = field(default=None, metadata={"help": "Stop after N frames (a preview; audio is cut to match)."})
     # Off: a damaged or cut-short film is recovered (every frame that decodes, with a note).
     strict: bool = field(default=False, metadata={"help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."})
