@@ -209,11 +209,13 @@ def _config_options(command):
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The colorized video (.mp4, .mkv, .mov); its extension picks the container.")
 @click.option("--pipeline", default=None, help="A preset from pipelines/ (film-reel, news-footage, fast) or a .toml file; flags override it.")
+@click.option("--keyframes", type=click.Path(path_type=Path), default=None,
+              help="A folder of color images of some frames (NNNNNN.png is frame NNNNNN, 0-based; other names are matched by content); their colors are carried through their shots.")
 @_config_options
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (and drop the work of an interrupted run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its finished segments.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress).")
-def colorize(input_path, output, pipeline, force, resume, as_json, **flags):
+def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
     The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
@@ -230,6 +232,7 @@ def colorize(input_path, output, pipeline, force, resume, as_json, **flags):
       remaster colorize clip.mp4 -o preview.mp4 --pipeline fast --max-frames 100 --force
       remaster colorize reel.mp4 -o out.mp4 --device cuda --flow raft --codec h264_nvenc --json
       remaster colorize reel.mp4 -o reel-color.mp4 --resume      # after Ctrl-C or a crash
+      remaster colorize reel.mp4 -o reel-color.mp4 --keyframes graded/   # a colorist's frames
     """
     from .config import make_config
     from .pipeline import colorize_video
@@ -242,7 +245,7 @@ def colorize(input_path, output, pipeline, force, resume, as_json, **flags):
     warnings = config.warnings(output)
     for line in warnings:  # before the work, not after it
         click.echo(f"remaster: note: {line}", err=True)
-    report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json)
+    report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes)
     for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
@@ -250,6 +253,9 @@ def colorize(input_path, output, pipeline, force, resume, as_json, **flags):
         return
     stages = ", ".join(f"{name} {fps} fps" for name, fps in report.stage_fps.items() if fps)
     resumed = f", {report.segments_resumed} of {report.segments} segments resumed" if report.segments_resumed else ""
+    for keyframe in report.keyframes:
+        how = f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
+        click.echo(f"remaster: keyframe {keyframe['file']} -> frame {keyframe['frame']} ({how})", err=True)
     click.echo(
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
         f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"

@@ -8,6 +8,7 @@ for what a `--resume` after a power cut must be able to trust.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,3 +63,12 @@ def write_atomic(destination: Path, data: bytes, *, durable: bool = False) -> No
     except OSError as error:  # a full disk, a file-size limit, a folder gone read-only
         reason = (error.strerror or type(error).__name__).lower()
         raise OutputError(f"{destination}: writing failed: {reason}") from None
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

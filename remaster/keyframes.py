@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_ycbcr
+from .color import rgb_to_chroma, rgb_to_luma
 from .errors import InputError
 
 # A match below this normalised cross-correlation of the lumas is no match: two different
@@ -73,11 +73,10 @@ def _image(path: Path, width: int, height: int, matrix: str) -> tuple[torch.Tens
     rgb = torch.from_numpy(np.asarray(photo.rgb, dtype=np.float32) / photo.scale).permute(2, 0, 1)[None]  # (1, 3, h, w)
     if (h, w) != (height, width):
         rgb = F.interpolate(rgb, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    ycbcr = rgb_to_ycbcr(rgb, matrix)  # (1, 3, H, W)
-    chroma = ycbcr[:, 1:]
+    luma, chroma = rgb_to_luma(rgb, matrix), rgb_to_chroma(rgb, matrix)  # (1, 1, H, W), (1, 2, H, W) signed offsets
     if float(chroma.abs().max()) <= _GRAY:
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
-    return ycbcr[:, :1], chroma
+    return luma, chroma
 
 
 def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str, film_lumas=None) -> list[Keyframe]:

@@ -69,10 +69,12 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         sink = Sink(lambda item: writer.write(*item), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
         with batches, sink:
             number = 0  # batches written, for the test hook
+            frame = segment.first_frame - segment.lead_frames  # the film's number of the next frame
             for batch in batches:
                 if not len(batch):
                     continue
-                work = chain(batch)
+                work = chain(batch, frame)
+                frame += len(batch)
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
                 started = time.perf_counter()

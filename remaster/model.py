@@ -7,7 +7,6 @@ architecture config, the decoding temperature, training facts and metrics as str
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ from torch import Tensor
 from .color import lab_to_chroma, luma_to_lightness
 from .device import resolve_device
 from .errors import WeightsError
-from .files import atomic_path
+from .files import atomic_path, sha256_of
 from .nets import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
 FORMAT = "remaster-colornet"
@@ -50,14 +49,6 @@ def default_model_path() -> Path:
         if path.is_file():
             return path
     return candidates[0]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_weights(net: ColorNet, path: str | Path, *, inference: InferenceConfig, extra: dict | None = None) -> dict:

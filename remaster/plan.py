@@ -49,11 +49,14 @@ class Plan:
         return sum(s.frames for s in self.segments)
 
 
-def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0, *, strict: bool = False) -> Plan:
+def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0, *, strict: bool = False,
+                  anchors: tuple[int, ...] = (), reach: int = 0) -> Plan:  # fmt: skip
     """Cut the film at keyframes into segments of at least `segment_frames` frames (the last may
-    be shorter), each warmed up on up to `warmup` frames before it. Reads packets only (no
-    decoding): seconds for a feature film. A file cut short is planned as far as it goes, with a
-    note; `strict` refuses it instead."""
+    be shorter), each warmed up on up to `warmup` frames before it. A segment that starts within
+    `reach` frames after one of the `anchors` (frames a colorist colored) warms up from that
+    frame instead, so the color carried from it is the same however the film is cut. Reads
+    packets only (no decoding): seconds for a feature film. A file cut short is planned as far
+    as it goes, with a note; `strict` refuses it instead."""
     if segment_frames < 1:
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
     notes = []
@@ -108,9 +111,10 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
 
     def segment(index: int, first: int, last: int) -> Segment:
         end_pts = times[last] if last < len(times) else None
-        if first == 0 or warmup < 1:
+        frames_back = max([warmup] + [first - a for a in anchors if 0 < first - a <= reach])
+        if first == 0 or frames_back < 1:
             return Segment(index, first, last - first, times[first], end_pts)
-        lead = max(0, first - warmup)
+        lead = max(0, first - frames_back)
         back = lead
         while back > 0 and times[back] not in keys:
             back -= 1

@@ -34,6 +34,7 @@ class RunReport:
     source: dict
     damaged_frames: int
     notices: list[str] = field(default_factory=list)  # what was dropped, repaired or questionable, and why
+    keyframes: list[dict] = field(default_factory=list)  # a colorist's keyframes: file, frame, how it was placed
     config: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -42,7 +43,7 @@ class RunReport:
 
 def build_report(*, input, output, config, frames: int, made: int, seconds: float, segments: int, resumed: int,
                  stage_seconds: dict, colorizer, chain, encoder: dict, layout, source: dict, damaged: list[int],
-                 notices: list[str]) -> RunReport:  # fmt: skip
+                 notices: list[str], keyframes: list[dict] = ()) -> RunReport:  # fmt: skip
     """`made`: frames this run colorized (the others were resumed)."""
     temporal = chain.stage("temporal")
     return RunReport(
@@ -64,6 +65,7 @@ def build_report(*, input, output, config, frames: int, made: int, seconds: floa
         source=source,
         damaged_frames=len(damaged),
         notices=list(notices),
+        keyframes=list(keyframes),
         config=config.to_dict(),
     )
 

@@ -37,6 +37,7 @@ class Work:
     batch: FrameBatch
     luma: Tensor  # (N, 1, H, W) float32 full-range Y' in [0, 1]
     chroma: Tensor | None = None  # (N, 2, h, w) (Cb, Cr) offsets at the working resolution
+    frame: int | None = None  # the film's frame number of the batch's first frame, where known
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -108,8 +109,9 @@ class Chain:
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch) -> Work:
-        work = Work(batch, batch.luma(self.device))  # (N, 1, H, W): only codes travel to the device
+    def __call__(self, batch: FrameBatch, frame: int | None = None) -> Work:
+        """`frame`: the film's frame number of the batch's first frame (keyframes need it)."""
+        work = Work(batch, batch.luma(self.device), frame=frame)  # (N, 1, H, W): only codes travel to the device
         for stage in self.stages:
             started = time.perf_counter()
             stage.process(work)

@@ -128,7 +128,7 @@ def test_static_scene_averages_flicker():
 def test_confidence_is_low_where_content_is_new():
     luma, _, _ = moving_sequence(frames=2, step=3)
     stage = TemporalStage(TemporalConfig(flow="dis"))
-    _, confidence, cut = stage.confidence(luma[1:], luma[:-1])
+    _, confidence, _, cut = stage.confidence(luma[1:], luma[:-1])
     assert confidence.shape == (1, 1, 48, 64) and not cut.any()
     # The pan brings 3 new columns in from the left: nothing in the previous frame matches them.
     assert confidence[..., 4:-4, :2].mean() < 0.3 and confidence[..., 4:-4, 8:-8].mean() > 0.8
