@@ -66,11 +66,17 @@ class TemporalConfig:
     # ...or when fewer than this fraction of pixels are trusted: nothing of the last frame can be
     # found in this one, so keeping any of it would only leak stale color.
     cut_min_trusted: float = 0.05
-    # A colorist's keyframe is carried forward along the flow with a confidence that starts at 1
-    # on its frame, is multiplied by the flow's trust at every step and by this per frame: 0.98
-    # keeps 36% after 50 frames (2 s at 25 fps) where the motion is trusted throughout, and the
-    # network's colors take over where the carry cannot follow (occlusions, new content, a cut).
-    keyframe_decay: float = 0.98
+    # A colorist's keyframe is carried forward along the flow with a trust that starts at 1 on
+    # its frame and follows how well the moved luma fits (`keyframe_trust`). It fades with the
+    # distance the color has moved, not with time: by this factor for every pixel of motion (at
+    # the working size), since a carry's errors come from interpolating and from the flow's
+    # mistakes along the way. On nearly still footage a fade with time let the network's colors
+    # leak in and cost up to 15 dB against a plain carry (bench_keyframes.py).
+    keyframe_decay: float = 0.99
+    # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
+    # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
+    # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
+    keyframe_reach: int = 500
     # A step of the carry keeps the keyframe's color fully where the moved luma fits at least
     # this well (`matched`), and in proportion below it: trust is a product along the path, and
     # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we
@@ -90,8 +96,10 @@ class TemporalConfig:
             raise ConfigError(f"consistency must be fb, residual or both, got {self.consistency!r}")
         if self.residual_tolerance <= 0:
             raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
-        if not 0.0 < self.keyframe_decay < 1.0:
-            raise ConfigError(f"keyframe_decay must be in (0, 1), got {self.keyframe_decay}")
+        if not 0.0 < self.keyframe_decay <= 1.0:
+            raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
+        if self.keyframe_reach < 4:
+            raise ConfigError(f"keyframe_reach must be at least 4 frames, got {self.keyframe_reach}")
 
     @property
     def enabled(self) -> bool:
@@ -104,11 +112,6 @@ class TemporalConfig:
         up on this many frames before its start shows no seam at 8 bits."""
         return math.ceil(math.log(1 / 256) / math.log(self.strength)) if self.enabled else 0
 
-    @property
-    def keyframe_reach(self) -> int:
-        """Frames after a keyframe where its carried color still weighs 1/256 or more: a segment
-        that starts within this of a keyframe warms up from the keyframe itself."""
-        return math.ceil(math.log(1 / 256) / math.log(self.keyframe_decay))
 
 
 def histogram_distance(a: Tensor, b: Tensor, bins: int = 32) -> Tensor:
@@ -181,6 +184,7 @@ class TemporalStage:
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
         self._carry: Tensor | None = None  # (1, 2, h, w) a keyframe's color carried to the last frame
         self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
+        self._age = 0  # frames since that keyframe
 
     def state(self) -> dict:
         """The state needed to continue a film exactly (CPU tensors; empty after a reset)."""
@@ -188,7 +192,7 @@ class TemporalStage:
             return {}
         state = {"luma": self._luma, "chroma": self._chroma}
         if self._carry is not None:
-            state |= {"keyframe_carry": self._carry, "keyframe_trust": self._trust}
+            state |= {"keyframe_carry": self._carry, "keyframe_trust": self._trust, "keyframe_age": torch.tensor([self._age])}
         return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_state(self, state: dict) -> None:
@@ -207,6 +211,7 @@ class TemporalStage:
         carry, trust = state.get("keyframe_carry"), state.get("keyframe_trust")
         self._carry = None if carry is None else carry.to(self.device, torch.float32)
         self._trust = None if trust is None else trust.to(self.device, torch.float32)
+        self._age = int(state["keyframe_age"][0]) if "keyframe_age" in state else 0
 
     def describe(self) -> dict:
         """For reports: the provider actually used and the options."""
@@ -290,7 +295,8 @@ class TemporalStage:
             backward, confidence, matched, cut = self.confidence(current, previous)
             cut = cut.tolist()  # CPU-GPU sync point: one per batch
         first = len(luma) - len(previous)  # 1 when there is no past, else 0
-        carried, carry, trust = self._chroma, self._carry, self._trust
+        carried, carry, trust, age = self._chroma, self._carry, self._trust, self._age
+        cfg = self.config
         outputs = []
         for i in range(len(luma)):
             j = i - first  # index of the pair (i, i-1)
@@ -301,20 +307,25 @@ class TemporalStage:
                 carry = trust = None  # a keyframe governs its own shot only
             else:
                 moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
-                weight = self.config.strength * confidence[j : j + 1]  # (1, 1, h, w)
+                weight = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
                 out = weight * moved + (1 - weight) * chroma[i : i + 1]  # (1, 2, h, w)
             keyframe = self._keyframe(None if frames is None else frames[i], tuple(luma.shape[-2:]))
             if keyframe is not None:  # the colorist's color, trusted fully on its own frame
-                carry, trust = keyframe, torch.ones_like(luma[:1])
-            elif carry is not None and not fresh_start:  # carried along the motion, trust fading
-                carry, _ = warp(carry, backward[j : j + 1])  # (1, 2, h, w)
-                step = (matched[j : j + 1] / self.config.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
-                trust = warp(trust, backward[j : j + 1])[0] * step * self.config.keyframe_decay  # (1, 1, h, w)
+                carry, trust, age = keyframe, torch.ones_like(luma[:1]), 0
+            elif carry is not None and not fresh_start:  # carried along the motion
+                flow = backward[j : j + 1]  # (1, 2, h, w)
+                fits = (matched[j : j + 1] / cfg.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
+                fade = cfg.keyframe_decay ** flow.norm(dim=1, keepdim=True)  # (1, 1, h, w): per pixel moved
+                carry, _ = warp(carry, flow)  # (1, 2, h, w)
+                trust, age = warp(trust, flow)[0] * fits * fade, age + 1  # (1, 1, h, w)
+                if age >= cfg.keyframe_reach:
+                    carry = trust = None
             if carry is not None:
-                out = trust * carry + (1 - trust) * out  # (1, 2, h, w)
+                taper = min(1.0, 4 * (cfg.keyframe_reach - age) / cfg.keyframe_reach)  # the last quarter of its reach
+                out = taper * trust * carry + (1 - taper * trust) * out  # (1, 2, h, w)
             outputs.append(out)
             carried = out
         self._luma = luma[-1:].clone()
         self._chroma = carried.clone()
-        self._carry, self._trust = carry, trust
+        self._carry, self._trust, self._age = carry, trust, age
         return torch.cat(outputs)  # (N, 2, h, w)
