@@ -1,6 +1,6 @@
 """The chain of stages every batch goes through, and the small protocol the stages share.
 
-    FrameBatch ──► Work(luma) ──► colorize ──► temporal ──► (keyframes, restore, ...) ──► Work(chroma)
+    FrameBatch ──► Work(luma) ──► colorize ──► shots ──► temporal (+ keyframes) ──► (restore, ...) ──► Work(chroma)
 
 A stage is an object with
 
@@ -38,6 +38,7 @@ class Work:
     luma: Tensor  # (N, 1, H, W) float32 full-range Y' in [0, 1]
     chroma: Tensor | None = None  # (N, 2, h, w) (Cb, Cr) offsets at the working resolution
     frame: int | None = None  # the film's frame number of the batch's first frame, where known
+    cuts: Tensor | None = None  # (N,) bool: frame i starts a new shot (the shot detector's)
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -124,9 +125,11 @@ class Chain:
 
 def build_chain(config, colorizer) -> Chain:
     """The stages a `VideoConfig` asks for, built once for the run (on the colorizer's device)."""
+    from .shots import ShotDetector
     from .temporal import TemporalStage
 
-    stages: list[Stage] = [ColorizeStage(colorizer)]
+    # Shots are found once, in every mode, and every stage after uses them.
+    stages: list[Stage] = [ColorizeStage(colorizer), ShotDetector(device=colorizer.device)]
     if config.temporal.enabled:
         stages.append(TemporalStage(config.temporal, device=colorizer.device))
     return Chain(stages, colorizer.device)

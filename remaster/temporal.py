@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .device import resolve_device
 from .errors import ConfigError
+from .shots import ShotDetector
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
@@ -59,12 +60,9 @@ class TemporalConfig:
     # confidence falls to 1/e. 0.05 of full scale: an exposure flicker of a few percent keeps
     # most of the weight, a wrong match (occluder, new object) loses it.
     residual_tolerance: float = 0.05
-    # Scene cut when the luma histograms of consecutive frames (32 bins, each frame's mean
-    # removed so exposure flicker does not count) differ in total variation by more than this:
-    # more than half of the tonal mass moved means a new shot.
-    cut_threshold: float = 0.5
-    # ...or when fewer than this fraction of pixels are trusted: nothing of the last frame can be
-    # found in this one, so keeping any of it would only leak stale color.
+    # Shots come from the shot detector (shots.py); besides, a frame where fewer than this
+    # fraction of pixels are trusted starts over: nothing of the last frame can be found in it,
+    # so keeping any of it would only leak stale color.
     cut_min_trusted: float = 0.05
     # A colorist's keyframe is carried forward along the flow with a trust that starts at 1 on
     # its frame and follows how well the moved luma fits (`keyframe_trust`). It fades with the
@@ -114,19 +112,6 @@ class TemporalConfig:
 
 
 
-def histogram_distance(a: Tensor, b: Tensor, bins: int = 32) -> Tensor:
-    """Total-variation distance in [0, 1] between the luma histograms of frame pairs, each frame's
-    mean removed first (a global exposure change is not a new shot): `(N,1,H,W) x2 -> (N,)`."""
-
-    def histograms(luma: Tensor) -> Tensor:
-        centred = luma.flatten(1) - luma.flatten(1).mean(1, keepdim=True) + 0.5  # (N, HW), mean at 0.5
-        index = (centred.clamp(0, 1) * bins).long().clamp(max=bins - 1)  # (N, HW)
-        counts = torch.zeros(luma.shape[0], bins, device=luma.device).scatter_add_(1, index, torch.ones_like(centred))
-        return counts / counts.sum(1, keepdim=True)  # (N, bins)
-
-    return 0.5 * (histograms(a) - histograms(b)).abs().sum(1)
-
-
 def _blur(image: Tensor) -> Tensor:
     return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
 
@@ -155,7 +140,10 @@ class TemporalStage:
         else:
             self.provider = None
         self.provider_name = self.provider.name if self.provider is not None else "none"
-        self.cuts = 0  # scene cuts seen by this stage (all films), for reports
+        self.cuts = 0  # fresh starts (cuts, or nothing to follow) seen by this stage (all films), for reports
+        # The one shot detector (shots.py): the chain runs it as a stage of its own and hands its
+        # flags in; called on its own, the stage runs this one.
+        self.shots = ShotDetector(device=self.device)
         self.keyframes: dict[int, Tensor] = {}  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
         self.reset()
@@ -180,6 +168,8 @@ class TemporalStage:
 
     def reset(self) -> None:
         """Forget the past: the next frame is output as the colorizer made it."""
+        if hasattr(self, "shots"):
+            self.shots.reset()
         self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
         self._carry: Tensor | None = None  # (1, 2, h, w) a keyframe's color carried to the last frame
@@ -228,7 +218,7 @@ class TemporalStage:
         input luma, taken at the chroma's working resolution."""
         if self.provider is not None and len(work):
             frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
-            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma, frames)  # (N, 2, h, w)
+            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma, frames, work.cuts)  # (N, 2, h, w)
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
         scale = min(1.0, self.config.flow_short_side / min(h, w))
@@ -238,7 +228,8 @@ class TemporalStage:
         """Flow and trust for frame pairs at the working resolution.
 
         `current, previous (P, 1, h, w)` lumas -> `(backward flow (P, 2, h, w), confidence
-        (P, 1, h, w) in [0, 1], matched (P, 1, h, w) in [0, 1], cut (P,) bool)`. `confidence`
+        (P, 1, h, w) in [0, 1], matched (P, 1, h, w) in [0, 1], lost (P,) bool)`; `lost`: the
+        flow can follow almost nothing of the previous frame (scene cuts are the shot detector's). `confidence`
         also asks the flow to agree with itself both ways, which noisy flow in flat, grainy
         areas fails; `matched` only asks that the moved luma fits, which is what carrying a
         keyframe's color needs (a flat area keeps its color whatever the flow says there).
@@ -266,13 +257,13 @@ class TemporalStage:
         matched = inside.float() * torch.exp(-((residual / cfg.residual_tolerance) ** 2))  # (P, 1, h, w)
         confidence = trusted * (matched if cfg.consistency in ("residual", "both") else inside.float())  # (P, 1, h, w)
         confidence = _blur(confidence)  # soften hard mask edges so no seam shows in the color
-        cut = histogram_distance(current, previous) > cfg.cut_threshold  # (P,)
-        cut |= (confidence > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted
+        cut = (confidence > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,): nothing can be followed
         return backward, confidence, _blur(matched), cut
 
     @torch.inference_mode()
-    def __call__(self, luma: Tensor, chroma: Tensor, frames=None) -> Tensor:
-        """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply."""
+    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None) -> Tensor:
+        """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
+        `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own."""
         if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
             raise ValueError(
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
@@ -291,10 +282,11 @@ class TemporalStage:
         # at once (batched on the GPU, threaded on the CPU), then the cheap recursive blend.
         previous = luma[:-1] if self._luma is None else torch.cat([self._luma, luma[:-1]])  # (P, 1, h, w)
         current = luma[-len(previous):] if len(previous) else luma[:0]  # (P, 1, h, w)
-        if len(previous):
-            backward, confidence, matched, cut = self.confidence(current, previous)
-            cut = cut.tolist()  # CPU-GPU sync point: one per batch
         first = len(luma) - len(previous)  # 1 when there is no past, else 0
+        starts = self.shots(luma) if cuts is None else cuts  # (N,) frame i starts a shot
+        if len(previous):
+            backward, confidence, matched, lost = self.confidence(current, previous)
+            cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
         carried, carry, trust, age = self._chroma, self._carry, self._trust, self._age
         cfg = self.config
         outputs = []

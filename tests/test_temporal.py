@@ -10,7 +10,7 @@ from remaster.color import luma_chroma_to_rgb
 from remaster.errors import ConfigError
 from remaster.flow import ZeroFlow
 from remaster.metrics import psnr, warping_error
-from remaster.temporal import TemporalConfig, TemporalStage, histogram_distance
+from remaster.temporal import TemporalConfig, TemporalStage
 
 CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")])
 
@@ -91,20 +91,13 @@ def test_reset_and_cut_start_over():
     assert torch.equal(stage(luma_a[2:4], fresh_a[2:4])[0], fresh_a[2])
 
 
-def test_cut_between_shots_of_similar_tone_is_caught_by_trust():
-    # Same histogram, different picture: only the flow confidence can tell.
+def test_cut_between_shots_of_similar_tone():
+    # Same histogram, different picture: the shot detector's layout test, or the flow's trust.
     luma_a, _, fresh_a = moving_sequence(frames=4, seed=0)
     luma_b = luma_a.flip(-1).flip(-2)
     stage = TemporalStage(TemporalConfig(flow="dis"))
-    assert histogram_distance(luma_a[-1:], luma_b[:1]).item() < 0.05
     out = stage(torch.cat([luma_a, luma_b]), torch.cat([fresh_a, fresh_a]))
     assert stage.cuts == 1 and torch.equal(out[4], fresh_a[0])
-
-
-def test_histogram_distance_ignores_exposure_flicker():
-    luma, _, _ = moving_sequence(frames=2)
-    assert histogram_distance(luma[:1], (luma[:1] + 0.04).clamp(0, 1)).item() < 0.1
-    assert histogram_distance(luma[:1], torch.full_like(luma[:1], 0.5)).item() > 0.8
 
 
 def test_none_and_zero_strength_pass_chroma_through():

@@ -229,7 +229,7 @@ def test_report_and_determinism(tmp_path, colorizer, clip_h264_mkv):
             assert np.array_equal(x[k], y[k])
     for key in ("frames", "seconds", "fps", "stage_fps", "model", "device", "flow_provider", "encoder"):
         assert key in report.to_dict()
-    assert set(report.stage_fps) == {"decode", "colorize", "assemble", "encode"}  # flow none: no temporal stage in the chain
+    assert set(report.stage_fps) == {"decode", "colorize", "shots", "assemble", "encode"}  # flow none: no temporal stage in the chain
     assert report.device == "cpu" and report.model["model"] == "random-seed0"
 
 
