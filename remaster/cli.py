@@ -121,14 +121,15 @@ def demo(out_dir, model, device, force):
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.argument("data_dirs", metavar="DATA_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report. Default: no validation.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors); its report goes beside it as NAME.json and its checkpoint as NAME.ckpt.safetensors.")
 @click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: classification over quantized CIELAB a,b with class rebalancing (Zhang et al. 2016); ab: rebalanced regression of a,b.")
 @click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps (batches) to train for. The learning rate warms up over the first 100 steps, then follows a cosine down to zero.")
 @click.option("--minutes", type=float, default=None, help="Time budget in minutes (a resumed run counts the time before the stop): training ends at --steps or the budget, whichever comes first, and the learning-rate schedule follows whichever is further along. Default: no budget.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Crops per optimizer step; larger uses more memory and is faster per image on a GPU.")
-@click.option("--crop", type=int, default=176, show_default=True, help="Side of the square training crops in pixels: a multiple of 16, at most 256 (photos are cached as 256x256 squares; each crop covers 0.75-1.5x its side there, with random flips).")
+@click.option("--crop", type=int, default=176, show_default=True, help="Side of the square training crops in pixels: a multiple of 16, at most --cache-size (photos are cached as squares of that side; each crop covers 0.75-1.5x its side there, with random flips).")
+@click.option("--cache-size", type=int, default=256, show_default=True, help="Photos are cached as squares of this side (short side resized, centre crop). Use the size of your smallest photos or less (e.g. 192 for 200-300 px sets): small photos are never worth upscaling.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate of the AdamW optimizer (weight decay 1e-4).")
 @click.option("--rebalance", type=float, default=0.5, show_default=True, help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).")
 @click.option("--widths", default="24,48,96,192", show_default=True, help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.")
@@ -139,12 +140,14 @@ def demo(out_dir, model, device, force):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the network's initialisation and the crop sampler: on the CPU the same seed, photos and options give the same model.")
 @click.option("--workers", type=int, default=0, show_default=True, help="Threads decoding the photos into the in-memory cache at the start; 0 = one per CPU core, at most 8.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train: auto = CUDA when torch sees a GPU (bfloat16 mixed precision there), else the CPU.")
+@click.option("--hints", is_flag=True, help="Train a hint-conditioned network (Zhang et al. 2017): besides gray it takes color hints (points, palettes, a colorist's keyframes carried along the film), simulated during training; with no hints it is the automatic colorizer.")
+@click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Start from this trained model (.safetensors) instead of random weights; its widths, blocks and color bins are kept. With --hints, a model without hint inputs gains them, zero-initialised, so training starts from its colors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT's checkpoint: network, optimizer, step, time spent and sampler state. Use the same --recipe, --widths and --blocks as before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report (steps, speed, validation scores, sha256) as JSON.")
-def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, rebalance, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, resume, as_json):
-    """Train a colorization network on DATA_DIR, a folder of color photographs.
+def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cache_size, lr, rebalance, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, hints, init, resume, as_json):
+    """Train a colorization network on DATA_DIR, one or more folders of color photographs.
 
-    DATA_DIR is searched recursively for JPEG, PNG, TIFF, WebP and BMP files. The best colors
+    Each DATA_DIR is searched recursively for JPEG, PNG, TIFF, WebP and BMP files. The best colors
     for a collection come from photos of that collection's world.
 
     \b
@@ -154,6 +157,7 @@ def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, 
       remaster train my-photos/ --val my-photos-val/ --out models/mine.safetensors --minutes 60 --resume   # after Ctrl-C
       remaster train my-photos/ --out models/mine.safetensors --device cuda --batch-size 64 --steps 20000
       remaster train my-photos/ --out models/small.safetensors --widths 16,32,64,128 --blocks 2 --steps 500
+      remaster train my-photos/ more-photos/ --hints --init models/remaster-default.safetensors --out hinted.safetensors --minutes 90
     """
     from .nets import NetConfig
     from .train import TrainConfig
@@ -164,11 +168,11 @@ def train(data_dir, val_dir, out, recipe, steps, minutes, batch_size, crop, lr, 
     except ValueError:
         raise click.BadParameter(f"expected four comma-separated integers, got {widths!r}", param_hint="--widths") from None
     config = TrainConfig(
-        recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks), steps=steps, minutes=minutes, batch_size=batch_size,
-        crop=crop, lr=lr, rebalance=rebalance, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
-        workers=workers, device=device,
+        recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks, hints=hints), steps=steps, minutes=minutes, batch_size=batch_size,
+        crop=crop, cache_size=cache_size, lr=lr, rebalance=rebalance, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
+        workers=workers, device=device, init=str(init or ""),
     )
-    report = run_training(config, data_dir, out, val_dir=val_dir, resume=resume)
+    report = run_training(config, list(data_dirs), out, val_dir=val_dir, resume=resume)
     click.echo(json.dumps(report, indent=2) if as_json else _format_training(report))
 
 

@@ -112,12 +112,15 @@ def ab_grid_index(ab: Tensor) -> Tensor:
     return torch.round(ab / AB_BIN_SIZE).long()
 
 
-def ab_gamut(cache: Tensor, *, sample_stride: int = 4, min_fraction: float = 1e-6) -> tuple[Tensor, Tensor]:
+def ab_gamut(
+    cache: Tensor, *, sample_stride: int = 4, min_fraction: float = 1e-6, bins: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The (a, b) bins the photos use and how often: `(K, 2)` bin centres and `(K,)` probabilities.
 
     Bins holding less than `min_fraction` of the pixels are dropped (JPEG noise at the gamut's
     edge); training then predicts over the colors that real photos have, as Zhang et al. do
-    with their 313 in-gamut bins.
+    with their 313 in-gamut bins. Given `bins` (a model being trained further keeps its own
+    table), the probabilities are those of exactly these bins (colors outside them are ignored).
     """
     reach = 16  # grid points per side of zero: |a|, |b| <= 160 covers every real color
     counts = torch.zeros((2 * reach + 1) ** 2, dtype=torch.float64)
@@ -126,10 +129,14 @@ def ab_gamut(cache: Tensor, *, sample_stride: int = 4, min_fraction: float = 1e-
         ab = rgb_to_lab(rgb)[:, 1:].permute(0, 2, 3, 1).reshape(-1, 2)  # (P, 2)
         grid = ab_grid_index(ab).clamp(-reach, reach) + reach  # (P, 2) in [0, 2*reach]
         counts += torch.bincount(grid[:, 0] * (2 * reach + 1) + grid[:, 1], minlength=counts.numel()).double()
-    kept = torch.nonzero(counts >= min_fraction * counts.sum()).squeeze(1)  # (K,) flat grid indices
-    keys = torch.stack((kept // (2 * reach + 1), kept % (2 * reach + 1)), dim=1) - reach  # (K, 2)
-    bins = keys.float() * AB_BIN_SIZE  # (K, 2)
-    prior = counts[kept]
+    if bins is None:
+        kept = torch.nonzero(counts >= min_fraction * counts.sum()).squeeze(1)  # (K,) flat grid indices
+        keys = torch.stack((kept // (2 * reach + 1), kept % (2 * reach + 1)), dim=1) - reach  # (K, 2)
+        bins = keys.float() * AB_BIN_SIZE  # (K, 2)
+    else:
+        keys = ab_grid_index(bins.float()) + reach  # (K, 2)
+        kept = keys[:, 0] * (2 * reach + 1) + keys[:, 1]
+    prior = counts[kept] + 1.0  # +1: a bin no photo uses keeps a finite rebalancing weight
     return bins, (prior / prior.sum()).float()
 
 

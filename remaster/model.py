@@ -19,7 +19,8 @@ from torch import Tensor
 
 from .color import lab_to_chroma, luma_to_lightness
 from .device import resolve_device
-from .errors import WeightsError
+from .errors import ConfigError, WeightsError
+from .hints import resize_hints
 from .files import atomic_path, sha256_of
 from .nets import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
@@ -171,6 +172,10 @@ class Colorizer:
             net.head.weight.mul_(50.0)
         return cls(net, device=device, name=f"random-seed{seed}")
 
+    @property
+    def takes_hints(self) -> bool:
+        return self.net.config.hints
+
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """Network resolution for an H x W frame: short side about `working_short_side`, never
         upscaled beyond the frame by more than the rounding to a multiple of `STRIDE`."""
@@ -178,8 +183,11 @@ class Colorizer:
         return (max(STRIDE, round(height * scale / STRIDE) * STRIDE), max(STRIDE, round(width * scale / STRIDE) * STRIDE))
 
     @torch.inference_mode()
-    def chroma(self, luma: Tensor, matrix: str = "bt601") -> Tensor:
-        """`(N, 1, H, W)` full-range Y' in [0, 1] -> `(N, 2, h, w)` (Cb, Cr) offsets at `working_size(H, W)`."""
+    def chroma(self, luma: Tensor, matrix: str = "bt601", hints: Tensor | None = None) -> Tensor:
+        """`(N, 1, H, W)` full-range Y' in [0, 1] -> `(N, 2, h, w)` (Cb, Cr) offsets at `working_size(H, W)`.
+
+        `hints`: a hint map `(N, 3, h', w')` (hints.py) at any size, for a hint-conditioned
+        model; it is resized to the working size."""
         if luma.ndim != 4 or luma.shape[1] != 1:
             raise ValueError(f"expected luma of shape (N, 1, H, W), got {tuple(luma.shape)}")
         h, w = self.working_size(*luma.shape[-2:])
@@ -188,8 +196,12 @@ class Colorizer:
             y = F.interpolate(y, size=(h, w), mode="bilinear", antialias=True, align_corners=False)  # (N, 1, h, w)
         lightness = luma_to_lightness(y)  # (N, 1, h, w)
         net_input = lightness.contiguous(memory_format=torch.channels_last)
+        if hints is not None:
+            if not self.takes_hints:
+                raise ConfigError(f"model {self.name!r} takes no color hints: use a hint-conditioned model (remaster train --hints)")
+            hints = resize_hints(hints.to(self.device).float(), (h, w))  # (N, 3, h, w)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32, enabled=self._autocast_dtype is not None):
-            output = self.net(net_input)  # (N, K, h/4, w/4)
+            output = self.net(net_input, hints)  # (N, K, h/4, w/4)
         ab = self.net.decode_ab(output, self.inference.temperature)  # (N, 2, h/4, w/4)
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, h, w)
         return lab_to_chroma(lightness, ab, matrix).contiguous()  # (N, 2, h, w)

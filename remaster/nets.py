@@ -18,7 +18,7 @@ Built by injection with a keyword-only builder (`build_net(config=...)`, as torc
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,10 @@ class NetConfig:
     blocks: int = 4
     head: str = "bins"  # "bins" (classification) or "ab" (regression)
     num_bins: int = 313  # length of the ab-bin table (set from the training data's gamut)
+    # Hint-conditioned (Zhang et al. 2017): a 3-channel hint map (a, b, confidence; see
+    # hints.py) enters beside lightness at the input and again at the 1/4 decoder, where a
+    # point hint is still sharp. False: lightness only (the first shipped model).
+    hints: bool = False
 
     def __post_init__(self) -> None:
         if self.head not in ("bins", "ab"):
@@ -96,14 +100,16 @@ class _GlobalContext(nn.Module):
 
 
 class ColorNet(nn.Module):
-    """`forward(lightness)`: `(N, 1, H, W)` CIELAB L in [0, 100], H and W multiples of `STRIDE`,
-    to `(N, K, H/4, W/4)` logits ("bins") or `(N, 2, H/4, W/4)` (a, b) ("ab")."""
+    """`forward(lightness, hints=None)`: `(N, 1, H, W)` CIELAB L in [0, 100], H and W multiples of
+    `STRIDE`, and for a hint-conditioned net an optional hint map `(N, 3, H, W)` (hints.py; None
+    means no hints), to `(N, K, H/4, W/4)` logits ("bins") or `(N, 2, H/4, W/4)` (a, b) ("ab")."""
 
     def __init__(self, *, config: NetConfig) -> None:
         super().__init__()
         self.config = config
         w1, w2, w3, w4 = config.widths
-        self.enc1 = nn.Sequential(_conv(1, w1, stride=2), _conv(w1, w1))  # 1/2
+        extra = 3 if config.hints else 0
+        self.enc1 = nn.Sequential(_conv(1 + extra, w1, stride=2), _conv(w1, w1))  # 1/2
         self.enc2 = nn.Sequential(_conv(w1, w2, stride=2), _conv(w2, w2))  # 1/4
         self.enc3 = nn.Sequential(_conv(w2, w3, stride=2), _conv(w3, w3))  # 1/8
         dilations = [(1, 2, 4, 1)[i % 4] for i in range(config.blocks)]
@@ -113,24 +119,36 @@ class ColorNet(nn.Module):
         # Decoder stages merge the skip connection with a 1x1 convolution before the 3x3: the
         # concatenated input is wide, and a 3x3 over it at 1/4 resolution cost a fifth of the net.
         self.dec3 = nn.Sequential(_merge(w4 + w3, w3), _conv(w3, w3))  # 1/8
-        self.dec2 = nn.Sequential(_merge(w3 + w2, w2), _conv(w2, w2))  # 1/4
+        self.dec2 = nn.Sequential(_merge(w3 + w2 + extra, w2), _conv(w2, w2))  # 1/4
         out_channels = config.num_bins if config.head == "bins" else 2
         self.head = nn.Conv2d(w2, out_channels, 1)
         # Bin centres (K, 2) in CIELAB a, b; filled from the training data or the weights file.
         self.register_buffer("ab_bins", torch.zeros(config.num_bins, 2))
 
-    def forward(self, lightness: Tensor) -> Tensor:
+    def forward(self, lightness: Tensor, hints: Tensor | None = None) -> Tensor:
         if lightness.ndim != 4 or lightness.shape[1] != 1:
             raise ValueError(f"expected lightness of shape (N, 1, H, W), got {tuple(lightness.shape)}")
         if lightness.shape[-2] % STRIDE or lightness.shape[-1] % STRIDE:
             raise ValueError(f"expected H and W multiples of {STRIDE}, got {tuple(lightness.shape[-2:])}")
         x = lightness / 50.0 - 1.0  # (N, 1, H, W) in [-1, 1]
+        hints_at_quarter = None
+        if self.config.hints:
+            if hints is None:
+                hints = lightness.new_zeros(lightness.shape[0], 3, *lightness.shape[-2:])  # (N, 3, H, W)
+            elif hints.shape != (lightness.shape[0], 3, *lightness.shape[-2:]):
+                raise ValueError(f"expected hints of shape (N, 3, H, W) like the lightness, got {tuple(hints.shape)}")
+            hints = hints.to(x.dtype)
+            x = torch.cat((x, hints), 1)  # (N, 4, H, W)
+            hints_at_quarter = F.avg_pool2d(hints, 4)  # (N, 3, H/4, W/4)
+        elif hints is not None:
+            raise ValueError("this network takes no hints (NetConfig.hints is False): train a hint-conditioned model")
         e1 = self.enc1(x)  # (N, w1, H/2, W/2)
         e2 = self.enc2(e1)  # (N, w2, H/4, W/4)
         e3 = self.enc3(e2)  # (N, w3, H/8, W/8)
         e4 = self.enc4(e3)  # (N, w4, H/16, W/16)
         d3 = self.dec3(torch.cat((F.interpolate(e4, scale_factor=2.0, mode="bilinear", align_corners=False), e3), 1))
-        d2 = self.dec2(torch.cat((F.interpolate(d3, scale_factor=2.0, mode="bilinear", align_corners=False), e2), 1))
+        up3 = F.interpolate(d3, scale_factor=2.0, mode="bilinear", align_corners=False)  # (N, w3, H/4, W/4)
+        d2 = self.dec2(torch.cat((up3, e2) if hints_at_quarter is None else (up3, e2, hints_at_quarter), 1))
         out = self.head(d2)  # (N, K or 2, H/4, W/4)
         if self.config.head == "ab":
             # Bounded (a, b) with slope 50 at 0, so a freshly initialised head reaches real colors
@@ -165,6 +183,25 @@ def build_net(*, config: NetConfig | None = None, ab_bins: Tensor | None = None)
     return net
 
 
+def add_hint_inputs(net: ColorNet) -> ColorNet:
+    """A hint-conditioned copy of a lightness-only net that computes exactly the same function
+    until trained: the new hint weights start at zero. Lets a new hint model start from a
+    trained one instead of from scratch (the CPU budget of this project is hours, not days)."""
+    if net.config.hints:
+        return net
+    config = replace(net.config, hints=True)
+    hinted = build_net(config=config, ab_bins=net.ab_bins)
+    state = net.state_dict()
+    for name, tensor in hinted.state_dict().items():
+        old = state[name]
+        if old.shape == tensor.shape:
+            tensor.copy_(old)
+        else:  # an input convolution: old input channels first, the 3 hint channels zero
+            tensor.zero_()
+            tensor[:, : old.shape[1]] = old
+    return hinted
+
+
 def default_ab_bins() -> Tensor:
     """All (a, b) bin centres of the 10-unit grid inside the sRGB gamut at some lightness.
 
@@ -184,4 +221,4 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-__all__ = ["NetConfig", "ColorNet", "build_net", "default_ab_bins", "count_parameters", "STRIDE", "AB_BIN_SIZE"]
+__all__ = ["NetConfig", "ColorNet", "build_net", "add_hint_inputs", "default_ab_bins", "count_parameters", "STRIDE", "AB_BIN_SIZE"]

@@ -32,7 +32,8 @@ from .errors import ConfigError, WeightsError
 from .device import resolve_device
 from .files import atomic_path
 from .model import InferenceConfig, save_weights
-from .nets import ColorNet, NetConfig, build_net, count_parameters
+from .hints import simulate_hints
+from .nets import ColorNet, NetConfig, add_hint_inputs, build_net, count_parameters
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0  # decoding processes for the cache (0 = up to 8)
     device: str = "auto"
+    # Start from these trained weights instead of random ones (their bin table, widths and
+    # head are kept). With `net.hints`, a lightness-only model gains zero-initialised hint
+    # inputs (nets.add_hint_inputs), so training begins from exactly its colors.
+    init: str = ""
 
     def __post_init__(self) -> None:
         if self.recipe not in ("bins", "ab"):
@@ -105,7 +110,7 @@ def soft_encode(ab: Tensor, bins: Tensor, neighbours: int, sigma: float) -> tupl
 class Trainer:
     """Holds the net, optimizer, data and RNG of one training run; `run()` trains to the end."""
 
-    def __init__(self, config: TrainConfig, data_dir: str | Path, out: str | Path, *, val_dir=None, progress=True):
+    def __init__(self, config: TrainConfig, data_dir, out: str | Path, *, val_dir=None, progress=True):
         self.config = config
         self.out = Path(out)
         self.val_dir = Path(val_dir) if val_dir else None
@@ -115,22 +120,39 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.paths = list_images(data_dir)
+        folders = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+        self.paths = [path for folder in folders for path in list_images(folder)]
         started = time.time()
         cache = build_cache(self.paths, config.cache_size, config.workers or None)
         self.cache_seconds = time.time() - started
-        bins, prior = ab_gamut(cache)
+        initial = self._initial_net(config)
+        bins, prior = ab_gamut(cache, bins=None if initial is None else initial.ab_bins)
         self.cache = cache.to(self.device)
         self.class_weights = rebalancing_weights(bins, prior, mix=config.rebalance).to(self.device)
         self.bins = bins.to(self.device)
-        net_config = replace(config.net, head=config.recipe, num_bins=len(bins))
+        if initial is None:
+            net_config = replace(config.net, head=config.recipe, num_bins=len(bins))
+            net = build_net(config=net_config, ab_bins=bins)
+        else:
+            net_config, net = initial.config, initial
         self.config = config = replace(config, net=net_config)
-        self.net: ColorNet = build_net(config=net_config, ab_bins=bins).to(self.device, memory_format=torch.channels_last)
+        self.net: ColorNet = net.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
         self.elapsed = 0.0  # training seconds before this process (resume keeps the time budget)
         self.history: list[dict] = []
         self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+
+    @staticmethod
+    def _initial_net(config: TrainConfig) -> ColorNet | None:
+        if not config.init:
+            return None
+        from .model import net_from_weights, read_weights
+
+        net = net_from_weights(*read_weights(config.init), config.init)
+        if net.config.head != config.recipe:
+            raise ConfigError(f"{config.init}: a {net.config.head!r} model cannot continue as recipe {config.recipe!r}")
+        return add_hint_inputs(net).float() if config.net.hints else net.float()
 
     # -- schedule --------------------------------------------------------------------------
     def progress_fraction(self, seconds: float) -> float:
@@ -147,8 +169,9 @@ class Trainer:
     def loss(self, rgb: Tensor) -> Tensor:
         lightness, ab = photo_batch_to_training_pair(rgb)
         target_ab = F.avg_pool2d(ab, 4)  # (B, 2, h, w): the net predicts at 1/4 resolution
+        hints = simulate_hints(ab, self.generator) if self.config.net.hints else None  # (B, 3, H, W)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
-            output = self.net(lightness.contiguous(memory_format=torch.channels_last))  # (B, K|2, h, w)
+            output = self.net(lightness.contiguous(memory_format=torch.channels_last), hints)  # (B, K|2, h, w)
         output = output.float()
         if self.config.recipe == "bins":
             targets, nearest = soft_encode(target_ab, self.bins, self.config.soft_neighbours, self.config.soft_sigma)
@@ -313,7 +336,8 @@ class Trainer:
 
 
 def train(config: TrainConfig, data_dir, out, *, val_dir=None, resume: bool = False, progress: bool = True) -> dict:
-    """Train a colorizer on the photos under `data_dir` and write `out` (.safetensors + .json)."""
+    """Train a colorizer on the photos under `data_dir` (a folder, or a list of folders) and
+    write `out` (.safetensors + .json)."""
     trainer = Trainer(config, data_dir, out, val_dir=val_dir, progress=progress)
     if resume:
         trainer.load_checkpoint(checkpoint_path(Path(out)))
