@@ -276,23 +276,30 @@ def eval_group():
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--long-side", type=int, default=512, show_default=True, help="Scale ground truth down to this long side first (0: full size).")
+@click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: gray | ours | truth.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary and per-image scores as JSON.")
-def eval_images(truth_dir, model, device, long_side, as_json):
+def eval_images(truth_dir, model, device, long_side, sheet, as_json):
     """Score the model on color photos: gray them, colorize, compare with the truth.
 
-    Prints PSNR and SSIM of the model and of the gray baseline, and the outputs' colorfulness
-    (Hasler & Süsstrunk 2003) against the ground truth's.
+    Prints PSNR and SSIM of the model and of the gray baseline, the outputs' colorfulness
+    (Hasler & Süsstrunk 2003) against the ground truth's, how many photos beat gray and the
+    worst ones.
 
     \b
-    Example:
+    Examples:
       remaster eval images my-photos-val/ --json
+      remaster eval images my-photos-val/ --sheet gallery.jpg
     """
-    from .evaluate import evaluate_images
+    from .evaluate import evaluate_images, gallery_sheet
+    from .image import write_image
     from .model import Colorizer
 
     colorizer = Colorizer.load(model, device=device)
-    result = evaluate_images(colorizer, truth_dir, long_side=long_side, progress=not as_json)
+    result = evaluate_images(colorizer, truth_dir, long_side=long_side, progress=not as_json, keep=(lambda name: True) if sheet else None)
+    kept = result.pop("kept")
     result["model"] = colorizer.describe()
+    if sheet:
+        write_image(sheet, gallery_sheet(result["images"], kept), force=True)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -301,6 +308,10 @@ def eval_images(truth_dir, model, device, long_side, as_json):
     click.echo(f"  PSNR          {s['psnr']:.2f} dB   gray baseline {s['psnr_gray']:.2f} dB   gain {s['psnr_gain']:+.2f} dB")
     click.echo(f"  SSIM          {s['ssim']:.4f}     gray baseline {s['ssim_gray']:.4f}")
     click.echo(f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%")
+    click.echo(f"  beat gray     {s['beat_gray']} of {s['images']}   median gain {s['gain_median']:+.2f} dB   10th percentile {s['gain_p10']:+.2f} dB")
+    click.echo("  worst         " + ", ".join(f"{w['image']} {w['psnr_gain']:+.1f} dB" for w in s["worst"]))
+    if sheet:
+        click.echo(f"  gallery       {sheet}")
 
 
 @eval_group.command(name="video")

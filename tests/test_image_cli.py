@@ -158,13 +158,23 @@ def test_eval_images_reports_model_and_baseline(tmp_path, random_model_file):
         image[:] = rng.integers(30, 220, 3)
         image[20:] = rng.integers(30, 220, 3)
         cv2.imwrite(str(tmp_path / f"t{i}.png"), image)
-    code, out, _ = run("eval", "images", tmp_path, "--model", random_model_file, "--json")
+    sheet = tmp_path / "sheets" / "gallery.png"
+    sheet.parent.mkdir()
+    code, out, _ = run("eval", "images", tmp_path, "--model", random_model_file, "--json", "--sheet", sheet)
     assert code == 0, out
-    summary = json.loads(out)["summary"]
+    result = json.loads(out)
+    summary = result["summary"]
     assert summary["images"] == 3
     for key in ("psnr", "psnr_gray", "ssim", "ssim_gray", "colorfulness", "colorfulness_truth", "colorfulness_ratio"):
         assert np.isfinite(summary[key])
     assert summary["colorfulness_truth"] > 0 and summary["psnr_gray"] > 5
+    # The distribution: how many beat gray, and the worst photo named with its own gain.
+    gains = {row["image"]: row["psnr"] - row["psnr_gray"] for row in result["images"]}
+    assert summary["beat_gray"] == sum(g > 0 for g in gains.values())
+    worst = min(gains, key=gains.get)
+    assert summary["worst"][0]["image"] == worst and abs(summary["worst"][0]["psnr_gain"] - gains[worst]) < 1e-3
+    gallery = cv2.imread(str(sheet))
+    assert gallery is not None and gallery.shape[0] > 3 * 128  # three photos (all worst, all best), captioned
 
 
 def test_demo_colorizes_the_bundled_photographs_and_runs_again(tmp_path, random_model_file):
