@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,6 +36,10 @@ class InferenceConfig:
     working_short_side: int = 256
     # Annealed-mean temperature for the "bins" head (Zhang et al. 2016 use 0.38).
     temperature: float = 0.38
+    # Uncertainty-aware decoding (nets.ColorNet.decode_ab): the spread of the net's color
+    # distribution, in CIELAB units, at which chroma is halved and moved to the plain mean.
+    # 0 = off (the first shipped model). Chosen per model by benchmarks/bench_decoding.py.
+    doubt: float = 0.0
 
 
 def default_model_path() -> Path:
@@ -157,7 +161,7 @@ class Colorizer:
         net = net_from_weights(tensors, metadata, path)
         inference = InferenceConfig(**json.loads(metadata.get("inference", "{}")))
         if working_short_side is not None:
-            inference = InferenceConfig(working_short_side=working_short_side, temperature=inference.temperature)
+            inference = replace(inference, working_short_side=working_short_side)
         metadata = {**metadata, "sha256": sha256_of(path)}  # identifies the model in reports
         return cls(net, inference=inference, device=device, name=path.stem, metadata=metadata)
 
@@ -202,7 +206,7 @@ class Colorizer:
             hints = resize_hints(hints.to(self.device).float(), (h, w))  # (N, 3, h, w)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32, enabled=self._autocast_dtype is not None):
             output = self.net(net_input, hints)  # (N, K, h/4, w/4)
-        ab = self.net.decode_ab(output, self.inference.temperature)  # (N, 2, h/4, w/4)
+        ab = self.net.decode_ab(output, self.inference.temperature, self.inference.doubt)  # (N, 2, h/4, w/4)
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, h, w)
         return lab_to_chroma(lightness, ab, matrix).contiguous()  # (N, 2, h, w)
 

@@ -156,20 +156,35 @@ class ColorNet(nn.Module):
             out = 110.0 * torch.tanh(out * (50.0 / 110.0))
         return out
 
-    def decode_ab(self, output: Tensor, temperature: float = 0.38) -> Tensor:
+    def decode_ab(self, output: Tensor, temperature: float = 0.38, doubt: float = 0.0) -> Tensor:
         """Network output to (a, b): `(N, K|2, h, w) -> (N, 2, h, w)`.
 
         For bins, the annealed mean of Zhang et al.: softmax(logits / T) is the distribution
         sharpened towards its mode (T = 0.38 in the paper), whose mean keeps vivid colors where
         the plain mean (T = 1) averages toward brown and the mode alone is blotchy.
+
+        `doubt` > 0 (CIELAB units) makes the decoding uncertainty-aware (issue 10): where the
+        distribution is wide (spread s, the standard deviation of (a, b) under the T = 1
+        distribution, is large: flat, or several modes) the color moves from the annealed mean
+        to the plain mean, which is the least-squares answer under the net's own belief, and its
+        chroma shrinks by 1 / (1 + (s / doubt)^2). Where the net is sure, s is small and the
+        annealed mean's saturation stays. An archivist forgives a muted color, not a wrong one.
         """
         if self.config.head == "ab":
             return output.float()
         # Softmax over the last axis of a channels-last view: over dim=1 of an NCHW tensor it is
         # strided and was the slowest op of the whole net on a CPU.
         logits = output.float().permute(0, 2, 3, 1)  # (N, h, w, K)
-        probs = torch.softmax(logits / temperature, dim=-1)  # (N, h, w, K)
-        return (probs @ self.ab_bins.float()).permute(0, 3, 1, 2)  # (N, 2, h, w)
+        bins = self.ab_bins.float()  # (K, 2)
+        annealed = torch.softmax(logits / temperature, dim=-1) @ bins  # (N, h, w, 2)
+        if doubt <= 0:
+            return annealed.permute(0, 3, 1, 2)
+        probs = torch.softmax(logits, dim=-1)  # (N, h, w, K)
+        mean = probs @ bins  # (N, h, w, 2)
+        spread2 = (probs @ (bins * bins).sum(1, keepdim=True)).squeeze(-1) - (mean * mean).sum(-1)  # (N, h, w)
+        sure = 1.0 / (1.0 + spread2.clamp(min=0) / (doubt * doubt))  # (N, h, w) in (0, 1]
+        ab = (mean + sure[..., None] * (annealed - mean)) * sure[..., None]  # (N, h, w, 2)
+        return ab.permute(0, 3, 1, 2)
 
 
 def build_net(*, config: NetConfig | None = None, ab_bins: Tensor | None = None) -> ColorNet:

@@ -1,0 +1,143 @@
+"""Choose the decoding of a model: annealed-mean temperature and uncertainty-aware `doubt`.
+
+For each photo of `photos/val` and a sample of frames from every data-pack clip (color
+originals: turned gray for input, the original is the truth), the network runs once and every
+decoding setting is scored on its output: PSNR gain over the gray image, how many beat gray,
+and the colorfulness ratio to the truth. Never one number alone (issue 10).
+
+    python benchmarks/bench_decoding.py --model models/remaster-default.safetensors
+    python benchmarks/bench_decoding.py --model run.safetensors --temperatures 0.38,0.5 --doubts 0,20,30,45
+
+Prints a table per setting; --json writes every score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import nn
+
+from remaster.color import rgb_to_luma
+from remaster.data import list_images
+from remaster.evaluate import load_truth
+from remaster.image import colorize_luma
+from remaster.metrics import colorfulness, psnr
+from remaster.model import Colorizer
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+class _Replay(nn.Module):
+    """Stands in for the net: returns the output recorded on the first call for this input."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.recorded = net, None
+        self.config = net.config
+
+    def forward(self, lightness, hints=None):
+        if self.recorded is None:
+            self.recorded = self.net(lightness, hints)
+        return self.recorded
+
+    def decode_ab(self, *args):
+        return self.net.decode_ab(*args)
+
+
+def clip_frames(path: Path, count: int, long_side: int) -> list[torch.Tensor]:
+    """`count` frames spread evenly over the clip, as `(1, 3, H, W)` RGB in [0, 1]."""
+    with av.open(str(path)) as container:
+        total = sum(1 for packet in container.demux(video=0) if packet.size)
+    picks = set(np.linspace(0, total - 1, count).round().astype(int).tolist())
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(video=0)) if i in picks]
+    out = []
+    for frame in frames:
+        rgb = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+        scale = long_side / max(rgb.shape[-2:])
+        if scale < 1:
+            rgb = torch.nn.functional.interpolate(rgb, scale_factor=scale, mode="area")
+        out.append(rgb)
+    return out
+
+
+def score(colorizer: Colorizer, truth: torch.Tensor, settings: list[tuple[float, float]]) -> list[dict]:
+    luma = torch.round(rgb_to_luma(truth) * 255.0) / 255.0  # (1, 1, H, W), an 8-bit gray picture
+    gray = luma.expand(-1, 3, -1, -1)
+    gray_psnr = psnr(gray, truth).item()
+    true_colorfulness = colorfulness(truth).item()
+    replay = _Replay(colorizer.net)
+    real_net, colorizer.net = colorizer.net, replay
+    rows = []
+    try:
+        for temperature, doubt in settings:
+            colorizer.inference = type(colorizer.inference)(colorizer.inference.working_short_side, temperature, doubt)
+            output = torch.round(colorize_luma(colorizer, luma).cpu() * 255.0) / 255.0
+            rows.append({"gain": psnr(output, truth).item() - gray_psnr, "colorfulness": colorfulness(output).item(),
+                         "colorfulness_truth": true_colorfulness})
+    finally:
+        colorizer.net = real_net
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    gains = np.array([r["gain"] for r in rows])
+    return {
+        "n": len(rows),
+        "gain": float(gains.mean()),
+        "beat_gray": int((gains > 0).sum()),
+        "p10": float(np.percentile(gains, 10)),
+        "worst": float(gains.min()),
+        "colorfulness_ratio": float(np.mean([r["colorfulness"] for r in rows]) / np.mean([r["colorfulness_truth"] for r in rows])),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--temperatures", default="0.38,0.5")
+    parser.add_argument("--doubts", default="0,15,25,35,50")
+    parser.add_argument("--long-side", type=int, default=512)
+    parser.add_argument("--frames-per-clip", type=int, default=12)
+    parser.add_argument("--val-limit", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    colorizer = Colorizer.load(args.model, device="cpu")
+    settings = [(float(t), float(d)) for t in args.temperatures.split(",") for d in args.doubts.split(",")]
+    started = time.time()
+    sets: dict[str, list[list[dict]]] = {}  # set name -> per item -> per setting
+    paths = list_images(args.data / "photos" / "val")
+    for path in paths[: args.val_limit or None]:
+        sets.setdefault("photos/val", []).append(score(colorizer, load_truth(path, args.long_side), settings))
+    for clip in sorted((args.data / "clips").glob("*.m*")):
+        for truth in clip_frames(clip, args.frames_per_clip, args.long_side):
+            sets.setdefault(clip.name, []).append(score(colorizer, truth, settings))
+    print(f"model {colorizer.name}; {time.time() - started:.0f} s on the CPU\n")
+    report = {"model": colorizer.name, "settings": settings, "sets": {}}
+    clip_names = [name for name in sets if name != "photos/val"]
+    print("| T | doubt | val gain dB | val beat gray | val worst | val colorfulness | clips mean gain | worst clip | clips colorfulness |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, (temperature, doubt) in enumerate(settings):
+        per_set = {name: summarize([item[k] for item in items]) for name, items in sets.items()}
+        report["sets"][f"T={temperature},doubt={doubt}"] = per_set
+        val = per_set.get("photos/val", {"gain": float("nan"), "beat_gray": 0, "n": 0, "worst": float("nan"), "colorfulness_ratio": float("nan")})
+        clip_gains = [per_set[name]["gain"] for name in clip_names]
+        clip_color = np.mean([per_set[name]["colorfulness_ratio"] for name in clip_names]) if clip_names else float("nan")
+        worst_clip = min(clip_names, key=lambda n: per_set[n]["gain"]) if clip_names else ""
+        print(f"| {temperature} | {doubt:g} | {val['gain']:+.2f} | {val['beat_gray']}/{val['n']} | {val['worst']:+.1f} | "
+              f"{100 * val['colorfulness_ratio']:.0f}% | {np.mean(clip_gains):+.2f} | "
+              f"{worst_clip} {per_set[worst_clip]['gain']:+.2f} | {100 * clip_color:.0f}% |" if clip_names else "")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
