@@ -59,8 +59,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.")
 @click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
+@click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB", help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Needs a hint-conditioned model (the shipped one is).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def image(inputs, out_dir, model, device, compare, suffix, force):
+def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
     """Colorize photographs (JPEG, PNG, TIFF, WebP; 8 or 16 bit; gray or RGB).
 
     An RGB input is treated as its luma. Outputs keep the input's size, bit depth and luma.
@@ -70,6 +71,7 @@ def image(inputs, out_dir, model, device, compare, suffix, force):
       remaster image scan.tif -o out/
       remaster image a.jpg b.png -o out/ --compare
       remaster image scan.tif -o out/ --model models/mine.safetensors --device cpu
+      remaster image family.jpg -o out/ --hint 410,220,#c0392b --hint 120,80,#2e86c1 --compare
     """
     from .image import (
         colorize_photo,
@@ -81,17 +83,34 @@ def image(inputs, out_dir, model, device, compare, suffix, force):
     from .model import Colorizer
 
     photos = [(path, read_photo(path)) for path in inputs]  # fail on a bad input before any work
+    points = [_parse_hint(text) for text in hint_texts]
     colorizer = Colorizer.load(model, device=device)
+    if points and not colorizer.takes_hints:
+        raise click.UsageError(f"model {colorizer.name!r} takes no hints: use a hint-conditioned model (remaster train --hints)")
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, photo in photos:
         extension = "." + suffix.lstrip(".") if suffix else path.suffix
-        colorized = colorize_photo(photo, colorizer)
+        colorized = colorize_photo(photo, colorizer, points)
         destination = out_dir / f"{path.stem}{extension}"
         write_image(destination, colorized, force=force)
         click.echo(str(destination))
         if compare:
             sheet = contact_sheet(compare_panels(photo, colorized))
             write_image(out_dir / f"{path.stem}-compare{extension}", sheet, force=force)
+
+
+def _parse_hint(text: str) -> tuple[float, float, float, float]:
+    """'X,Y,#RRGGBB' -> (x, y, a, b)."""
+    from .hints import parse_color
+
+    parts = text.split(",")
+    try:
+        x, y = float(parts[0]), float(parts[1])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"expected X,Y,#RRGGBB such as 410,220,#c0392b, got {text!r}", param_hint="--hint") from None
+    return (x, y, *parse_color(parts[2]))
 
 
 @main.command()
@@ -104,7 +123,10 @@ def demo(out_dir, model, device, force):
     """Colorize the real photographs bundled with scikit-image (CC0): a first run with no files to find.
 
     Writes NAME.png and NAME-compare.png (gray input | remaster | original colors where known)
-    for camera, coffee, chelsea and astronaut. Running it again replaces those files (and only
+    for camera, coffee, chelsea and astronaut, and NAME-steered.png for the color ones:
+    automatic | steered by a handful of color hints | original (the hints are where the
+    automatic colors are furthest from the original; `remaster image --hint` is how you give
+    your own). Running it again replaces those files (and only
     those) in the folder.
 
     \b
@@ -116,8 +138,8 @@ def demo(out_dir, model, device, force):
 
     colorizer = Colorizer.load(model, device=device)
     for path in run_demo(out_dir, colorizer):
-        name = path.stem.removesuffix("-compare")
-        click.echo(f"{path}   ({SAMPLES[name][0]})" if not path.stem.endswith("-compare") else str(path))
+        name = path.stem
+        click.echo(f"{path}   ({SAMPLES[name][0]})" if name in SAMPLES else str(path))
 
 
 @main.command()

@@ -38,8 +38,53 @@ def output_names(name: str) -> tuple[str, str]:
     return f"{name}.png", f"{name}-compare.png"
 
 
+STEER_NAME = "{name}-steered.png"
+CLICKS = 6  # "a handful of hint points"
+
+
+def colorist_clicks(automatic: np.ndarray, truth: np.ndarray, count: int = CLICKS) -> list[tuple[float, float, float, float]]:
+    """Where a colorist would click: the `count` places where the automatic colors are furthest
+    from the original's, each hinted with the original's color there: `(x, y, a, b)`.
+
+    The demo knows the truth, so it plays the colorist; with your own photo you click yourself
+    (`remaster image --hint X,Y,#RRGGBB`). Places are at least a tenth of the picture apart.
+    """
+    import cv2
+
+    def lab(rgb):
+        return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+    true_lab = cv2.blur(lab(truth), (9, 9))
+    error = np.linalg.norm(cv2.blur(lab(automatic), (9, 9))[..., 1:] - true_lab[..., 1:], axis=-1)
+    height, width = error.shape
+    gap = max(height, width) // 10
+    points = []
+    for _ in range(count):
+        y, x = np.unravel_index(np.argmax(error), error.shape)
+        if error[y, x] <= 0:
+            break
+        points.append((float(x), float(y), float(true_lab[y, x, 1]), float(true_lab[y, x, 2])))
+        error[max(0, y - gap) : y + gap, max(0, x - gap) : x + gap] = 0
+    return points
+
+
+def mark_clicks(rgb: np.ndarray, points) -> np.ndarray:
+    """The picture with a ring at each hint, so the sheet shows where the colorist clicked."""
+    import cv2
+
+    marked = np.ascontiguousarray(rgb.copy())
+    radius = max(4, min(rgb.shape[:2]) // 60)
+    for x, y, _, _ in points:
+        cv2.circle(marked, (round(x), round(y)), radius + 2, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.circle(marked, (round(x), round(y)), radius, (255, 255, 255), 2, cv2.LINE_AA)
+    return marked
+
+
 def run_demo(out_dir: Path, colorizer) -> list[Path]:
     """Colorize every sample; write NAME.png and NAME-compare.png (gray input | remaster | original).
+
+    With a hint-conditioned model, each color sample also gets NAME-steered.png: automatic |
+    with a handful of hints | original, the hints drawn as rings (`colorist_clicks`).
 
     The demo overwrites its own earlier outputs, so it can be run again into the same folder; it
     writes only the names of `output_names`, never anything else there.
@@ -62,7 +107,14 @@ def run_demo(out_dir: Path, colorizer) -> list[Path]:
         if has_truth:
             panels.append(("original", original_panel(photo)))
         image_name, compare_name = output_names(name)
-        for path, image in ((out_dir / image_name, colorized), (out_dir / compare_name, contact_sheet(panels))):
+        outputs = [(out_dir / image_name, colorized), (out_dir / compare_name, contact_sheet(panels))]
+        if has_truth and colorizer.takes_hints:
+            truth = original_panel(photo)
+            points = colorist_clicks(colorized, truth)
+            steered = colorize_photo(photo, colorizer, points)
+            sheet = contact_sheet([("automatic", colorized), (f"{len(points)} hints", mark_clicks(steered, points)), ("original", truth)])
+            outputs.append((out_dir / STEER_NAME.format(name=name), sheet))
+        for path, image in outputs:
             write_image(path, image, force=True)  # only our own file names: see output_names
             written.append(path)
     return written

@@ -47,22 +47,35 @@ def empty_hints(n: int, height: int, width: int, *, device=None, dtype=torch.flo
     return torch.zeros(n, 3, height, width, device=device, dtype=dtype)
 
 
-def point_hints(ab: Tensor, points: list[tuple[float, float, float, float]] | None = None, *, radius: int = 2) -> Tensor:
-    """Hints from points `(y, x, a, b)` in relative coordinates [0, 1] and CIELAB units.
+def point_hints(size: tuple[int, int], points, *, radius: int = 2) -> Tensor:
+    """A hint map `(1, 3, h, w)` from points `(y, x, a, b)`: y, x relative in [0, 1], a, b in CIELAB.
 
-    `ab` only gives the shape `(1, 2, H, W)`; each point fills a (2*radius+1)^2 patch with full
-    confidence, as a user's click does in Zhang et al.'s interface.
+    Build it at the network's working size (`Colorizer.working_size`): each point fills a
+    (2*radius+1)^2 patch there with full confidence, as a click does in Zhang et al.'s tool.
     """
-    _, _, height, width = ab.shape
-    values = torch.zeros(1, 2, height, width, dtype=ab.dtype, device=ab.device)
-    confidence = torch.zeros(1, 1, height, width, dtype=ab.dtype, device=ab.device)
+    height, width = size
+    values = torch.zeros(1, 2, height, width)
+    confidence = torch.zeros(1, 1, height, width)
     for y, x, a, b in points or []:
         row, col = round(y * (height - 1)), round(x * (width - 1))
-        top, left = max(0, row - radius), max(0, col - radius)
-        values[:, 0, top : row + radius + 1, left : col + radius + 1] = a
-        values[:, 1, top : row + radius + 1, left : col + radius + 1] = b
-        confidence[:, :, top : row + radius + 1, left : col + radius + 1] = 1.0
+        rows = slice(max(0, row - radius), row + radius + 1)
+        cols = slice(max(0, col - radius), col + radius + 1)
+        values[0, 0, rows, cols], values[0, 1, rows, cols] = a, b
+        confidence[0, 0, rows, cols] = 1.0
     return hint_map(values, confidence)
+
+
+def parse_color(text: str) -> tuple[float, float]:
+    """A '#rrggbb' color -> its CIELAB (a, b): a hint carries chroma only; the photo keeps its luma."""
+    from .color import rgb_to_lab
+    from .errors import InputError
+
+    value = text.strip().lstrip("#")
+    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise InputError(f"hint color {text!r}: expected #rrggbb, for example #c0392b")
+    rgb = torch.tensor([int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4)]).reshape(1, 3, 1, 1)
+    lab = rgb_to_lab(rgb)[0, :, 0, 0]
+    return float(lab[1]), float(lab[2])
 
 
 def _smooth_field(n: int, height: int, width: int, cells: int, generator: torch.Generator, device) -> Tensor:
@@ -111,4 +124,4 @@ def simulate_hints(ab: Tensor, generator: torch.Generator, *, none: float = 0.5,
     return hint_map(values, confidence)
 
 
-__all__ = ["AB_SCALE", "hint_map", "resize_hints", "empty_hints", "point_hints", "simulate_hints"]
+__all__ = ["AB_SCALE", "hint_map", "resize_hints", "empty_hints", "point_hints", "parse_color", "simulate_hints"]

@@ -20,6 +20,7 @@ from torch import Tensor
 from .color import fit_chroma_to_gamut, luma_chroma_to_rgb, rgb_to_luma
 from .errors import InputError, OutputError
 from .files import atomic_path
+from .hints import point_hints
 
 READABLE = "JPEG, PNG, TIFF, WebP or BMP"
 
@@ -83,9 +84,11 @@ def read_photo(path: str | Path) -> Photo:
     return photo_from_array(image)
 
 
-def colorize_luma(colorizer, luma: Tensor, matrix: str = "bt601") -> Tensor:
-    """`(N, 1, H, W)` Y' in [0, 1] -> `(N, 3, H, W)` RGB in [0, 1] whose luma is the input's."""
-    chroma = colorizer.chroma(luma, matrix)  # (N, 2, h, w) at the working resolution
+def colorize_luma(colorizer, luma: Tensor, matrix: str = "bt601", hints: Tensor | None = None) -> Tensor:
+    """`(N, 1, H, W)` Y' in [0, 1] -> `(N, 3, H, W)` RGB in [0, 1] whose luma is the input's.
+
+    `hints`: a hint map (hints.py) for a hint-conditioned model, e.g. `hints.point_hints`."""
+    chroma = colorizer.chroma(luma, matrix, hints)  # (N, 2, h, w) at the working resolution
     luma = luma.to(chroma.device, torch.float32)
     chroma = F.interpolate(chroma, size=luma.shape[-2:], mode="bilinear", align_corners=False)  # (N, 2, H, W)
     chroma = fit_chroma_to_gamut(luma, chroma, matrix)
@@ -102,10 +105,21 @@ def _to_dtype(rgb: np.ndarray, photo: Photo) -> np.ndarray:
     return out
 
 
-def colorize_photo(photo: Photo, colorizer) -> np.ndarray:
-    """RGB(A) `(H, W, 3|4)` array in the photo's own depth."""
+def colorize_photo(photo: Photo, colorizer, points=None) -> np.ndarray:
+    """RGB(A) `(H, W, 3|4)` array in the photo's own depth.
+
+    `points`: color hints `(x, y, a, b)` with x, y in the photo's pixels and (a, b) in CIELAB
+    (see `hints.parse_color`); they need a hint-conditioned model."""
     luma = torch.from_numpy(photo.luma)[None, None]  # (1, 1, H, W)
-    rgb = colorize_luma(colorizer, luma)[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    hints = None
+    if points:
+        height, width = photo.luma.shape
+        for x, y, _, _ in points:
+            if not (0 <= x < width and 0 <= y < height):
+                raise InputError(f"hint at {x:g},{y:g} is outside the {width}x{height} picture: x and y are pixels from the top left")
+        relative = [(y / max(1, height - 1), x / max(1, width - 1), a, b) for x, y, a, b in points]
+        hints = point_hints(colorizer.working_size(height, width), relative)
+    rgb = colorize_luma(colorizer, luma, hints=hints)[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
     return _to_dtype(rgb, photo)
 
 

@@ -46,7 +46,7 @@ def test_plain_model_refuses_hints_with_advice():
 
 
 def test_point_hints_and_resize_keep_the_color():
-    hints = point_hints(torch.zeros(1, 2, 64, 64), [(0.5, 0.5, 30.0, -40.0)], radius=4)
+    hints = point_hints((64, 64), [(0.5, 0.5, 30.0, -40.0)], radius=4)
     assert hints[0, 2].sum() == 81 and torch.allclose(hints[0, :2, 32, 32] * 110, torch.tensor([30.0, -40.0]))
     small = resize_hints(hints, (16, 16))
     hinted = small[0, 2] > 0
@@ -83,3 +83,59 @@ def test_training_with_hints_learns_to_follow_them(photo_dir, tmp_path):  # noqa
     with torch.no_grad():
         free, steered = net.decode_ab(net(lightness)), net.decode_ab(net(lightness, hints))
     assert (steered - free).abs().mean() > 1.0
+
+
+@pytest.fixture(scope="module")
+def hinted_model_file(tmp_path_factory):
+    """A random hint-conditioned model whose hint weights are not zero (so hints change colors)."""
+    path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
+    net = add_hint_inputs(Colorizer.random(seed=0).net)
+    with torch.no_grad():
+        net.enc1[0][0].weight[:, 1:].normal_(0, 0.5)
+        net.dec2[0][0].weight[:, -3:].normal_(0, 0.5)
+    save_weights(net, path, inference=InferenceConfig())
+    return path
+
+
+def test_image_cli_takes_hint_points(tmp_path, hinted_model_file):
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+    from remaster.cli import main
+
+    gray = np.tile(np.linspace(40, 220, 96, dtype=np.uint8), (64, 1))
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    runner = CliRunner()
+    plain = runner.invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "a"), "--model", str(hinted_model_file)])
+    steered = runner.invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "b"), "--model", str(hinted_model_file),
+                                   "--hint", "20,30,#c0392b", "--hint", "70,10,#2e86c1"])
+    assert plain.exit_code == 0 and steered.exit_code == 0, steered.output
+    a, b = cv2.imread(str(tmp_path / "a" / "g.png")), cv2.imread(str(tmp_path / "b" / "g.png"))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5  # the hints changed the colors
+    # The luma is the input's either way (promise 1).
+    assert np.abs(cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(int) - gray).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "hint, message",
+    [("20,30", "expected X,Y,#RRGGBB"), ("20,30,red", "expected #rrggbb"), ("500,30,#c0392b", "outside the 96x64 picture")],
+)
+def test_bad_hints_are_one_line_errors(tmp_path, hinted_model_file, hint, message):
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+    from remaster.cli import main
+
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((64, 96), 128, np.uint8))
+    result = CliRunner().invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "o"), "--model", str(hinted_model_file), "--hint", hint])
+    assert result.exit_code != 0 and message in result.output + str(result.exception or "")
+
+
+def test_demo_steers_with_a_handful_of_hints(tmp_path, hinted_model_file):
+    pytest.importorskip("skimage.data")
+    from remaster.demo import CLICKS, run_demo
+
+    written = {path.name for path in run_demo(tmp_path, Colorizer.load(hinted_model_file, device="cpu"))}
+    assert {"coffee-steered.png", "chelsea-steered.png", "astronaut-steered.png"} <= written
+    assert "camera-steered.png" not in written  # a real black-and-white photo has no truth to click from
+    assert CLICKS <= 8
