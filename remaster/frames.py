@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .color import fit_chroma_to_gamut
+from .color import gamut_scale
 
 # swscale flags for our conversions: accurate rounding, so a repack keeps Y codes exactly.
 _EXACT = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
@@ -327,6 +327,12 @@ def convert_y_depth(codes: np.ndarray, from_bits: int, to_bits: int, full_range:
     return out.clip(0, (1 << to_bits) - 1).astype(np.uint8 if to_bits <= 8 else np.uint16)
 
 
+# Elements per channel plane that one pass of the CPU's gamut fit works on: a few hundred KB per
+# tensor, so the dozen passes of the fit read and write the level-2 cache, not main memory (at 4K,
+# whole-batch passes made the assemble stage slower than x264: issue 11).
+_CPU_CHUNK = 1 << 16
+
+
 def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tensor:
     """New chroma for the output planes, as integer codes on the CPU.
 
@@ -341,11 +347,34 @@ def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tenso
     size = layout.chroma_size
     chroma = chroma.to(luma.device).float()
     if chroma.shape[-2:] != size:
-        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc)
+        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc), ours to change
+    else:
+        chroma = chroma.clone()  # the stages' tensor: fitted in place below
     small_luma = luma if luma.shape[-2:] == size else F.adaptive_avg_pool2d(luma, size)  # (N, 1, Hc, Wc)
-    chroma = fit_chroma_to_gamut(small_luma, chroma.clamp(-0.5, 0.5), layout.matrix)  # (N, 2, Hc, Wc)
-    codes = chroma_to_codes(chroma, layout.bit_depth, layout.full_range)  # (N, 2, Hc, Wc) int16
+    codes = torch.empty(chroma.shape, dtype=torch.int16, device=chroma.device)  # (N, 2, Hc, Wc)
+    n, _, hc, wc = chroma.shape
+    # On a GPU one pass over the whole batch; on the CPU row bands that stay in cache.
+    rows = hc if chroma.device.type != "cpu" else max(1, _CPU_CHUNK // max(1, n * wc))
+    for top in range(0, hc, rows):
+        band = slice(top, top + rows)
+        _fit_and_quantize(small_luma[:, :, band], chroma[:, :, band], codes[:, :, band], layout)
     return codes.cpu()  # device->host copy: a sync point on CUDA
+
+
+def _fit_and_quantize(luma: Tensor, chroma: Tensor, codes: Tensor, layout: OutputLayout) -> None:
+    """`chroma` (changed in place) clamped, fitted into the gamut and quantized into `codes`: the
+    same arithmetic as `fit_chroma_to_gamut` then `chroma_to_codes`, without temporaries."""
+    chroma.clamp_(-0.5, 0.5)
+    chroma.mul_(gamut_scale(luma, chroma, layout.matrix).unsqueeze(-3))
+    bits = layout.bit_depth
+    scale = float(1 << (bits - 8))
+    if layout.full_range:
+        chroma.mul_(float((1 << bits) - 1)).add_(128.0 * scale)
+        low, high = 0.0, float((1 << bits) - 1)
+    else:
+        chroma.mul_(224.0 * scale).add_(128.0 * scale)
+        low, high = 16.0 * scale, 240.0 * scale
+    codes.copy_(chroma.round_().clamp_(low, high))
 
 
 def build_frame(y_codes: np.ndarray, chroma_codes: np.ndarray, pts: int, time_base: Fraction, source: SourceFormat,
