@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -27,11 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_video import _gray_frames, machine  # noqa: E402
+from remaster.bench import gray_pictures, machine
+from remaster.frames import OutputLayout, assemble_chroma, chroma_to_codes
 
-from remaster.color import fit_chroma_to_gamut  # noqa: E402
-from remaster.frames import OutputLayout, assemble_chroma, chroma_to_codes  # noqa: E402
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "book.mkv"
 
 
 def assemble_before(luma, chroma, layout):
@@ -64,7 +62,7 @@ def _fit_before(luma, chroma, matrix):
 
 def inputs(width, height, frames, working):
     """Real luma (the clip scaled) and a strong, smooth chroma at the network's working size."""
-    grays = list(_gray_frames(width, height, frames))
+    grays = list(gray_pictures(width, height, frames, CLIP if CLIP.is_file() else None))
     codes = torch.from_numpy(np.stack(grays))[:, None]  # (N, 1, H, W) uint8, treated as limited range
     luma = ((codes.float() - 16) / 219).clamp(0, 1)
     h, w = working
@@ -119,7 +117,7 @@ def main(argv=None):
         times["x264"].append(args.x264_frames / encode_x264(x_codes, width, height))
     med = {k: float(np.median(v)) for k, v in times.items()}
     result = {
-        "machine": machine("cpu"),
+        "machine": machine(torch.device("cpu")),
         "load_average": os.getloadavg(),
         "torch_threads": torch.get_num_threads(),
         "size": f"{width}x{height}",
