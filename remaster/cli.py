@@ -265,7 +265,7 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
 
 @main.command()
 @click.option("--sizes", default=None, help="Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 on CUDA).")
-@click.option("--frames", default=None, help="Frames per size: one number, or one per size (default: 48,24 on the CPU, 600,240 on CUDA).")
+@click.option("--frames", default=None, help="Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).")
 @click.option("--clip", type=click.Path(path_type=Path), default=None, help="A video whose pictures are scaled to each size (default: synthetic moving shapes).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--flow", default="dis", show_default=True, help="Flow provider of the temporal stage: dis, raft, raft-small, none or auto.")

@@ -342,6 +342,17 @@ def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tenso
     that no player has to clip RGB and shift the brightness the archive had.
     Returns `(N, 2, Hc, Wc)` int16 codes on the CPU: only chroma travels back.
     """
+    codes, ready = assemble_chroma_async(luma, chroma, layout)
+    if ready is not None:
+        ready()
+    return codes
+
+
+def assemble_chroma_async(luma: Tensor, chroma: Tensor, layout: OutputLayout):
+    """`assemble_chroma` without waiting for a GPU: `(codes, ready)`, where `ready` is None on the
+    CPU and otherwise a function that waits until `codes` (pinned host memory, filled by a
+    non-blocking copy) hold the values. The encode thread calls it, so the calling thread goes on
+    to queue the next batch while the copy runs: no host sync in the frame loop for it."""
     if luma.ndim != 4 or luma.shape[1] != 1 or chroma.ndim != 4 or chroma.shape[1] != 2 or luma.shape[0] != chroma.shape[0]:
         raise ValueError(f"expected luma (N, 1, H, W) and chroma (N, 2, h, w), got {tuple(luma.shape)} and {tuple(chroma.shape)}")
     size = layout.chroma_size
@@ -358,7 +369,13 @@ def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tenso
     for top in range(0, hc, rows):
         band = slice(top, top + rows)
         _fit_and_quantize(small_luma[:, :, band], chroma[:, :, band], codes[:, :, band], layout)
-    return codes.cpu()  # device->host copy: a sync point on CUDA
+    if codes.device.type != "cuda":
+        return codes, None
+    host = torch.empty(codes.shape, dtype=codes.dtype, pin_memory=True)  # from torch's cached pinned blocks
+    host.copy_(codes, non_blocking=True)  # device->host copy, queued: no wait here
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied.synchronize  # the reader of `host` waits on this (CPU-GPU sync point, in its thread)
 
 
 def _fit_and_quantize(luma: Tensor, chroma: Tensor, codes: Tensor, layout: OutputLayout) -> None:
