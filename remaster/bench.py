@@ -116,7 +116,8 @@ def make_input(path: Path, width: int, height: int, frames: int, *, rate: int = 
     """A black-and-white film as users have them: gray pictures in yuv420p H.264, AAC sound."""
     partial = path.with_name(path.name + ".partial" + path.suffix)
     with av.open(str(partial), "w") as out:
-        video = out.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast"})
+        # A keyframe every 2 s: the run plan cuts segments at keyframes only, so --workers has some to share out.
+        video = out.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast", "g": str(2 * rate)})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=48000, layout="stereo") if audio else None
         for i, gray in enumerate(gray_pictures(width, height, frames, clip)):

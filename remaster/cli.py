@@ -280,10 +280,11 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
 @click.option("--workers", type=int, default=None, help="Segments processed in parallel (where this build has --workers).")
 @click.option("--decoder", type=click.Choice(["cpu", "nvdec"]), default=None, help="Decode on the CPU or with NVDEC (falls back to the CPU with a note).")
 @click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU.")
+@click.option("--segment-frames", type=int, default=None, help="Frames per segment of the run plan (what --workers share out; default: the run's).")
 @click.option("--inputs", type=click.Path(path_type=Path), default=None, help="A folder to keep the made films in and reuse on the next call (default: a temporary folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (end_to_end_fps, transcode_fps, ... per size).")
 def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision, codec, crf, preset, model, repeats, workers, decoder,
-          cpu_threads, inputs, as_json):  # fmt: skip
+          cpu_threads, segment_frames, inputs, as_json):  # fmt: skip
     """Measure throughput: fps per stage and end to end, against a plain transcode of the same file.
 
     The plain transcode (same encoder and settings, sound copied) is the pipeline's physical
@@ -307,6 +308,7 @@ def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision
         sizes=size_list, frames=frame_list, device=device, flow=flow, flow_weights=flow_weights, batch_size=batch_size,
         precision=precision, codec=codec, crf=crf, preset=preset, clip=clip, model=str(model) if model else None,
         repeats=repeats, workers=workers, decoder=decoder, cpu_threads=cpu_threads, inputs=inputs,
+        extra={"segment_frames": segment_frames} if segment_frames else {},
     )  # fmt: skip
     log = (lambda line: click.echo(line, err=True)) if as_json else None  # progress on stderr with --json
     results = run_bench(options, log=log)
