@@ -24,7 +24,14 @@ import threading
 from pathlib import Path
 
 from remaster import bench
-from remaster.bench import BenchOptions, format_table, parse_size, pipeline_run, run_bench, run_config
+from remaster.bench import (
+    BenchOptions,
+    format_table,
+    parse_size,
+    pipeline_run,
+    run_bench,
+    run_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "clips" / "book.mkv"  # --clip replaces it; synthetic if absent

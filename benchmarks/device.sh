@@ -132,4 +132,5 @@ step "4K dis" "$UHD" --flow dis
 [ "${HAS_WORKERS:-0}" = 1 ] && [ -n "$WEIGHTS" ] && step "1080p raft-small --workers $WORKERS" "$HD" "${RAFT[@]}" --workers "$WORKERS" --segment-frames "$seg_hd"
 [ "${HAS_WORKERS:-0}" = 1 ] && step "4K dis --workers $WORKERS" "$UHD" --flow dis --workers "$WORKERS" --segment-frames "$seg_uhd"
 [ "${HAS_WORKERS:-0}" = 1 ] && [ -n "$WEIGHTS" ] && step "4K raft-small --workers $WORKERS" "$UHD" "${RAFT[@]}" --workers "$WORKERS" --segment-frames "$seg_uhd"
+[ "${HAS_WORKERS:-0}" = 1 ] || say "--workers steps left out: this build has no --workers"
 say "done in ${SECONDS}s"

@@ -349,6 +349,7 @@ def _row(best: dict, transcodes: list[dict], width: int, height: int, frames: in
         "encoder": best["encoder"]["encoder"],
         "decoder": best["source"].get("decoder", "cpu"),
         "requested_frames": frames,
+        "notices": best["notices"],  # e.g. NVDEC asked for and not offered
     }
 
 
@@ -375,12 +376,12 @@ def format_table(results: dict) -> str:
     """The readable form: what ran where, then one row per size (fps unless said otherwise)."""
     s = results["settings"]
     lines = [
-        f"remaster bench on {results['machine']} ({results['device']}, torch {results['torch']}, {results['torch_threads']} threads; "
-        f"load {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)",
-        f"model {results['model']} ({results['precision']}), flow {results['runs'][0]['flow_provider'] if results['runs'] else s['flow']}, "
-        f"batch {s['batch_size']}, {s['codec']} crf {s['crf']} {s['preset']}, source {results['source']}",
-        "fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
-        "chain = colorize + shots + temporal",
+        (f"remaster bench on {results['machine']} ({results['device']}, torch {results['torch']}, {results['torch_threads']} threads; "
+         f"load {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)"),
+        (f"model {results['model']} ({results['precision']}), flow {results['runs'][0]['flow_provider'] if results['runs'] else s['flow']}, "
+         f"batch {s['batch_size']}, {s['codec']} crf {s['crf']} {s['preset']}, source {results['source']}"),
+        ("fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
+         "chain = colorize + shots + temporal"),
         "  ".join(f"{h:>{max(len(h), 9)}}" for h in HEADER),
     ]
     lines += [format_row(row) for row in results["runs"]]

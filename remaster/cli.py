@@ -297,7 +297,7 @@ def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision
       remaster bench --sizes 1920x1080 --frames 300 --device cuda --flow raft-small --json
       remaster bench --clip reel.mp4 --sizes 3840x2160 --frames 48
     """
-    from .bench import BenchOptions, format_row, format_table, parse_size, run_bench
+    from .bench import BenchOptions, format_table, parse_size, run_bench
 
     size_list = tuple(parse_size(s) for s in sizes.split(",")) if sizes else None
     try:

@@ -82,7 +82,7 @@ class VideoReader:
                 self._open(_nvdec())
             except InputError:
                 raise
-            except Exception as error:  # no GPU, no driver, an FFmpeg without CUDA: the CPU decodes
+            except Exception as error:  # noqa: BLE001 - no GPU, no driver, an FFmpeg without CUDA (PyAV raises several kinds): the CPU decodes
                 self.decoder_note = f"{self.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
             else:
                 if self.video.codec_context.is_hwaccel:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all
+
 from remaster.errors import ConfigError
 from remaster.frames import OutputLayout, assemble_chroma, assemble_chroma_async
 from remaster.model import Colorizer
