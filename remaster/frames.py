@@ -327,10 +327,13 @@ def convert_y_depth(codes: np.ndarray, from_bits: int, to_bits: int, full_range:
     return out.clip(0, (1 << to_bits) - 1).astype(np.uint8 if to_bits <= 8 else np.uint16)
 
 
-# Elements per channel plane that one pass of the CPU's gamut fit works on: a few hundred KB per
-# tensor, so the dozen passes of the fit read and write the level-2 cache, not main memory (at 4K,
-# whole-batch passes made the assemble stage slower than x264: issue 11).
-_CPU_CHUNK = 1 << 16
+# Elements per channel that one pass of the CPU's gamut fit works on: small enough that its dozen
+# passes read and write the level-2 cache, not main memory (at 4K, whole-batch passes made the
+# assemble stage slower than x264: issue 11). The passes run on one torch thread: on a busy
+# machine each of these thousands of small ops otherwise waited for a descheduled OpenMP partner,
+# which made 2 threads 20x slower than 1 (measured at load 12-21 on 2 cores, 4K: 0.2 against 4.5
+# fps; benchmarks/bench_assemble.py); the encoder and decoder threads have the other cores.
+_CPU_CHUNK = 1 << 15
 
 
 def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tensor:
@@ -364,11 +367,25 @@ def assemble_chroma_async(luma: Tensor, chroma: Tensor, layout: OutputLayout):
     small_luma = luma if luma.shape[-2:] == size else F.adaptive_avg_pool2d(luma, size)  # (N, 1, Hc, Wc)
     codes = torch.empty(chroma.shape, dtype=torch.int16, device=chroma.device)  # (N, 2, Hc, Wc)
     n, _, hc, wc = chroma.shape
-    # On a GPU one pass over the whole batch; on the CPU row bands that stay in cache.
-    rows = hc if chroma.device.type != "cpu" else max(1, _CPU_CHUNK // max(1, n * wc))
-    for top in range(0, hc, rows):
-        band = slice(top, top + rows)
-        _fit_and_quantize(small_luma[:, :, band], chroma[:, :, band], codes[:, :, band], layout)
+    # On a GPU one pass over the whole batch; on the CPU bands of rows (of all frames, or of one
+    # frame at a time when a row of all of them is already more than a chunk).
+    frames, rows = [slice(None)], hc
+    if chroma.device.type == "cpu":
+        if n * wc <= _CPU_CHUNK:
+            rows = _CPU_CHUNK // (n * wc)
+        else:
+            frames, rows = [slice(i, i + 1) for i in range(n)], max(1, _CPU_CHUNK // wc)
+    threads = torch.get_num_threads()
+    if chroma.device.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)  # see _CPU_CHUNK; this thread is the only one running torch ops meanwhile
+    try:
+        for frame in frames:
+            for top in range(0, hc, rows):
+                band = slice(top, top + rows)
+                _fit_and_quantize(small_luma[frame, :, band], chroma[frame, :, band], codes[frame, :, band], layout)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     if codes.device.type != "cuda":
         return codes, None
     host = torch.empty(codes.shape, dtype=codes.dtype, pin_memory=True)  # from torch's cached pinned blocks
