@@ -47,6 +47,7 @@ def main(ctx: click.Context, debug: bool) -> None:
       remaster colorize reel.mp4 -o reel-color.mp4
       remaster train my-photos/ --val my-photos-val/ --out models/mine.safetensors
       remaster eval images my-photos-val/
+      remaster bench
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -286,6 +287,58 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
         f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"
     )
+
+
+@main.command()
+@click.option("--sizes", default=None, help="Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 on CUDA).")
+@click.option("--frames", default=None, help="Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).")
+@click.option("--clip", type=click.Path(path_type=Path), default=None, help="A video whose pictures are scaled to each size (default: synthetic moving shapes).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--flow", default="dis", show_default=True, help="Flow provider of the temporal stage: dis, raft, raft-small, none or auto.")
+@click.option("--flow-weights", default=None, help="A local RAFT weights file (.safetensors or .pth) instead of torchvision's download.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per batch through the networks.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="The network's arithmetic on CUDA (auto: bf16 where the GPU has it); the CPU runs fp32.")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder, for the pipeline and the plain transcode alike.")
+@click.option("--crf", type=int, default=18, show_default=True)
+@click.option("--preset", default="medium", show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Pipeline runs per size; the fastest is reported.")
+@click.option("--workers", type=int, default=None, help="Segments processed in parallel (where this build has --workers).")
+@click.option("--decoder", type=click.Choice(["cpu", "nvdec"]), default=None, help="Decode on the CPU or with NVDEC (falls back to the CPU with a note).")
+@click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU.")
+@click.option("--segment-frames", type=int, default=None, help="Frames per segment of the run plan (what --workers share out; default: the run's).")
+@click.option("--inputs", type=click.Path(path_type=Path), default=None, help="A folder to keep the made films in and reuse on the next call (default: a temporary folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (end_to_end_fps, transcode_fps, ... per size).")
+def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision, codec, crf, preset, model, repeats, workers, decoder,
+          cpu_threads, segment_frames, inputs, as_json):  # fmt: skip
+    """Measure throughput: fps per stage and end to end, against a plain transcode of the same file.
+
+    The plain transcode (same encoder and settings, sound copied) is the pipeline's physical
+    limit; the ratio between the two is the number to compare across machines. Also reports the
+    colorize + shots + temporal stages alone, peak CPU memory (RSS) and peak GPU memory.
+
+    \b
+    Examples:
+      remaster bench                                  # sizes suited to the device
+      remaster bench --sizes 1920x1080 --frames 300 --device cuda --flow raft-small --json
+      remaster bench --clip reel.mp4 --sizes 3840x2160 --frames 48
+    """
+    from .bench import BenchOptions, format_table, parse_size, run_bench
+
+    size_list = tuple(parse_size(s) for s in sizes.split(",")) if sizes else None
+    try:
+        frame_list = tuple(int(n) for n in frames.split(",")) if frames else None
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated frame counts, got {frames!r}", param_hint="--frames") from None
+    options = BenchOptions(
+        sizes=size_list, frames=frame_list, device=device, flow=flow, flow_weights=flow_weights, batch_size=batch_size,
+        precision=precision, codec=codec, crf=crf, preset=preset, clip=clip, model=str(model) if model else None,
+        repeats=repeats, workers=workers, decoder=decoder, cpu_threads=cpu_threads, inputs=inputs,
+        extra={"segment_frames": segment_frames} if segment_frames else {},
+    )  # fmt: skip
+    log = (lambda line: click.echo(line, err=True)) if as_json else None  # progress on stderr with --json
+    results = run_bench(options, log=log)
+    click.echo(json.dumps(results, indent=2) if as_json else format_table(results))
 
 
 @main.group(name="eval")

@@ -28,6 +28,7 @@ from pathlib import Path
 from .audio import AUDIO_MODES
 from .encoding import CODECS, X26X_PRESETS, container_holds
 from .errors import ConfigError
+from .reader import DECODERS
 from .temporal import TemporalConfig
 
 
@@ -87,6 +88,9 @@ class PipelineConfig:
     # benchmarks/RESULTS.md, "Run plan".
     segment_frames: int = field(default=1000, metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."})
     max_frames: int | None = field(default=None, metadata={"help": "Stop after N frames (a preview; audio is cut to match)."})
+    # NVDEC decodes on the GPU's video engine and frees the CPU's cores for the encoder (issue 11);
+    # codes are the same either way. Where it is not offered, the CPU decodes, with a note.
+    decoder: str = field(default="cpu", metadata={"help": "Decode on the CPU, or with NVDEC on an NVIDIA GPU (falls back to the CPU with a note).", "choices": DECODERS})
     # Off: a damaged or cut-short film is recovered (every frame that decodes, with a note).
     strict: bool = field(default=False, metadata={"help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."})
 
@@ -95,6 +99,8 @@ class PipelineConfig:
         _positive(self, "segment_frames")
         if self.max_frames is not None:
             _positive(self, "max_frames")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
 
 
 def _positive(config, name: str) -> None:

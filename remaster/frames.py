@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .color import fit_chroma_to_gamut
+from .color import gamut_scale
 
 # swscale flags for our conversions: accurate rounding, so a repack keeps Y codes exactly.
 _EXACT = av.video.reformatter.Interpolation.BILINEAR | av.video.reformatter.Interpolation.ACCURATE_RND
@@ -327,6 +327,15 @@ def convert_y_depth(codes: np.ndarray, from_bits: int, to_bits: int, full_range:
     return out.clip(0, (1 << to_bits) - 1).astype(np.uint8 if to_bits <= 8 else np.uint16)
 
 
+# Elements per channel that one pass of the CPU's gamut fit works on: small enough that its dozen
+# passes read and write the level-2 cache, not main memory (at 4K, whole-batch passes made the
+# assemble stage slower than x264: issue 11). The passes run on one torch thread: on a busy
+# machine each of these thousands of small ops otherwise waited for a descheduled OpenMP partner,
+# which made 2 threads 20x slower than 1 (measured at load 12-21 on 2 cores, 4K: 0.2 against 4.5
+# fps; benchmarks/bench_assemble.py); the encoder and decoder threads have the other cores.
+_CPU_CHUNK = 1 << 15
+
+
 def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tensor:
     """New chroma for the output planes, as integer codes on the CPU.
 
@@ -336,16 +345,70 @@ def assemble_chroma(luma: Tensor, chroma: Tensor, layout: OutputLayout) -> Tenso
     that no player has to clip RGB and shift the brightness the archive had.
     Returns `(N, 2, Hc, Wc)` int16 codes on the CPU: only chroma travels back.
     """
+    codes, ready = assemble_chroma_async(luma, chroma, layout)
+    if ready is not None:
+        ready()
+    return codes
+
+
+def assemble_chroma_async(luma: Tensor, chroma: Tensor, layout: OutputLayout):
+    """`assemble_chroma` without waiting for a GPU: `(codes, ready)`, where `ready` is None on the
+    CPU and otherwise a function that waits until `codes` (pinned host memory, filled by a
+    non-blocking copy) hold the values. The encode thread calls it, so the calling thread goes on
+    to queue the next batch while the copy runs: no host sync in the frame loop for it."""
     if luma.ndim != 4 or luma.shape[1] != 1 or chroma.ndim != 4 or chroma.shape[1] != 2 or luma.shape[0] != chroma.shape[0]:
         raise ValueError(f"expected luma (N, 1, H, W) and chroma (N, 2, h, w), got {tuple(luma.shape)} and {tuple(chroma.shape)}")
     size = layout.chroma_size
     chroma = chroma.to(luma.device).float()
     if chroma.shape[-2:] != size:
-        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc)
+        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc), ours to change
+    else:
+        chroma = chroma.clone()  # the stages' tensor: fitted in place below
     small_luma = luma if luma.shape[-2:] == size else F.adaptive_avg_pool2d(luma, size)  # (N, 1, Hc, Wc)
-    chroma = fit_chroma_to_gamut(small_luma, chroma.clamp(-0.5, 0.5), layout.matrix)  # (N, 2, Hc, Wc)
-    codes = chroma_to_codes(chroma, layout.bit_depth, layout.full_range)  # (N, 2, Hc, Wc) int16
-    return codes.cpu()  # device->host copy: a sync point on CUDA
+    codes = torch.empty(chroma.shape, dtype=torch.int16, device=chroma.device)  # (N, 2, Hc, Wc)
+    n, _, hc, wc = chroma.shape
+    # On a GPU one pass over the whole batch; on the CPU bands of rows (of all frames, or of one
+    # frame at a time when a row of all of them is already more than a chunk).
+    frames, rows = [slice(None)], hc
+    if chroma.device.type == "cpu":
+        if n * wc <= _CPU_CHUNK:
+            rows = _CPU_CHUNK // (n * wc)
+        else:
+            frames, rows = [slice(i, i + 1) for i in range(n)], max(1, _CPU_CHUNK // wc)
+    threads = torch.get_num_threads()
+    if chroma.device.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)  # see _CPU_CHUNK; this thread is the only one running torch ops meanwhile
+    try:
+        for frame in frames:
+            for top in range(0, hc, rows):
+                band = slice(top, top + rows)
+                _fit_and_quantize(small_luma[frame, :, band], chroma[frame, :, band], codes[frame, :, band], layout)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    if codes.device.type != "cuda":
+        return codes, None
+    host = torch.empty(codes.shape, dtype=codes.dtype, pin_memory=True)  # from torch's cached pinned blocks
+    host.copy_(codes, non_blocking=True)  # device->host copy, queued: no wait here
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied.synchronize  # the reader of `host` waits on this (CPU-GPU sync point, in its thread)
+
+
+def _fit_and_quantize(luma: Tensor, chroma: Tensor, codes: Tensor, layout: OutputLayout) -> None:
+    """`chroma` (changed in place) clamped, fitted into the gamut and quantized into `codes`: the
+    same arithmetic as `fit_chroma_to_gamut` then `chroma_to_codes`, without temporaries."""
+    chroma.clamp_(-0.5, 0.5)
+    chroma.mul_(gamut_scale(luma, chroma, layout.matrix).unsqueeze(-3))
+    bits = layout.bit_depth
+    scale = float(1 << (bits - 8))
+    if layout.full_range:
+        chroma.mul_(float((1 << bits) - 1)).add_(128.0 * scale)
+        low, high = 0.0, float((1 << bits) - 1)
+    else:
+        chroma.mul_(224.0 * scale).add_(128.0 * scale)
+        low, high = 16.0 * scale, 240.0 * scale
+    codes.copy_(chroma.round_().clamp_(low, high))
 
 
 def build_frame(y_codes: np.ndarray, chroma_codes: np.ndarray, pts: int, time_base: Fraction, source: SourceFormat,

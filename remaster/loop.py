@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .frames import assemble_chroma
+from .frames import assemble_chroma_async
 from .plan import Segment
 from .prefetch import Sink, prefetch
 from .reader import VideoReader
+from .timing import StageTimer
 from .writer import VideoWriter
 
 
@@ -49,24 +49,38 @@ def fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _encode(writer):
+    def write(item) -> None:
+        batch, codes, ready = item
+        if ready is not None:
+            ready()  # the chroma's copy from the GPU has landed (waits in the encode thread only)
+        writer.write(batch, codes)
+
+    return write
+
+
 def run_segment(input: Path, segment: Segment, destination: Path, chain, config, layout, *, on_frames=None) -> SegmentResult:
     """Colorize `segment` of `input` into `destination` (video only, in the output's container;
     renamed into place and synced when complete). The chain is reset first and warmed up on the
     segment's lead frames, so the result depends only on the segment, the chain and the config.
     `on_frames(n)` is called as frames are handed to the encoder (progress)."""
     first = segment.first_frame == 0
-    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict)
+    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict,
+                         decoder=getattr(config.pipeline, "decoder", "cpu"))  # fmt: skip
     writer = None
-    timings: dict[str, float] = {"decode": 0.0, "assemble": 0.0}
+    timings: dict[str, float] = {"decode": 0.0}
+    on_gpu = chain.device.type == "cuda"
+    timer = StageTimer(chain.device, names=["assemble"])  # CUDA events on the GPU (timing.py)
     try:
         reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
                     rewind=not first)  # fmt: skip
         writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
         chain.reset()
         frames = 0
-        batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings),
+        # On CUDA the decode thread puts the codes in pinned memory, so their copy to the GPU is asynchronous.
+        batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings, pin=on_gpu),
                            depth=config.pipeline.queue_depth, name="decode")  # fmt: skip
-        sink = Sink(lambda item: writer.write(*item), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
+        sink = Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
         with batches, sink:
             number = 0  # batches written, for the test hook
             frame = segment.first_frame - segment.lead_frames  # the film's number of the next frame
@@ -77,10 +91,9 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
                 frame += len(batch)
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
-                started = time.perf_counter()
-                codes = assemble_chroma(work.luma, work.chroma, layout)  # (N, 2, Hc, Wc) int16 on the CPU
-                timings["assemble"] += time.perf_counter() - started
-                sink.put((batch, codes))
+                with timer("assemble"):
+                    codes, ready = assemble_chroma_async(work.luma, work.chroma, layout)  # (N, 2, Hc, Wc) int16 on the CPU
+                sink.put((batch, codes, ready))
                 frames += len(batch)
                 if on_frames is not None:
                     on_frames(len(batch))
@@ -95,6 +108,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         raise
     finally:
         reader.close()
+    timings["assemble"] = timer.seconds["assemble"]  # waits for the GPU's last events, once per segment
     timings["encode"] = writer.seconds
     cut_short = list(reader.cut_short) if reader.cut_short else None
     if cut_short:

@@ -150,9 +150,29 @@ class Colorizer:
         # Channels-last helps on both CPU (oneDNN, measured 1.6x on 2 cores) and CUDA tensor cores.
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
         # bf16 where the GPU has it, else fp16; CPU stays float32 (DESIGN: deterministic on CPU).
-        self._autocast_dtype = None
-        if self.device.type == "cuda":
-            self._autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.set_precision("auto")
+
+    @property
+    def precision(self) -> str:
+        """What the network computes in: float32, bfloat16 or float16."""
+        return str(self._autocast_dtype or torch.float32).removeprefix("torch.")
+
+    def set_precision(self, precision: str = "auto") -> None:
+        """`auto` (bf16 where the GPU has it, else fp16; float32 on the CPU), `fp32`, `bf16` or `fp16`.
+        The CPU runs float32 only: its bf16 kernels are slower there and it must stay deterministic."""
+        from .errors import ConfigError
+
+        dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if precision == "auto":
+            self._autocast_dtype = None
+            if self.device.type == "cuda":
+                self._autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return
+        if precision not in dtypes:
+            raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+        if self.device.type != "cuda" and precision != "fp32":
+            raise ConfigError(f"precision {precision} needs a CUDA device; the CPU runs fp32 (use --precision auto or fp32)")
+        self._autocast_dtype = dtypes[precision]
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None) -> Colorizer:

@@ -60,9 +60,10 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
     joined = False  # True once the complete film is at the destination
     try:
         remove_stale_partials(output)  # of runs killed before they could clean up (we hold the lock)
-        with VideoReader(input, max_frames=config.pipeline.max_frames, strict=config.pipeline.strict) as reader:
+        with VideoReader(input, max_frames=config.pipeline.max_frames, strict=config.pipeline.strict,
+                         decoder=config.pipeline.decoder) as reader:  # fmt: skip
             layout = choose_layout(reader.source, config.encode.codec)
-            notices = config.warnings(output) + stream_notices(reader, layout)
+            notices = config.warnings(output) + stream_notices(reader, layout) + ([reader.decoder_note] if reader.decoder_note else [])
             # Preflight: the output container takes every stream and the encoder starts. Fail
             # now, not after hours, when the segments are joined.
             preflight = VideoWriter(output, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)

@@ -32,6 +32,20 @@ MAX_SIDE = 8192
 _STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
 
 
+DECODERS = ("cpu", "nvdec")
+
+
+def _nvdec():
+    """PyAV's settings for decoding with NVDEC (CUDA), pictures downloaded to host memory.
+
+    The codes are the same as the CPU decoder's: H.264, HEVC, VP9 and AV1 decoding is exact by
+    their standards, so only where the decoding runs changes (tests/test_gpu_path.py checks it
+    on a GPU). Streams NVDEC cannot decode fall back to FFmpeg's software decoder."""
+    from av.codec.hwaccel import HWAccel
+
+    return HWAccel("cuda", allow_software_fallback=True)
+
+
 def _fraction(value) -> Fraction | None:
     if value is None:
         return None
@@ -47,7 +61,7 @@ class VideoReader:
     attachments, extra video) in `skipped`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None, strict: bool = False):
+    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None, strict: bool = False, decoder: str = "cpu"):
         self.path = Path(path)
         self.max_frames = max_frames
         self.strict = strict  # refuse any damage instead of recovering (--strict)
@@ -59,10 +73,36 @@ class VideoReader:
             raise InputError(f"{self.path}: is a folder, expected a video file")
         if self.path.stat().st_size == 0:
             raise InputError(f"{self.path}: empty file (0 bytes), expected a video")
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.decoder = "cpu"  # what decodes, after any fallback
+        self.decoder_note: str | None = None  # why NVDEC was asked for and not used
+        if decoder == "nvdec":
+            try:
+                self._open(_nvdec())
+            except InputError:
+                raise
+            except Exception as error:  # noqa: BLE001 - no GPU, no driver, an FFmpeg without CUDA (PyAV raises several kinds): the CPU decodes
+                self.decoder_note = f"{self.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
+            else:
+                if self.video.codec_context.is_hwaccel:
+                    self.decoder = "nvdec"
+                    return
+                name = self.video.codec_context.name
+                self.decoder_note = f"{self.path.name}: NVDEC does not decode this {name} stream; decoded on the CPU"
+                self.close()
+        self._open(None)
+
+    def _open(self, hwaccel) -> None:
+        """Open the file (with NVDEC where `hwaccel` says) and decode its first picture."""
+        self.cut_short, self.retimed = None, 0  # afresh, should a first try with NVDEC have read some
         try:
             # Read-only by construction: av.open(..., "r") never creates or writes the file.
-            self.container = av.open(str(self.path), "r", metadata_errors="ignore")
+            extra = {"hwaccel": hwaccel} if hwaccel is not None else {}
+            self.container = av.open(str(self.path), "r", metadata_errors="ignore", **extra)
         except av.FFmpegError as error:
+            if hwaccel is not None:
+                raise
             raise InputError(f"{self.path}: not a readable video file ({ffmpeg_reason(error)})") from None
         fmt = self.container.format.name.split(",")[0]
         if fmt in _STILL_IMAGE_FORMATS:
@@ -174,6 +214,7 @@ class VideoReader:
             "streams_copied": self._streams_copied,  # names kept: codec contexts die with the file
             "streams_skipped": self.skipped,
             "notes": list(s.notes),
+            "decoder": self.decoder,
         }
 
     def _decode(self):
@@ -335,12 +376,14 @@ class VideoReader:
         yield from clock.flush()
         self.retimed = clock.retimed
 
-    def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None):
+    def batches(self, batch_size: int, chroma_size: tuple[int, int], timings: dict | None = None, *, pin: bool = False):
         """Yield `FrameBatch`es of up to `batch_size` frames.
 
         After a `seek` with warm-up pictures, those come first, in batches of their own (`lead`),
         so every batch is either warm-up or the segment's, the same in every run of the plan.
         `timings["decode"]` accumulates the seconds spent decoding and converting (not waiting).
+        `pin`: the codes go to pinned (page-locked) memory, so copying them to a GPU needs no
+        staging and does not block the caller (done here, in the decode thread).
         """
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
@@ -371,8 +414,9 @@ class VideoReader:
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
             if not chosen:
                 continue
+            y = torch.from_numpy(np.stack([p.codes for p in chosen])[:, None])  # (N, 1, H, W) codes
             yield FrameBatch(
-                y=torch.from_numpy(np.stack([p.codes for p in chosen])[:, None]),  # (N, 1, H, W) codes
+                y=y.pin_memory() if pin else y,
                 pts=tuple(int(p.pts) for p in chosen),
                 time_base=self.time_base,
                 source=self.source,

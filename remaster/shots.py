@@ -190,7 +190,7 @@ class ShotDetector:
         self.config = config or ShotConfig()
         self.device = resolve_device(device)
         self.size = size  # (h, w) the luma is taken at in `process`; None: the work's chroma size
-        self.cuts = 0  # cuts seen (all films), for reports
+        self._cuts = torch.zeros((), dtype=torch.int64, device=self.device)  # cuts seen (all films), counted on the device
         self.reset()
 
     @property
@@ -213,8 +213,13 @@ class ShotDetector:
     @torch.inference_mode()
     def __call__(self, luma: Tensor, trusted: Tensor | None = None) -> Tensor:
         cut, self._state, _ = detect_cuts(luma.to(self.device), self._state, self.config, trusted)
-        self.cuts += int(cut.sum())  # CPU-GPU sync point (cheap: the flags are needed on the host anyway)
+        self._cuts += cut.sum()  # on the device: no host sync per batch (issue 11); read when reported
         return cut
+
+    @property
+    def cuts(self) -> int:
+        """Cuts seen so far, all films (a CPU-GPU sync point on CUDA: read it for reports only)."""
+        return int(self._cuts)
 
     def process(self, work) -> None:
         """Stage protocol (stages.py): sets `work.cuts (N,)` bool from the luma at `self.size`

@@ -19,7 +19,6 @@ Stages know nothing of files or of how a run is executed. The chain is built onc
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .frames import FrameBatch
+from .timing import StageTimer
 
 
 @dataclass
@@ -97,7 +97,11 @@ class Chain:
     def __init__(self, stages: list[Stage], device: torch.device):
         self.stages = list(stages)
         self.device = device
-        self.seconds: dict[str, float] = {stage.name: 0.0 for stage in self.stages}
+        self.timer = StageTimer(device, names=[stage.name for stage in self.stages])
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return self.timer.seconds
 
     @property
     def warmup_frames(self) -> int:
@@ -112,14 +116,12 @@ class Chain:
 
     def __call__(self, batch: FrameBatch, frame: int | None = None) -> Work:
         """`frame`: the film's frame number of the batch's first frame (keyframes need it)."""
+        self.timer.collect()  # the last batch's stage times, where the GPU has finished them (no wait)
         work = Work(batch, batch.luma(self.device), frame=frame)  # (N, 1, H, W): only codes travel to the device
         for stage in self.stages:
-            started = time.perf_counter()
-            stage.process(work)
-            # Seconds are wall time up to the stage's own sync points (the temporal stage's cut
-            # decision, the assemble copy back to the host); no extra synchronize per stage, so
-            # on CUDA a stage's queued work may be counted in the next one.
-            self.seconds[stage.name] += time.perf_counter() - started
+            # Wall time on the CPU, CUDA events on the GPU (timing.py): no synchronize per stage.
+            with self.timer(stage.name):
+                stage.process(work)
         return work
 
 
