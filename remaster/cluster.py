@@ -21,7 +21,6 @@ have been taken over (ShadowRay, CVE-2023-48022). `local` therefore starts an in
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections import deque
 
@@ -33,10 +32,10 @@ RETRIES = 2  # restarts of a dead actor, and retries of the task it was running
 
 def require_ray():
     """Ray, or a one-line error saying how to install it."""
-    if importlib.util.find_spec("ray") is None:
-        raise ConfigError("--ray needs Ray, which is not installed: pip install 'remaster[ray]'")
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray, which is not installed: pip install 'remaster[ray]'") from None
     return ray
 
 
@@ -121,6 +120,7 @@ class RayExecutor:
         ray = self.ray
         pending, idle = deque(jobs), list(self.actors)
         running: dict = {}  # object ref -> (actor, job)
+        failure: BaseException | None = None
         while pending or running:
             while idle and pending:
                 actor, job = idle.pop(), pending.popleft()
@@ -128,11 +128,18 @@ class RayExecutor:
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 actor, job = running.pop(ref)
-                outcome = self._get(ref, job)
+                idle.append(actor)
+                try:
+                    outcome = self._get(ref, job)
+                except Exception as error:  # start nothing more; segments in flight finish and are kept
+                    failure = failure or error
+                    pending.clear()
+                    continue
                 if on_frames is not None:
                     on_frames(outcome.result.frames)
                 on_done(job, outcome)
-                idle.append(actor)
+        if failure is not None:
+            raise failure
 
     def _get(self, ref, job: Job):
         ray = self.ray

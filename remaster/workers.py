@@ -52,6 +52,7 @@ class WorkerPool:
 
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         pending = deque(jobs)
+        failure: BaseException | None = None
         while True:
             for worker in self._workers:
                 if worker.job is None and pending:
@@ -59,11 +60,20 @@ class WorkerPool:
                     worker.conn.send(worker.job)
             busy = [w for w in self._workers if w.job is not None]
             if not busy:
-                return
+                break
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
             for worker in busy:
                 if worker.conn in ready or worker.process.sentinel in ready:
-                    self._collect(worker, on_done, on_frames)
+                    try:
+                        self._collect(worker, on_done, on_frames)
+                    except Exception as error:
+                        # Start nothing more, but let the other workers finish the segments
+                        # they are on: they are kept for --resume. The first failure is told.
+                        worker.job = None
+                        failure = failure or error
+                        pending.clear()
+        if failure is not None:
+            raise failure
 
     def _collect(self, worker: _Worker, on_done, on_frames) -> None:
         job = worker.job
