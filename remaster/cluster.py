@@ -42,22 +42,38 @@ def require_ray():
 def start_local(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """A Ray instance on this machine only: every server bound to 127.0.0.1, no dashboard.
 
-    Ray on Linux resolves "localhost" to the machine's network address and listens on all
-    interfaces; with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 it takes the loopback address as the
-    node's and binds its servers there (checked with `ss -ltn`: GCS, raylet and workers on
-    127.0.0.1). The variable is set while the instance starts: the processes it starts keep it.
+    On Linux Ray resolves "localhost" to the machine's network address and its servers listen
+    on all interfaces. With RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER off it takes the loopback address
+    as the node's and binds its servers there (checked with `ss -ltn`: GCS, raylet and workers
+    on 127.0.0.1 only; tests/test_ray.py reads /proc/net/tcp). The variable is read by the
+    processes Ray starts, and by this one as a constant when `ray` was imported, so both are
+    set while the instance starts. The address is checked after: an instance that is not on
+    the loopback address is shut down again, not used.
     """
     ray = require_ray()
-    saved = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    saved = os.environ.get(_CLUSTER_VARIABLE), getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_CLUSTER_VARIABLE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         ray.init(num_cpus=num_cpus or cores(), num_gpus=num_gpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  configure_logging=False, log_to_driver=False)  # fmt: skip
     finally:
-        if saved is None:
-            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        if saved[0] is None:
+            os.environ.pop(_CLUSTER_VARIABLE, None)
         else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved
+            os.environ[_CLUSTER_VARIABLE] = saved[0]
+        if saved[1] is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+    host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        ray.shutdown()
+        raise ConfigError(f"--ray local: this Ray {ray.__version__} would listen on {host}, not only on 127.0.0.1; "
+                          "start a private cluster yourself (README, Scaling out) and pass its address")  # fmt: skip
+
+
+_CLUSTER_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def connect(address: str) -> bool:
