@@ -134,8 +134,8 @@ def test_a_task_whose_actor_dies_is_retried_then_the_run_stops_and_resumes(tmp_p
     assert len(ours) == 1 and "Ray lost segment 1 of reel.mp4 after 2 retries" in ours[0] and "--resume" in ours[0], ours
     assert "will be retried" in killed.stderr  # Ray's own account of the retries
     journal = json.loads((tmp_path / ".out.mp4.remaster-work" / "journal.json").read_text())
-    assert sorted(journal["done"]) == ["0", "2"]
+    assert "1" not in journal["done"] and journal["done"]  # segment 0 (and 2, when it started in time) kept
     resumed = run_cli(args_for(clip, out, model, "--ray", "local", "--resume"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout)["segments_resumed"] == 2
+    assert json.loads(resumed.stdout)["segments_resumed"] == len(journal["done"])
     assert_same_film(decode_all(out), decode_all(plain))
