@@ -6,6 +6,7 @@ Every user-caused failure is a `RemasterError`; `main` prints it as one line on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -259,7 +260,8 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
     if input_path.is_dir():
         _colorize_folder(input_path, output, config, keyframes, force=force, resume=resume, as_json=as_json, notes=len(warnings), **scale)
         return
-    report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
+        report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale)
     for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
@@ -270,9 +272,12 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
     for keyframe in report.keyframes:
         how = f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
         click.echo(f"remaster: keyframe {keyframe['file']} -> frame {keyframe['frame']} ({how})", err=True)
+    where = report.device
+    if report.execution.get("executor") in ("workers", "ray"):  # stage fps are per worker there
+        where = f"{report.execution['workers']} {report.execution['executor']} ({', '.join(sorted(set(report.execution['devices'])))})"
     click.echo(
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
-        f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"
+        f"model {report.model['model']} on {where}, flow {report.flow_provider}, {report.encoder['encoder']}"
     )
 
 
@@ -282,7 +287,8 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
 
     if keyframes is not None:
         raise ConfigError("--keyframes belong to one film: colorize that film on its own (a folder run takes none)")
-    rows = colorize_folder(folder, out_dir, config, progress=not as_json, **options)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
+        rows = colorize_folder(folder, out_dir, config, progress=not as_json, **options)
     for row in rows:
         for notice in (row.report.notices[notes:] if row.report else []):
             click.echo(f"remaster: note: {notice}", err=True)

@@ -128,9 +128,15 @@ class RayExecutor:
                 options, device = {"num_cpus": threads}, "cpu"
             actor = ray.remote(SegmentActor).options(max_restarts=RETRIES, max_task_retries=RETRIES, **options)
             self.actors = [actor.remote(setup, device, threads) for _ in range(count)]
+            self._described = {"executor": self.name, "workers": count, "devices": [device] * count, "torch_threads": threads,
+                               "address": address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+                               "resources": {k: resources[k] for k in ("CPU", "GPU") if k in resources}}  # fmt: skip
         except BaseException:
             self.close()
             raise
+
+    def describe(self) -> dict:
+        return self._described
 
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         ray = self.ray

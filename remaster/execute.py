@@ -108,6 +108,9 @@ class InProcess:
     def __init__(self, chain, config):
         self.chain, self.config = chain, config
 
+    def describe(self) -> dict:
+        return {"executor": self.name, "workers": 1, "devices": [str(self.chain.device)], "torch_threads": torch.get_num_threads()}
+
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         for job in jobs:
             on_done(job, execute(self.chain, job, self.config, on_frames))

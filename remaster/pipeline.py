@@ -87,6 +87,7 @@ class Session:
         self.chain = None
         self.keyframes: dict | None = None  # frame -> chroma at working size, for the workers' chains
         self._threads = torch.get_num_threads()
+        self.execution: dict = {}  # the executor's describe(): where the segments ran
 
     def build(self):
         """The model and chain of this process (the plain run's, and the report's)."""
@@ -132,6 +133,7 @@ class Session:
 
         try:
             executor = self.executor() if jobs else None
+            self.execution = executor.describe() if executor is not None else {"executor": "none (every segment was resumed)"}
             try:
                 if executor is not None:
                     executor.run(jobs, on_done, on_frames=bar.update)
@@ -268,7 +270,7 @@ class Film:
         )  # fmt: skip
         if report.temporal:  # this film's cuts, wherever its segments ran (the chain counts all of its own)
             report = dataclasses.replace(report, temporal=report.temporal | {"cuts": self.cuts})
-        return report
+        return dataclasses.replace(report, execution=dict(session.execution))
 
     def stop(self) -> None:
         """The run stopped before this film was joined: keep its finished segments, if any."""
@@ -318,4 +320,4 @@ def _keyframes(folder, input: Path, source, frames: int, colorizer, temporal) ->
     return placed, chroma
 
 
-__all__ = ["VideoConfig", "RunReport", "Session", "Film", "colorize_video", "load_preset", "make_config", "available_presets"]
+__all__ = ["Film", "RunReport", "Session", "VideoConfig", "available_presets", "colorize_video", "load_preset", "make_config"]

@@ -50,6 +50,9 @@ class WorkerPool:
             child.close()  # the worker's end lives in the worker: its death closes the pipe
             self._workers.append(_Worker(number, device, process, parent))
 
+    def describe(self) -> dict:
+        return {"executor": self.name, "workers": len(self.devices), "devices": self.devices, "torch_threads": self.threads}
+
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         pending = deque(jobs)
         failure: BaseException | None = None
