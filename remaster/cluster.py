@@ -106,11 +106,11 @@ class SegmentActor:
 
 class RayExecutor:
     """`run(jobs, on_done)` like `WorkerPool`: one actor per GPU of the cluster (or per CPU, or
-    `workers` of them), the next pending segment to whichever actor is free."""
+    `workers` of them; at most `limit`), the next pending segment to whichever actor is free."""
 
     name = "ray"
 
-    def __init__(self, address: str, setup: WorkerSetup, *, workers: int | None = None, devices=None):
+    def __init__(self, address: str, setup: WorkerSetup, *, workers: int | None = None, devices=None, limit: int | None = None):
         self.ray = ray = require_ray()
         if devices:
             raise ConfigError("--devices is for --workers on one machine; with --ray, Ray gives each actor its GPU")
@@ -118,14 +118,18 @@ class RayExecutor:
         try:
             resources = ray.cluster_resources()
             gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-            if gpus and setup.config.colorize.device != "cpu":
-                count = workers or gpus
-                # Ray sets CUDA_VISIBLE_DEVICES per actor, so each sees its GPU as cuda:0.
-                options, device, threads = {"num_gpus": min(1.0, gpus / count), "num_cpus": 1}, "cuda", max(1, cpus // count)
+            gpu = gpus > 0 and setup.config.colorize.device != "cpu"
+            count = workers or (gpus if gpu else cpus)
+            count = min(count, limit or count)  # never more actors than segments: each loads the model
+            # Shares that fit the cluster: an actor asking for more than is free would wait for
+            # ever, and the segments handed to it with it.
+            share = cpus / count
+            options = {"num_cpus": int(share) if share >= 1 else share}
+            threads = max(1, int(share))
+            if gpu:  # Ray sets CUDA_VISIBLE_DEVICES per actor, so each sees its GPU as cuda:0
+                options, device = {"num_gpus": min(1.0, gpus / count), "num_cpus": min(1.0, share)}, "cuda"
             else:
-                count = workers or cpus
-                threads = max(1, cpus // count)
-                options, device = {"num_cpus": threads}, "cpu"
+                device = "cpu"
             actor = ray.remote(SegmentActor).options(max_restarts=RETRIES, max_task_retries=RETRIES, **options)
             self.actors = [actor.remote(setup, device, threads) for _ in range(count)]
             self._described = {"executor": self.name, "workers": count, "devices": [device] * count, "torch_threads": threads,

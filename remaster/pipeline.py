@@ -78,6 +78,8 @@ class Session:
                  progress: bool = True):  # fmt: skip
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+        if devices and workers == 1 and ray is None:
+            raise ConfigError("--devices assigns devices to --workers; for one process use --device")
         if ray is not None:
             from .cluster import require_ray
 
@@ -105,18 +107,20 @@ class Session:
                 print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
         return self.chain
 
-    def executor(self):
+    def executor(self, jobs: int):
+        """What runs the `jobs` segments: never more workers than segments (each costs a start)."""
         if self.ray is None and self.workers == 1:
             return InProcess(self.build(), self.config)
         setup = WorkerSetup.of(self.config, self.colorizer, self.loaded, self.keyframes)
         if self.ray is not None:
             from .cluster import RayExecutor
 
-            return RayExecutor(self.ray, setup, workers=self.workers if self.workers > 1 else None, devices=self.devices)
-        devices = worker_devices(self.workers, self.devices, self.config.colorize.device)
+            return RayExecutor(self.ray, setup, workers=self.workers if self.workers > 1 else None, devices=self.devices, limit=jobs)
+        workers = min(self.workers, jobs)
+        devices = worker_devices(workers, self.devices, self.config.colorize.device)
         from .workers import WorkerPool
 
-        return WorkerPool(setup, devices, threads_per_worker(self.workers, self.config.colorize.cpu_threads))
+        return WorkerPool(setup, devices, threads_per_worker(workers, self.config.colorize.cpu_threads))
 
     def run(self, films: list[Film], name: str) -> None:
         """Colorize every pending segment of the opened `films`, join each film once its last
@@ -132,7 +136,7 @@ class Session:
                 film.finish(self)
 
         try:
-            executor = self.executor() if jobs else None
+            executor = self.executor(len(jobs)) if jobs else None
             self.execution = executor.describe() if executor is not None else {"executor": "none (every segment was resumed)"}
             try:
                 if executor is not None:
