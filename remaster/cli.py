@@ -6,6 +6,7 @@ Every user-caused failure is a `RemasterError`; `main` prints it as one line on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -241,8 +242,13 @@ def _config_options(command):
 @_config_options
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (and drop the work of an interrupted run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its finished segments.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Colorize segments in N processes on this machine (with --ray: N Ray actors; default there: one per GPU, else per CPU). The output is the same.")
+@click.option("--devices", default=None, help="Devices of the --workers, round-robin, e.g. cuda:0,cuda:1 (default: every GPU, else the CPU).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS|local",
+              help="Run the segments as Ray tasks: 'local' starts Ray on this machine only (127.0.0.1, no dashboard); ADDRESS joins a cluster (pip install 'remaster[ray]').")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress).")
-def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **flags):
+def colorize(input_path, output, pipeline, keyframes, force, resume, workers, devices, ray_address, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
     The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
@@ -260,6 +266,11 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
       remaster colorize reel.mp4 -o out.mp4 --device cuda --flow raft --codec h264_nvenc --json
       remaster colorize reel.mp4 -o reel-color.mp4 --resume      # after Ctrl-C or a crash
       remaster colorize reel.mp4 -o reel-color.mp4 --keyframes graded/   # a colorist's frames
+      remaster colorize reel.mp4 -o reel-color.mp4 --workers 2            # two processes
+      remaster colorize reels/ -o colorized/ --ray local                  # a folder, on Ray
+
+    INPUT may be a folder: every film in it is colorized into OUTPUT, a folder, one report row
+    per film (--json: a list).
     """
     from .config import make_config
     from .pipeline import colorize_video
@@ -272,7 +283,12 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
     warnings = config.warnings(output)
     for line in warnings:  # before the work, not after it
         click.echo(f"remaster: note: {line}", err=True)
-    report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes)
+    scale = {"workers": workers, "devices": devices, "ray": ray_address}
+    if input_path.is_dir():
+        _colorize_folder(input_path, output, config, keyframes, force=force, resume=resume, as_json=as_json, notes=len(warnings), **scale)
+        return
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
+        report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale)
     for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
@@ -283,9 +299,12 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
     for keyframe in report.keyframes:
         how = f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
         click.echo(f"remaster: keyframe {keyframe['file']} -> frame {keyframe['frame']} ({how})", err=True)
+    where = report.device
+    if report.execution.get("executor") in ("workers", "ray"):  # stage fps are per worker there
+        where = f"{report.execution['workers']} {report.execution['executor']} ({', '.join(sorted(set(report.execution['devices'])))})"
     click.echo(
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
-        f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"
+        f"model {report.model['model']} on {where}, flow {report.flow_provider}, {report.encoder['encoder']}"
     )
 
 
@@ -339,6 +358,22 @@ def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision
     log = (lambda line: click.echo(line, err=True)) if as_json else None  # progress on stderr with --json
     results = run_bench(options, log=log)
     click.echo(json.dumps(results, indent=2) if as_json else format_table(results))
+
+
+def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **options):
+    from .errors import ConfigError
+    from .folder import colorize_folder, format_rows
+
+    if keyframes is not None:
+        raise ConfigError("--keyframes belong to one film: colorize that film on its own (a folder run takes none)")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
+        rows = colorize_folder(folder, out_dir, config, progress=not as_json, **options)
+    for row in rows:
+        for notice in (row.report.notices[notes:] if row.report else []):
+            click.echo(f"remaster: note: {notice}", err=True)
+    click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else format_rows(rows))
+    if any(row.error for row in rows):
+        sys.exit(1)
 
 
 @main.group(name="eval")

@@ -37,3 +37,7 @@ def ffmpeg_reason(error: BaseException) -> str:
     """PyAV errors read "[Errno N] Reason: 'context'"; keep the reason only."""
     text = getattr(error, "strerror", None) or one_line(error)
     return str(text).rstrip(".").lower()
+
+
+class WorkerError(RemasterError, RuntimeError):
+    """A worker process or Ray task failed; finished segments are kept for --resume."""

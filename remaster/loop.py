@@ -44,8 +44,16 @@ class SegmentResult:
 
 def fault(point: str) -> None:
     """Test hook: `REMASTER_KILL_AT=POINT` kills this process with SIGKILL at POINT, to prove
-    that a run stopped there resumes (tests/test_resume.py). Nothing happens otherwise."""
+    that a run stopped there resumes (tests/test_resume.py). With `REMASTER_KILL_ONCE=FILE`
+    only the first process to get there is killed (it creates FILE), so a retried task then
+    passes (tests/test_ray.py). Nothing happens otherwise."""
     if os.environ.get("REMASTER_KILL_AT") == point:
+        once = os.environ.get("REMASTER_KILL_ONCE")
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)
 
 

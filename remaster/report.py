@@ -36,6 +36,7 @@ class RunReport:
     notices: list[str] = field(default_factory=list)  # what was dropped, repaired or questionable, and why
     keyframes: list[dict] = field(default_factory=list)  # a colorist's keyframes: file, frame, how it was placed
     config: dict = field(default_factory=dict)
+    execution: dict = field(default_factory=dict)  # where the segments ran: in-process, workers (devices), ray
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,0 +1,150 @@
+"""How the segments of a run are executed: here, in worker processes, or on a Ray cluster.
+
+    driver: plan ─► jobs (one per pending segment) ─► executor ─► on_done(job, outcome) ─► journal, join
+                                                        │
+              InProcess (this process, the driver's chain) │ WorkerPool (workers.py) │ RayExecutor (cluster.py)
+
+A job is everything a segment needs besides the chain: the input, the segment, where its file
+goes (the run's work folder, journal.py) and the output's pixel layout. Whoever executes it runs
+the same `run_segment` (loop.py) with a chain built from the same `WorkerSetup`, so the segment
+file is the same wherever it was made (DESIGN promise 8). Only the driver writes the journal and
+joins, so a worker that dies loses at most the segments it was working on.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .loop import SegmentResult, run_segment
+from .plan import Segment
+
+
+@dataclass(frozen=True)
+class Job:
+    film: int  # index of the film in the run (a folder run has several)
+    input: Path
+    segment: Segment
+    destination: Path  # the segment's file in the film's work folder
+    layout: object  # encoding.Layout of the film's output
+
+    def describe(self) -> str:
+        return f"segment {self.segment.index} of {self.input.name}"
+
+
+@dataclass
+class Outcome:
+    result: SegmentResult  # its `seconds` hold the chain's stages too
+    cuts: int = 0  # scene cuts the temporal stage saw in the segment (its warm-up included)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker needs to build the run's chain: picklable, small. The model is loaded by
+    each worker from `model` (a path; None: the shipped one), or, when the caller handed the run
+    a `Colorizer` object, sent as `net` (the network on the CPU)."""
+
+    config: object  # VideoConfig
+    model: str | None = None
+    net: object | None = None  # nets.ColorNet, CPU copy
+    colorizer_args: dict = field(default_factory=dict)  # inference, name, metadata of a sent net
+    keyframes: dict | None = None  # frame -> (1, 2, h, w) chroma at working size (temporal.set_keyframes)
+
+    @classmethod
+    def of(cls, config, colorizer, loaded: bool, keyframes: dict | None = None) -> WorkerSetup:
+        """`loaded`: the driver loaded `colorizer` from `config.colorize.model` (workers load it
+        the same way); otherwise the caller's object travels, network and all."""
+        kept = {k: v.cpu() for k, v in keyframes.items()} if keyframes else None
+        if loaded:
+            return cls(config, model=config.colorize.model, keyframes=kept)
+        net = copy.deepcopy(colorizer.net).cpu()
+        args = {"inference": colorizer.inference, "name": colorizer.name, "metadata": colorizer.metadata}
+        return cls(config, net=net, colorizer_args=args, keyframes=kept)
+
+    def build(self, device: str, threads: int | None):
+        """The chain on `device`, with `threads` torch/OpenCV threads (None: leave as they are)."""
+        from .model import Colorizer
+        from .stages import build_chain
+
+        if threads:
+            torch.set_num_threads(threads)
+            try:
+                import cv2
+
+                cv2.setNumThreads(threads)
+            except ImportError:  # pragma: no cover - OpenCV is a dependency
+                pass
+        c = self.config.colorize
+        if self.net is None:
+            colorizer = Colorizer.load(c.model, device=device, working_short_side=c.working_short_side)
+        else:
+            colorizer = Colorizer(copy.deepcopy(self.net), device=device, **self.colorizer_args)
+        chain = build_chain(self.config, colorizer)
+        if self.keyframes:
+            chain.stage("temporal").set_keyframes({k: v.to(colorizer.device) for k, v in self.keyframes.items()})
+        return chain
+
+
+def execute(chain, job: Job, config, on_frames=None) -> Outcome:
+    """Run one job on `chain`; the chain's seconds and cuts for it go into the outcome."""
+    before = dict(chain.seconds)
+    temporal = chain.stage("temporal")
+    cuts = temporal.cuts if temporal is not None else 0
+    result = run_segment(job.input, job.segment, job.destination, chain, config, job.layout, on_frames=on_frames)
+    for name, seconds in chain.seconds.items():
+        result.seconds[name] = seconds - before.get(name, 0.0)
+    return Outcome(result, (temporal.cuts if temporal is not None else 0) - cuts)
+
+
+class InProcess:
+    """Segments one after another in this process, on the driver's chain (the plain run)."""
+
+    name = "in-process"
+
+    def __init__(self, chain, config):
+        self.chain, self.config = chain, config
+
+    def describe(self) -> dict:
+        return {"executor": self.name, "workers": 1, "devices": [str(self.chain.device)], "torch_threads": torch.get_num_threads()}
+
+    def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
+        for job in jobs:
+            on_done(job, execute(self.chain, job, self.config, on_frames))
+
+    def close(self) -> None:
+        pass
+
+
+def cores() -> int:
+    """CPU cores this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def worker_devices(workers: int, devices: str | list[str] | None, device: str) -> list[str]:
+    """The device of each worker: `devices` round-robin (e.g. "cuda:0,cuda:1"); without it,
+    every GPU torch sees round-robin when `device` allows CUDA, else the CPU."""
+    if isinstance(devices, str):
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    if not devices:
+        if device != "cpu" and torch.cuda.is_available():
+            devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device in ("auto", "cuda") else [device]
+        else:
+            devices = ["cpu"]
+    from .device import resolve_device
+
+    for name in dict.fromkeys(devices):
+        resolve_device(name)  # a clear error for a device this machine lacks, before any worker starts
+    return [devices[k % len(devices)] for k in range(workers)]
+
+
+def threads_per_worker(workers: int, cpu_threads: int | None) -> int:
+    """Torch threads for each of `workers` processes: the cores shared out, so N workers do not
+    oversubscribe them (every extra OpenMP thread waits at barriers on a busy machine)."""
+    return cpu_threads or max(1, cores() // max(1, workers))
