@@ -218,7 +218,8 @@ def _config_options(command):
 def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
-    The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
+    The picture's brightness (Y plane) is the input's, unchanged unless --restore asks for it to be
+    deflickered, cleaned of dust or denoised; every audio and subtitle track
     is copied packet for packet; frame timestamps, aspect ratio, rotation and color tags are kept.
     The output appears only when complete. Every film is cut at keyframes into segments (one for
     a short film) that are journaled as they finish: a stopped run continues with --resume, and
@@ -233,6 +234,7 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
       remaster colorize reel.mp4 -o out.mp4 --device cuda --flow raft --codec h264_nvenc --json
       remaster colorize reel.mp4 -o reel-color.mp4 --resume      # after Ctrl-C or a crash
       remaster colorize reel.mp4 -o reel-color.mp4 --keyframes graded/   # a colorist's frames
+      remaster colorize reel.mkv -o restored.mkv --restore all   # deflicker, dust, denoise the luma too
     """
     from .config import make_config
     from .pipeline import colorize_video
@@ -259,6 +261,7 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, as_json, **
     click.echo(
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
         f"model {report.model['model']} on {report.device}, flow {report.flow_provider}, {report.encoder['encoder']}"
+        + (f"; luma restored by {', '.join(report.luma_changed_by)}" if report.luma_changed_by else "")
     )
 
 

@@ -60,7 +60,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     timings: dict[str, float] = {"decode": 0.0, "assemble": 0.0}
     try:
         reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
-                    rewind=not first)  # fmt: skip
+                    rewind=not first, tail=chain.ahead)  # fmt: skip
         writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
         chain.reset()
         frames = 0
@@ -69,12 +69,9 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         sink = Sink(lambda item: writer.write(*item), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
         with batches, sink:
             number = 0  # batches written, for the test hook
-            frame = segment.first_frame - segment.lead_frames  # the film's number of the next frame
-            for batch in batches:
-                if not len(batch):
-                    continue
-                work = chain(batch, frame)
-                frame += len(batch)
+            start = segment.first_frame - segment.lead_frames  # the film's number of the first frame read
+            for work in chain.works(batches, start):  # restored batches when restoration is asked; never tail ones
+                batch = work.batch
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
                 started = time.perf_counter()

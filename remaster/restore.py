@@ -39,7 +39,7 @@ RESTORE_STAGES = ("deflicker", "dust", "denoise")
 @dataclass(frozen=True)
 class RestoreConfig:
     # Off by default: the archive's luma is untouched unless restoration is asked for (DESIGN promise 1).
-    stages: str = field(default="", metadata={"help": "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; default none: luma untouched.", "flag": "--restore"})
+    stages: str | None = field(default=None, metadata={"help": "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; default none: luma untouched.", "flag": "--restore"})
     # ±7 frames (half a second at 30 fps): the median of 15 frames' exposure steadies a flicker
     # of ±18% to about ±3%, and a real change shows within 8 frames of where it happened.
     deflicker_radius: int = 7
@@ -56,8 +56,6 @@ class RestoreConfig:
     # A moved neighbour's difference (3x3 mean) at which its weight falls to 1/e: grain averages
     # below it, a mismatch (occlusion, a flow error) lies far above it.
     denoise_tolerance: float = 0.03
-    # Flow for dust and denoise is computed at this short side (the temporal stage's provider).
-    flow_short_side: int = 256
 
     def __post_init__(self) -> None:
         names = self.names
@@ -70,8 +68,6 @@ class RestoreConfig:
             raise ConfigError(f"denoise_strength must be in [0, 1], got {self.denoise_strength}")
         if self.dust_threshold <= 0 or self.dust_agree <= 0 or self.denoise_tolerance <= 0:
             raise ConfigError("dust_threshold, dust_agree and denoise_tolerance must be > 0")
-        if self.flow_short_side < 16:
-            raise ConfigError(f"flow_short_side must be at least 16 px, got {self.flow_short_side}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -113,17 +109,19 @@ class Restorer:
 
     `shots`: the chain's shot detector (it runs here, on the decoded luma, and its flags travel
     with the batch); `shot_size(h, w)`: the size it looks at; `flow`: a flow provider
-    (flow.py's interface), shared with the temporal stage.
+    (flow.py's interface), shared with the temporal stage, run on luma scaled to
+    `flow_short_side` (the temporal stage's option).
     """
 
     name = "restore"
 
-    def __init__(self, config: RestoreConfig, *, shots, shot_size, flow, device: torch.device):
+    def __init__(self, config: RestoreConfig, *, shots, shot_size, flow, device: torch.device, flow_short_side: int = 256):
         self.config = config
         self.names = config.names
         self.shots = shots
         self.shot_size = shot_size
         self.flow = flow
+        self.flow_short_side = flow_short_side
         self.device = device
         self.seconds = 0.0
         self.counts = {"frames": 0, "speck_pixels": 0}  # all films, for the report
@@ -261,7 +259,7 @@ class Restorer:
         current = torch.cat([self.toned[k] for k in pairs])  # (P, 1, H, W)
         previous = torch.cat([self.toned[k - 1] for k in pairs])  # (P, 1, H, W)
         h, w = current.shape[-2:]
-        scale = min(1.0, self.config.flow_short_side / min(h, w))
+        scale = min(1.0, self.flow_short_side / min(h, w))
         fh, fw = max(1, round(h * scale)), max(1, round(w * scale))
         small = (lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)) if scale < 1 else (lambda t: t)
         # Kept at the flow's size (a 16th of the pixels at 640x480): chained and tested there,
