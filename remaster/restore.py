@@ -141,6 +141,7 @@ class Restorer:
 
     def reset(self) -> None:
         self.known = 0  # frames arrived since the reset
+        self._hold = 0  # first frame of the oldest batch not yet given back
         self.final = False
         self.cuts: list[int] = []  # indexes of frames that start a shot (besides frame 0), sorted
         self.raw: dict[int, Tensor] = {}  # k -> (1, 1, H, W) decoded luma
@@ -194,8 +195,9 @@ class Restorer:
                 self.raw[first + i] = luma[i : i + 1]
                 self.stats[first + i] = stats[i]
             self.known += len(batch)
-            if not getattr(batch, "tail", False):
+            if not batch.tail:
                 pending.append((batch, first, cuts))
+            self._hold = pending[0][1] if pending else self.known  # flows are kept for the batches not yet given
             self._advance()
             yield from self._give(pending)
         self.final = True
@@ -209,7 +211,18 @@ class Restorer:
             src = batch.source
             codes = luma_to_codes(luma, src.bit_depth, src.full_range, batch.y.dtype).cpu()  # (N, 1, H, W): a sync point on CUDA
             self.counts["frames"] += 0 if batch.lead else len(batch)
-            yield dataclasses.replace(batch, y=codes), cuts
+            yield dataclasses.replace(batch, y=codes), cuts, self._flows_of(first, len(batch))
+
+    def _flows_of(self, first: int, n: int) -> tuple[Tensor, Tensor] | None:
+        """(backward, forward) `(N, 2, h, w)` for frames first.. (i -> i-1, i-1 -> i): the flow
+        the temporal stage would compute, handed on; zeros at a shot's first frame."""
+        if not self.back_flow:
+            return None
+        like = next(iter(self.back_flow.values()))
+        zeros = torch.zeros_like(like)
+        backward = torch.cat([self.back_flow.get(k, zeros) for k in range(first, first + n)])
+        forward = torch.cat([self.fore_flow.get(k - 1, zeros) for k in range(first, first + n)])
+        return backward, forward
 
     def _advance(self) -> None:
         import time
@@ -337,8 +350,8 @@ class Restorer:
             "raw": self.next["toned"],
             "stats": self.next["toned"] - cfg.deflicker_radius,
             "toned": min(self.next["clean"], self.next["flow"]) - 1,
-            "back_flow": self.next["done"] - cfg.denoise_radius,
-            "fore_flow": self.next["done"] - cfg.denoise_radius,
+            "back_flow": min(self.next["done"] - cfg.denoise_radius, self._hold),
+            "fore_flow": min(self.next["done"] - cfg.denoise_radius, self._hold - 1),
             "clean": self.next["done"] - cfg.denoise_radius,
         }
         for name, low in keep.items():

@@ -43,6 +43,9 @@ class Work:
     chroma: Tensor | None = None  # (N, 2, h, w) (Cb, Cr) offsets at the working resolution
     frame: int | None = None  # the film's frame number of the batch's first frame, where known
     cuts: Tensor | None = None  # (N,) bool: frame i starts a new shot (the shot detector's)
+    # (backward, forward) flow, each (N, 2, h, w): frame i -> i-1 and i-1 -> i, where the
+    # restoration front computed it (zeros where frame i starts a shot); the temporal stage reuses it.
+    flow: tuple[Tensor, Tensor] | None = None
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -129,10 +132,10 @@ class Chain:
             stream = ((batch, None) for batch in batches if not batch.tail)
         else:
             stream = self.front.run(batches)
-        for batch, cuts in stream:
+        for batch, cuts, *flow in stream:
             if not len(batch):
                 continue
-            yield self(batch, frame, cuts)
+            yield self(batch, frame, cuts, flow[0] if flow else None)
             if frame is not None:
                 frame += len(batch)
             if self.front is not None:
@@ -147,10 +150,10 @@ class Chain:
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None) -> Work:
+    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None, flow=None) -> Work:
         """`frame`: the film's frame number of the batch's first frame (keyframes need it); `cuts (N,)`:
         the shot detector's flags where they were found already (the restoration front)."""
-        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts)  # (N, 1, H, W): only codes travel to the device
+        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow)  # (N, 1, H, W): only codes travel to the device
         for stage in self.stages:
             started = time.perf_counter()
             stage.process(work)

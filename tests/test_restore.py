@@ -62,7 +62,7 @@ def restore(codes: np.ndarray, stages: str, batch: int = 8, **options) -> tuple[
             y = torch.from_numpy(np.ascontiguousarray(codes[i : i + batch]))[:, None]
             yield FrameBatch(y, tuple(range(i, i + len(y))), Fraction(1, 25), SOURCE, (H // 2, W // 2), index=i)
 
-    out = [b.y[:, 0].numpy() for b, _ in restorer.run(batches())]
+    out = [b.y[:, 0].numpy() for b, *_ in restorer.run(batches())]
     return np.concatenate(out), restorer
 
 
@@ -193,6 +193,14 @@ def test_all_stages_together_and_memory_bounded():
     assert psnr(restored, truth) > psnr(damaged, truth) + 4
     reach = restorer.config.reach
     assert max(restorer_sizes) <= 2 * reach + 2 * 4 + 2, f"held up to {max(restorer_sizes)} frames"
+
+
+def test_presets_restore_reel_restores_and_film_reel_does_not():
+    from remaster.config import make_config
+
+    assert make_config("restore-reel").restore.names == ("deflicker", "dust", "denoise")
+    assert not make_config("film-reel").restore.enabled
+    assert make_config("restore-reel", restore={"stages": "deflicker"}).restore.names == ("deflicker",)
 
 
 def test_config_names_and_errors():
