@@ -31,14 +31,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from damage import Damage, damage  # noqa: E402
+from damage import Damage, damage
 
-from remaster.flow import make_flow_provider  # noqa: E402
-from remaster.frames import FrameBatch, SourceFormat  # noqa: E402
-from remaster.metrics import psnr, ssim  # noqa: E402
-from remaster.reader import VideoReader  # noqa: E402
-from remaster.restore import RestoreConfig, Restorer  # noqa: E402
-from remaster.shots import ShotDetector  # noqa: E402
+from remaster.flow import make_flow_provider
+from remaster.frames import FrameBatch, SourceFormat
+from remaster.metrics import psnr, ssim
+from remaster.reader import VideoReader
+from remaster.restore import RestoreConfig, Restorer
+from remaster.shots import ShotDetector
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 DEFAULT_CLIPS = "book.mkv,sister.mkv,hungry.mkv,car-detection.mp4,bottle-detection.mp4,one-by-one-person-detection.mp4"
@@ -78,7 +78,7 @@ def run_ours(frames: np.ndarray, stages: str, **options) -> np.ndarray:
 def run_ffmpeg(frames: np.ndarray, chain: list[tuple[str, str]]) -> np.ndarray:
     """The frames through an FFmpeg filter graph (gray, full range); frames the graph drops at
     the end (atadenoise keeps its last few) are the damaged ones, so nothing is scored unseen."""
-    n, h, w = frames.shape
+    _, h, w = frames.shape
     graph = av.filter.Graph()
     last = graph.add_buffer(width=w, height=h, format="gray", time_base=Fraction(1, 25))
     for name, args in chain:
@@ -187,7 +187,7 @@ def pipeline_speed(args) -> list[str]:
             stage[name] = report.stage_fps
     n = len(damaged)
     best = {k: min(v) for k, v in times.items()}
-    lines = ["| run (book.mkv, 640x480, %d frames) | best of %d, s | fps | x transcode time |" % (n, args.repeats), "|---|---|---|---|"]
+    lines = [f"| run (book.mkv, 640x480, {n} frames) | best of {args.repeats}, s | fps | x transcode time |", "|---|---|---|---|"]
     for name, seconds in best.items():
         lines.append(f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {seconds / best['transcode']:.1f} |")
     lines.append("")
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--skip", default="", help="FFmpeg filters to leave out (e.g. bm3d,nlmeans): they are slow")
     parser.add_argument("--pipeline", action="store_true", help="also time whole colorize runs with and without --restore")
+    parser.add_argument("--no-quality", action="store_true", help="only the --pipeline timing")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -210,7 +211,8 @@ def main() -> None:
         sys.exit(f"bench_restore: the data pack's clips are not at {CLIPS}")
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, {sys.platform}"
     lines = [f"Machine: {machine}; seed {args.seed}; first {args.frames} frames of each clip; PSNR dB / SSIM of the luma against the clean clip.", ""]
-    lines += quality(args)
+    if not args.no_quality:
+        lines += quality(args)
     if args.pipeline:
         lines += ["", *pipeline_speed(args)]
     text = "\n".join(lines)

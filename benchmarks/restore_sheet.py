@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_restore import CLIPS, clean_frames  # noqa: E402
-from damage import damage  # noqa: E402
+from bench_restore import CLIPS, clean_frames
+from damage import damage
 
-from remaster.config import make_config  # noqa: E402
-from remaster.pipeline import colorize_video  # noqa: E402
+from remaster.config import make_config
+from remaster.pipeline import colorize_video
 
 
 def write_gray(frames: np.ndarray, path: Path) -> None:

@@ -30,8 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ConfigError
-from .frames import FrameBatch
-from .restore_filters import apply_tone, compose, deflicker_params, denoise, despot, frame_stats, window_reference
+from .restore_filters import (
+    apply_tone,
+    compose,
+    deflicker_params,
+    denoise,
+    despot,
+    frame_stats,
+    window_reference,
+)
 
 RESTORE_STAGES = ("deflicker", "dust", "denoise")
 

@@ -14,7 +14,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
@@ -87,7 +86,7 @@ def test_deflicker_removes_gain_and_offset_jitter():
     truth = to_codes(clean)
     assert psnr(restored, truth) > psnr(damaged, truth) + 6, (psnr(damaged, truth), psnr(restored, truth))
     # the frame-to-frame jump of the mean brightness is what a viewer sees as flicker
-    jumps = lambda v: np.abs(np.diff(v.reshape(len(v), -1).mean(1))).mean()  # noqa: E731
+    jumps = lambda v: np.abs(np.diff(v.reshape(len(v), -1).mean(1))).mean()
     assert jumps(restored) < 0.3 * jumps(damaged)
 
 
@@ -112,7 +111,7 @@ def test_deflicker_keeps_real_brightness_changes(change):
     flicker = 1 + rng.uniform(-0.1, 0.1, frames)
     damaged = to_codes(clean * flicker[:, None, None])
     restored, restorer = restore(damaged, "deflicker")
-    means = lambda v: v.reshape(len(v), -1).mean(1).astype(float)  # noqa: E731
+    means = lambda v: v.reshape(len(v), -1).mean(1).astype(float)
     truth, got = means(to_codes(clean)), means(restored)
     # every frame lands near its true brightness, through the change, not on a smoothed line
     assert np.abs(got - truth).max() < 0.06 * 255, np.round(got - truth, 1)
@@ -142,7 +141,7 @@ def test_dust_removes_one_frame_specks_and_leaves_motion_alone():
             specks[t] |= disc
     restored, restorer = restore(damaged, "dust")
     inner = slice(1, 15)  # the first and last frames have one neighbour: left as they are
-    err = lambda v: np.abs(v[inner].astype(int) - clean[inner].astype(int))  # noqa: E731
+    err = lambda v: np.abs(v[inner].astype(int) - clean[inner].astype(int))
     assert err(restored)[specks[inner]].mean() < 0.2 * err(damaged)[specks[inner]].mean()
     # away from the specks (and their rim) nearly nothing is touched: not the texture, not the moving bar
     rim = np.stack([np.convolve(s.ravel(), np.ones(1), "same").reshape(s.shape) for s in specks]).astype(bool)
