@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -141,6 +142,7 @@ class Restorer:
 
     @property
     def ahead(self) -> int:
+        """Look-ahead frames a segment needs past its end (decoded, never written)."""
         return self.config.reach
 
     def describe(self) -> dict:
@@ -154,8 +156,8 @@ class Restorer:
         self.raw: dict[int, Tensor] = {}  # k -> (1, 1, H, W) decoded luma
         self.stats: dict[int, Tensor] = {}  # k -> (2,) mean, std
         self.toned: dict[int, Tensor] = {}  # after deflicker
-        self.back_flow: dict[int, Tensor] = {}  # k -> (1, 2, H, W) flow k -> k-1
-        self.fore_flow: dict[int, Tensor] = {}  # k -> (1, 2, H, W) flow k -> k+1
+        self.back_flow: dict[int, Tensor] = {}  # k -> (1, 2, h, w) flow k -> k-1, at the flow's size
+        self.fore_flow: dict[int, Tensor] = {}  # k -> (1, 2, h, w) flow k -> k+1
         self.clean: dict[int, Tensor] = {}  # after dust
         self.done: dict[int, Tensor] = {}  # after denoise
         self.next = {"toned": 0, "flow": 1, "clean": 0, "done": 0}  # first index not yet computed
@@ -182,8 +184,9 @@ class Restorer:
     # -- the stream ----------------------------------------------------------------------------
 
     def run(self, batches):
-        """Iterate `(restored FrameBatch, cuts (N,) bool)` over the decoder's batches: warm-up
-        (`lead`) batches come back too (their state matters downstream), `tail` ones never."""
+        """Iterate `(restored FrameBatch, cuts (N,) bool, flow)` over the decoder's batches
+        (`flow`: see `_flows_of`; None when no stage needed flow): warm-up (`lead`) batches come
+        back too (their state matters downstream), `tail` ones never."""
         pending: deque = deque()  # (batch, first index, cut flags)
         for batch in batches:
             if not len(batch):
@@ -232,8 +235,7 @@ class Restorer:
         return backward, forward
 
     def _advance(self) -> None:
-        import time
-
+        """Compute every layer as far as the frames arrived allow, then forget the old."""
         started = time.perf_counter()
         with torch.inference_mode():
             self._deflicker()
