@@ -251,7 +251,8 @@ def _config_options(command):
 def colorize(input_path, output, pipeline, keyframes, force, resume, workers, devices, ray_address, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
-    The picture's brightness (Y plane) is the input's, unchanged; every audio and subtitle track
+    The picture's brightness (Y plane) is the input's, unchanged unless --restore asks for it to be
+    deflickered, cleaned of dust or denoised; every audio and subtitle track
     is copied packet for packet; frame timestamps, aspect ratio, rotation and color tags are kept.
     The output appears only when complete. Every film is cut at keyframes into segments (one for
     a short film) that are journaled as they finish: a stopped run continues with --resume, and
@@ -268,6 +269,7 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
       remaster colorize reel.mp4 -o reel-color.mp4 --keyframes graded/   # a colorist's frames
       remaster colorize reel.mp4 -o reel-color.mp4 --workers 2            # two processes
       remaster colorize reels/ -o colorized/ --ray local                  # a folder, on Ray
+      remaster colorize reel.mkv -o restored.mkv --restore all   # deflicker, dust, denoise the luma too
 
     INPUT may be a folder: every film in it is colorized into OUTPUT, a folder, one report row
     per film (--json: a list).
@@ -305,6 +307,7 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
     click.echo(
         f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps} fps; {stages}){resumed}; "
         f"model {report.model['model']} on {where}, flow {report.flow_provider}, {report.encoder['encoder']}"
+        + (f"; luma restored by {', '.join(report.luma_changed_by)}" if report.luma_changed_by else "")
     )
 
 

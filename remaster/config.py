@@ -2,6 +2,7 @@
 
     [colorize]  ColorizeConfig   the network: model, device, working resolution, batch
     [temporal]  TemporalConfig   the temporal stage (defined beside it, remaster/temporal.py)
+    [restore]   RestoreConfig    opt-in luma restoration (remaster/restore.py)
     [encode]    EncodeConfig     the video encoder
     [pipeline]  PipelineConfig   how the run streams: queue depth, segments, previews
 
@@ -29,6 +30,7 @@ from .audio import AUDIO_MODES
 from .encoding import CODECS, X26X_PRESETS, container_holds
 from .errors import ConfigError
 from .reader import DECODERS
+from .restore import RestoreConfig
 from .temporal import TemporalConfig
 
 
@@ -109,7 +111,7 @@ def _positive(config, name: str) -> None:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-SECTIONS = {"colorize": ColorizeConfig, "temporal": TemporalConfig, "encode": EncodeConfig, "pipeline": PipelineConfig}
+SECTIONS = {"colorize": ColorizeConfig, "temporal": TemporalConfig, "restore": RestoreConfig, "encode": EncodeConfig, "pipeline": PipelineConfig}
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class VideoConfig:
 
     colorize: ColorizeConfig = field(default_factory=ColorizeConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 

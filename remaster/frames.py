@@ -250,6 +250,9 @@ class FrameBatch:
     index: int = 0  # frame number of the first frame of the batch
     # Warm-up frames from before a segment: they prime the stages' carried state, never reach a file.
     lead: bool = False
+    # Look-ahead frames from after a segment's end (restoration's windows reach past it): seen by
+    # the restore stages, never colorized or written.
+    tail: bool = False
 
     def __post_init__(self) -> None:
         if self.y.ndim != 4 or self.y.shape[1] != 1:

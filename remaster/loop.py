@@ -81,7 +81,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     timer = StageTimer(chain.device, names=["assemble"])  # CUDA events on the GPU (timing.py)
     try:
         reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
-                    rewind=not first)  # fmt: skip
+                    rewind=not first, tail=chain.ahead)  # fmt: skip
         writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
         chain.reset()
         frames = 0
@@ -91,12 +91,9 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         sink = Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
         with batches, sink:
             number = 0  # batches written, for the test hook
-            frame = segment.first_frame - segment.lead_frames  # the film's number of the next frame
-            for batch in batches:
-                if not len(batch):
-                    continue
-                work = chain(batch, frame)
-                frame += len(batch)
+            start = segment.first_frame - segment.lead_frames  # the film's number of the first frame read
+            for work in chain.works(batches, start):  # restored batches when restoration is asked; never tail ones
+                batch = work.batch
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
                 with timer("assemble"):

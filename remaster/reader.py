@@ -129,6 +129,8 @@ class VideoReader:
         self.span: tuple[int, int | None] | None = None  # set by seek()
         self.lead_pts: int | None = None  # set by seek(): warm-up pictures from here to span[0]
         self.lead_frames = 0  # warm-up pictures handed out (they come before the span's)
+        self.tail = 0  # set by seek(): look-ahead pictures to hand out after the span
+        self.tail_frames = 0  # ...and how many were
         self.damaged: list[int] = []  # frame numbers that were undecodable (repeated) or concealed
         # Runs of frames whose size or pixel format differed from the first frame's and were
         # fitted to it (frames.SourceFormat.fitted_y_codes): [first frame, count, "WxH pix_fmt"].
@@ -314,7 +316,9 @@ class VideoReader:
                 if frame.pts < self.lead_pts:
                     continue  # before the warm-up: decoded only because decoding starts at a keyframe
                 if self.span[1] is not None and frame.pts >= self.span[1]:
-                    return
+                    if self.tail_frames >= self.tail:
+                        return
+                    self.tail_frames += 1  # look-ahead past the segment (restoration): never written
                 self.lead_frames += frame.pts < self.span[0]
             self.frames_read += 1
             yield frame
@@ -334,12 +338,15 @@ class VideoReader:
         return pts >= self.span[0] and (self.span[1] is None or pts < self.span[1])
 
     def seek(self, start_pts: int, end_pts: int | None = None, *, lead_pts: int | None = None,
-             keyframe_pts: int | None = None, rewind: bool = True) -> None:  # fmt: skip
+             keyframe_pts: int | None = None, rewind: bool = True, tail: int = 0) -> None:  # fmt: skip
         """Read one segment of the run plan (plan.py): the pictures with `start_pts <= pts < end_pts`,
         after the warm-up pictures from `lead_pts` (flagged `lead` in their batches), decoding from
         the keyframe at `keyframe_pts`. `rewind=False` (the film's first segment) goes on from where
-        opening the file left off instead. Pictures only: other streams are joined at the end."""
+        opening the file left off instead. `tail` pictures after the span follow, flagged `tail`
+        in their batches: restoration looks ahead at them, nothing writes them. Pictures only:
+        other streams are joined at the end."""
         self.lead_pts = start_pts if lead_pts is None else lead_pts
+        self.tail = tail
         self.span = (start_pts, end_pts)
         if not rewind:
             return
@@ -363,6 +370,7 @@ class VideoReader:
         clock = Clock(self.rate, self.time_base)
         for frame in self.frames():
             lead = self.span is not None and frame.pts is not None and frame.pts < self.span[0]
+            tail = self.span is not None and self.span[1] is not None and frame.pts is not None and frame.pts >= self.span[1]
             try:
                 if self.source.matches(frame):
                     codes = self.source.y_codes(frame)
@@ -372,7 +380,7 @@ class VideoReader:
                         self._note_resized(self.frames_read - 1 - self.lead_frames, frame)
             except (ValueError, av.FFmpegError) as error:
                 raise InputError(f"{self.path}: frame {self.frames_read - 1}: {one_line(error)}") from None
-            yield from clock.push(Picture(frame.pts, codes, lead))
+            yield from clock.push(Picture(frame.pts, codes, lead, tail))
         yield from clock.flush()
         self.retimed = clock.retimed
 
@@ -380,7 +388,8 @@ class VideoReader:
         """Yield `FrameBatch`es of up to `batch_size` frames.
 
         After a `seek` with warm-up pictures, those come first, in batches of their own (`lead`),
-        so every batch is either warm-up or the segment's, the same in every run of the plan.
+        and look-ahead pictures last (`tail`), so every batch is warm-up, the segment's or
+        look-ahead, the same in every run of the plan.
         `timings["decode"]` accumulates the seconds spent decoding and converting (not waiting).
         `pin`: the codes go to pinned (page-locked) memory, so copying them to a GPU needs no
         staging and does not block the caller (done here, in the decode thread).
@@ -398,7 +407,7 @@ class VideoReader:
             chosen: list[Picture] = []
             for picture in itertools.chain((held,) if held is not None else (), pictures):
                 held = None
-                if chosen and picture.lead != chosen[0].lead:
+                if chosen and (picture.lead, picture.tail) != (chosen[0].lead, chosen[0].tail):
                     held = picture
                     break
                 # A stream without any timestamps gets a steady clock.
@@ -423,8 +432,9 @@ class VideoReader:
                 chroma_size=chroma_size,
                 index=number,
                 lead=chosen[0].lead,
+                tail=chosen[0].tail,
             )
-            number += 0 if chosen[0].lead else len(chosen)
+            number += 0 if chosen[0].lead or chosen[0].tail else len(chosen)
 
     def close(self) -> None:
         """Close the decoding generator, then the file. The generator refers to this reader (a

@@ -42,6 +42,7 @@ class Picture:
     pts: int | None
     codes: np.ndarray  # (H, W) Y codes, a copy
     lead: bool  # a warm-up picture from before the segment
+    tail: bool = False  # a look-ahead picture from after the segment
 
 
 class Clock:

@@ -33,6 +33,10 @@ class RunReport:
     output_format: dict  # pix_fmt, range, matrix
     source: dict
     damaged_frames: int
+    # The stages that changed the luma that was written, in order; [] = the input's luma,
+    # untouched (DESIGN promise 1). `restore`: their options and what they did.
+    luma_changed_by: list[str] = field(default_factory=list)
+    restore: dict = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)  # what was dropped, repaired or questionable, and why
     keyframes: list[dict] = field(default_factory=list)  # a colorist's keyframes: file, frame, how it was placed
     config: dict = field(default_factory=dict)
@@ -65,6 +69,8 @@ def build_report(*, input, output, config, frames: int, made: int, seconds: floa
         output_format={"pix_fmt": layout.encoder_pix_fmt, "range": "full" if layout.full_range else "limited", "matrix": layout.matrix},
         source=source,
         damaged_frames=len(damaged),
+        luma_changed_by=chain.luma_changed_by,
+        restore=chain.front.describe() if chain.front is not None else {},
         notices=list(notices),
         keyframes=list(keyframes),
         config=config.to_dict(),

@@ -224,5 +224,7 @@ class ShotDetector:
     def process(self, work) -> None:
         """Stage protocol (stages.py): sets `work.cuts (N,)` bool from the luma at `self.size`
         (default: the chroma working size when there is chroma, else the luma as it is)."""
+        if work.cuts is not None:
+            return  # found already, on the decoded luma, by the restoration front (restore.py)
         size = self.size or (tuple(work.chroma.shape[-2:]) if work.chroma is not None else tuple(work.luma.shape[-2:]))
         work.cuts = self(work.luma_at(size)) if len(work) else torch.zeros(0, dtype=torch.bool, device=self.device)

@@ -1,6 +1,10 @@
 """The chain of stages every batch goes through, and the small protocol the stages share.
 
-    FrameBatch ──► Work(luma) ──► colorize ──► shots ──► temporal (+ keyframes) ──► (restore, ...) ──► Work(chroma)
+    FrameBatch ──► (restore) ──► Work(luma) ──► colorize ──► shots ──► temporal (+ keyframes) ──► Work(chroma)
+
+Restoration (restore.py, opt-in) is the chain's `front`: it looks ahead, so it takes the stream
+of batches (`Chain.works`), runs the shot detector on the decoded luma, and hands each batch on
+with its luma restored and its cut flags set.
 
 A stage is an object with
 
@@ -39,6 +43,9 @@ class Work:
     chroma: Tensor | None = None  # (N, 2, h, w) (Cb, Cr) offsets at the working resolution
     frame: int | None = None  # the film's frame number of the batch's first frame, where known
     cuts: Tensor | None = None  # (N,) bool: frame i starts a new shot (the shot detector's)
+    # (backward, forward) flow, each (N, 2, h, w): frame i -> i-1 and i-1 -> i, where the
+    # restoration front computed it (zeros where frame i starts a shot); the temporal stage reuses it.
+    flow: tuple[Tensor, Tensor] | None = None
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -92,32 +99,66 @@ class ColorizeStage:
 
 
 class Chain:
-    """Stages in order, with seconds per stage. `chain(batch)` returns the batch's `Work`."""
+    """Stages in order, with seconds per stage. `chain(batch)` returns the batch's `Work`;
+    `chain.works(batches)` runs a stream of batches, through the restoration `front` first when
+    there is one (restore.py: it looks ahead, so it works on the stream, not on one batch)."""
 
-    def __init__(self, stages: list[Stage], device: torch.device):
+    def __init__(self, stages: list[Stage], device: torch.device, front=None):
         self.stages = list(stages)
         self.device = device
+        self.front = front
         self.timer = StageTimer(device, names=[stage.name for stage in self.stages])
 
     @property
     def seconds(self) -> dict[str, float]:
-        return self.timer.seconds
+        """Seconds per stage so far, the restoration front's (which keeps its own) first."""
+        front = {self.front.name: self.front.seconds} if self.front is not None else {}
+        return front | self.timer.seconds
 
     @property
     def warmup_frames(self) -> int:
-        return max((stage.warmup_frames for stage in self.stages), default=0)
+        """The stages' warm-up; restoration's windows reach further back before each of them."""
+        warmup = max((stage.warmup_frames for stage in self.stages), default=0)
+        return warmup + (self.front.back if self.front is not None else 0)
+
+    @property
+    def ahead(self) -> int:
+        """Frames past a segment's end that must be read (not written) to finish it."""
+        return self.front.ahead if self.front is not None else 0
+
+    @property
+    def luma_changed_by(self) -> list[str]:
+        """The stages that change the luma that is written (none unless restoration is asked)."""
+        return list(self.front.names) if self.front is not None else []
+
+    def works(self, batches, frame: int | None = None):
+        """`Work` for each batch of the stream but look-ahead (`tail`) ones, in order; `frame`:
+        the film's number of the first frame."""
+        if self.front is None:
+            stream = ((batch, None) for batch in batches if not batch.tail)
+        else:
+            stream = self.front.run(batches)
+        for batch, cuts, *flow in stream:
+            if not len(batch):
+                continue
+            yield self(batch, frame, cuts, flow[0] if flow else None)
+            if frame is not None:
+                frame += len(batch)
 
     def stage(self, name: str):
         return next((s for s in self.stages if s.name == name), None)
 
     def reset(self) -> None:
+        if self.front is not None:
+            self.front.reset()
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch, frame: int | None = None) -> Work:
-        """`frame`: the film's frame number of the batch's first frame (keyframes need it)."""
+    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None, flow=None) -> Work:
+        """`frame`: the film's frame number of the batch's first frame (keyframes need it); `cuts (N,)`:
+        the shot detector's flags where they were found already (the restoration front)."""
         self.timer.collect()  # the last batch's stage times, where the GPU has finished them (no wait)
-        work = Work(batch, batch.luma(self.device), frame=frame)  # (N, 1, H, W): only codes travel to the device
+        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow)  # (N, 1, H, W): only codes travel to the device
         for stage in self.stages:
             # Wall time on the CPU, CUDA events on the GPU (timing.py): no synchronize per stage.
             with self.timer(stage.name):
@@ -131,7 +172,22 @@ def build_chain(config, colorizer) -> Chain:
     from .temporal import TemporalStage
 
     # Shots are found once, in every mode, and every stage after uses them.
-    stages: list[Stage] = [ColorizeStage(colorizer), ShotDetector(device=colorizer.device)]
-    if config.temporal.enabled:
-        stages.append(TemporalStage(config.temporal, device=colorizer.device))
-    return Chain(stages, colorizer.device)
+    shots = ShotDetector(device=colorizer.device)
+    stages: list[Stage] = [ColorizeStage(colorizer), shots]
+    temporal = TemporalStage(config.temporal, device=colorizer.device) if config.temporal.enabled else None
+    if temporal is not None:
+        stages.append(temporal)
+    front = None
+    restore = getattr(config, "restore", None)
+    if restore is not None and restore.enabled:
+        from .flow import make_flow_provider
+        from .restore import Restorer
+
+        # One flow provider for the run (DESIGN: compute motion once); without a temporal
+        # stage, restoration still needs motion: DIS, which needs no weights.
+        flow = temporal.provider if temporal is not None else make_flow_provider("dis", dis_preset=config.temporal.dis_preset)
+        # The detector runs in the front, on the decoded luma at the size it sees without
+        # restoration (the network's working size), so the cuts are the same either way.
+        front = Restorer(restore, shots=shots, shot_size=colorizer.working_size, flow=flow, device=colorizer.device,
+                         flow_short_side=config.temporal.flow_short_side)  # fmt: skip
+    return Chain(stages, colorizer.device, front)

@@ -218,13 +218,13 @@ class TemporalStage:
         input luma, taken at the chroma's working resolution."""
         if self.provider is not None and len(work):
             frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
-            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma, frames, work.cuts)  # (N, 2, h, w)
+            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma, frames, work.cuts, work.flow)  # (N, 2, h, w)
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
         scale = min(1.0, self.config.flow_short_side / min(h, w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def confidence(self, current: Tensor, previous: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def confidence(self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Flow and trust for frame pairs at the working resolution.
 
         `current, previous (P, 1, h, w)` lumas -> `(backward flow (P, 2, h, w), confidence
@@ -242,7 +242,15 @@ class TemporalStage:
             cur_small, prev_small = small(current), small(previous)  # (P, 1, fh, fw)
         else:
             cur_small, prev_small = current, previous
-        if cfg.consistency in ("fb", "both"):
+        if given is not None:
+            # Flow the restoration front already computed for these pairs (DESIGN: motion is
+            # computed once and shared): scaled to this stage's flow size.
+            backward_small, forward_small = (resize_flow(f.to(current.device, torch.float32), (fh, fw)) for f in given)  # (P, 2, fh, fw)
+            trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
+            trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
+            if cfg.consistency == "residual":
+                trusted = torch.ones_like(current)
+        elif cfg.consistency in ("fb", "both"):
             # One call for both directions: RAFT batches them, DIS spreads them over its threads.
             both = self.provider(torch.cat([cur_small, prev_small]), torch.cat([prev_small, cur_small]))  # (2P, 2, fh, fw)
             backward_small, forward_small = both.chunk(2)  # (P, 2, fh, fw) each
@@ -261,9 +269,11 @@ class TemporalStage:
         return backward, confidence, _blur(matched), cut
 
     @torch.inference_mode()
-    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None) -> Tensor:
+    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None) -> Tensor:
         """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
-        `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own."""
+        `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own;
+        `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow from frame i to i-1 and from
+        i-1 to i, already computed (the restoration front), instead of this stage's provider."""
         if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
             raise ValueError(
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
@@ -285,7 +295,8 @@ class TemporalStage:
         first = len(luma) - len(previous)  # 1 when there is no past, else 0
         starts = self.shots(luma) if cuts is None else cuts  # (N,) frame i starts a shot
         if len(previous):
-            backward, confidence, matched, lost = self.confidence(current, previous)
+            given = None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)  # the pairs' (P, 2, h', w')
+            backward, confidence, matched, lost = self.confidence(current, previous, given)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
         carried, carry, trust, age = self._chroma, self._carry, self._trust, self._age
         cfg = self.config
