@@ -112,6 +112,7 @@ def test_a_folder_on_ray_gives_one_row_per_film(local_ray, tmp_path, model):
     # Three actors on two CPUs: each asks for a share that fits (a whole CPU each would leave one
     # waiting for ever, with the segments handed to it).
     rows = colorize_folder(folder, tmp_path / "out", config_for(model, segment_frames=4), ray="local", workers=3, progress=False)
+    assert all(r.error is None for r in rows), [r.error for r in rows]
     assert rows[0].report.execution["executor"] == "ray" and rows[0].report.execution["workers"] == 3
     assert [Path(r.input).name for r in rows] == ["a.mp4", "b.mp4", "c.mkv"] and all(r.error is None for r in rows)
     assert [r.report.frames for r in rows] == [12, 16, 10]

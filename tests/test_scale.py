@@ -99,7 +99,7 @@ def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, clip, model)
 
 @pytest.fixture(scope="module")
 def reels(tmp_path_factory):
-    """Three tiny films (two MP4 with sound, one AVI-less Matroska FFV1 without) and a stray text file."""
+    """Three tiny films (two MP4 with sound, one FFV1 Matroska without) and a text file that is not a film."""
     folder = tmp_path_factory.mktemp("reels")
     make_clip(folder / "a.mp4", frames=12, audio_tracks=1)
     make_clip(folder / "b.mkv", frames=10, audio_tracks=0, codec="ffv1")
