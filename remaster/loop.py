@@ -56,13 +56,14 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     `on_frames(n)` is called as frames are handed to the encoder (progress)."""
     first = segment.first_frame == 0
     reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict)
-    writer = None
+    writer = backward = None
     timings: dict[str, float] = {"decode": 0.0, "assemble": 0.0}
     try:
         reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
                     rewind=not first)  # fmt: skip
         writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
         chain.reset()
+        backward = _backward_carries(input, segment, chain, config, layout, destination.parent)
         frames = 0
         batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings),
                            depth=config.pipeline.queue_depth, name="decode")  # fmt: skip
@@ -95,8 +96,38 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         raise
     finally:
         reader.close()
+        if backward is not None:
+            chain.stage("temporal").set_backward(None)
+            backward.close()
     timings["encode"] = writer.seconds
     cut_short = list(reader.cut_short) if reader.cut_short else None
     if cut_short:
         cut_short[0] -= reader.lead_frames
     return SegmentResult(frames, list(reader.damaged), reader.resized, cut_short, reader.retimed, timings)
+
+
+def _backward_carries(input: Path, segment: Segment, chain, config, layout, folder: Path):
+    """The backward carries of the keyframes after the segment's frames (carry.py), computed from
+    the frames the plan names (`segment.back_frames`, up to the last such keyframe, past the
+    segment's end if need be) and handed to the temporal stage; None when none reach it."""
+    temporal = chain.stage("temporal")
+    if segment.back_frames is None or temporal is None or not temporal.keyframes:
+        return None
+    from .carry import backward_carries, backward_windows
+    from .stages import Work
+
+    (a, b), (start, end, keyframe) = segment.back_frames, segment.back_pts
+    size = tuple(next(iter(temporal.keyframes.values())).shape[-2:])
+    windows = backward_windows(temporal.keyframes, temporal.config.keyframe_reach)
+
+    def lumas():
+        with VideoReader(input, strict=config.pipeline.strict) as reader:
+            reader.seek(start, end, keyframe_pts=keyframe, rewind=a > 0)
+            frame = a
+            for batch in reader.batches(config.colorize.batch_size, layout.chroma_size):
+                yield frame, Work(batch, batch.luma(chain.device)).luma_at(size)  # (N, 1, h, w) as the frame loop sees it
+                frame += len(batch)
+
+    carries = backward_carries(temporal, lumas(), windows, (a, b), folder)
+    temporal.set_backward(carries)
+    return carries

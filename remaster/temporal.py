@@ -31,6 +31,7 @@ from torch import Tensor
 from .device import resolve_device
 from .errors import ConfigError
 from .shots import ShotDetector
+from .carry import Carried, apply_hint, follow, hint, identity_positions, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
@@ -146,6 +147,9 @@ class TemporalStage:
         self.shots = ShotDetector(device=self.device)
         self.keyframes: dict[int, Tensor] = {}  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        # Keyframes after a frame reach it backward: computed ahead of a segment (carry.py) and
+        # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
+        self.backward = None
         self.reset()
 
     def set_keyframes(self, keyframes: dict[int, Tensor]) -> None:
@@ -153,6 +157,11 @@ class TemporalStage:
         size): from each, the stage carries the color forward through its shot."""
         self.keyframes = dict(keyframes)
         self._keyframes_at = {}
+
+    def set_backward(self, carries) -> None:
+        """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
+        keyframes after the frames about to come (carry.backward_carries), or None."""
+        self.backward = carries
 
     def _keyframe(self, frame: int | None, size: tuple[int, int]) -> Tensor | None:
         if frame is None or frame not in self.keyframes:
@@ -172,7 +181,8 @@ class TemporalStage:
             self.shots.reset()
         self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
-        self._carry: Tensor | None = None  # (1, 2, h, w) a keyframe's color carried to the last frame
+        self._key: int | None = None  # the keyframe carried forward to the last frame (carry.py)
+        self._positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on that keyframe
         self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
         self._age = 0  # frames since that keyframe
 
@@ -181,8 +191,9 @@ class TemporalStage:
         if self._luma is None:
             return {}
         state = {"luma": self._luma, "chroma": self._chroma}
-        if self._carry is not None:
-            state |= {"keyframe_carry": self._carry, "keyframe_trust": self._trust, "keyframe_age": torch.tensor([self._age])}
+        if self._key is not None:
+            state |= {"keyframe": torch.tensor([self._key]), "keyframe_positions": self._positions, "keyframe_trust": self._trust,
+                      "keyframe_age": torch.tensor([self._age])}  # fmt: skip
         return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_state(self, state: dict) -> None:
@@ -198,8 +209,9 @@ class TemporalStage:
             )
         self._luma = luma.to(self.device, torch.float32)
         self._chroma = chroma.to(self.device, torch.float32)
-        carry, trust = state.get("keyframe_carry"), state.get("keyframe_trust")
-        self._carry = None if carry is None else carry.to(self.device, torch.float32)
+        positions, trust = state.get("keyframe_positions"), state.get("keyframe_trust")
+        self._key = int(state["keyframe"][0]) if "keyframe" in state else None
+        self._positions = None if positions is None else positions.to(self.device, torch.float32)
         self._trust = None if trust is None else trust.to(self.device, torch.float32)
         self._age = int(state["keyframe_age"][0]) if "keyframe_age" in state else 0
 
@@ -287,8 +299,9 @@ class TemporalStage:
         if len(previous):
             backward, confidence, matched, lost = self.confidence(current, previous)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
-        carried, carry, trust, age = self._chroma, self._carry, self._trust, self._age
+        carried, key, positions, trust, age = self._chroma, self._key, self._positions, self._trust, self._age
         cfg = self.config
+        size = tuple(luma.shape[-2:])
         outputs = []
         for i in range(len(luma)):
             j = i - first  # index of the pair (i, i-1)
@@ -296,28 +309,25 @@ class TemporalStage:
             if fresh_start:
                 out = chroma[i : i + 1]  # (1, 2, h, w) fresh start
                 self.cuts += int(j >= 0 and cut[j])
-                carry = trust = None  # a keyframe governs its own shot only
+                key = positions = trust = None  # a keyframe governs its own shot only
             else:
                 moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
                 weight = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
                 out = weight * moved + (1 - weight) * chroma[i : i + 1]  # (1, 2, h, w)
-            keyframe = self._keyframe(None if frames is None else frames[i], tuple(luma.shape[-2:]))
-            if keyframe is not None:  # the colorist's color, trusted fully on its own frame
-                carry, trust, age = keyframe, torch.ones_like(luma[:1]), 0
-            elif carry is not None and not fresh_start:  # carried along the motion
-                flow = backward[j : j + 1]  # (1, 2, h, w)
-                fits = (matched[j : j + 1] / cfg.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
-                fade = cfg.keyframe_decay ** flow.norm(dim=1, keepdim=True)  # (1, 1, h, w): per pixel moved
-                carry, _ = warp(carry, flow)  # (1, 2, h, w)
-                trust, age = warp(trust, flow)[0] * fits * fade, age + 1  # (1, 1, h, w)
+            frame = None if frames is None else frames[i]
+            if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
+                key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
+            elif key is not None and not fresh_start:  # carried along the motion (carry.py)
+                positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
+                age += 1
                 if age >= cfg.keyframe_reach:
-                    carry = trust = None
-            if carry is not None:
-                taper = min(1.0, 4 * (cfg.keyframe_reach - age) / cfg.keyframe_reach)  # the last quarter of its reach
-                out = taper * trust * carry + (1 - taper * trust) * out  # (1, 2, h, w)
+                    key = positions = trust = None
+            ahead = self.backward.get(frame, self.device) if self.backward is not None else None
+            behind = None if key is None else Carried(sample(self._keyframe(key, size), positions), trust * taper(age, cfg.keyframe_reach), age)
+            out = apply_hint(out, hint(behind, ahead))  # (1, 2, h, w)
             outputs.append(out)
             carried = out
         self._luma = luma[-1:].clone()
         self._chroma = carried.clone()
-        self._carry, self._trust, self._age = carry, trust, age
+        self._key, self._positions, self._trust, self._age = key, positions, trust, age
         return torch.cat(outputs)  # (N, 2, h, w)

@@ -1,0 +1,262 @@
+"""Keyframe carry: a colorist's colors followed along the film's motion, forward and backward.
+
+A keyframe's color reaches the frames of its shot after it (forward, in the temporal stage's
+frame loop) and before it (backward, computed here ahead of a segment's frame loop). Either way
+the carry follows the flow one frame at a time and keeps, per pixel,
+
+    positions  p_t(x) = p_{t∓1}(x + flow_t(x))      where x's color was on the keyframe (pixels)
+    chroma     c_t    = keyframe chroma sampled at p_t
+    trust      k_t    = k_{t∓1}(x + flow_t(x)) · fits_t · decay^|flow_t|   1 on the keyframe
+
+Carrying the *positions* rather than the colors means the keyframe is sampled once per frame:
+resampling the colors at every step (what a chained-flow carry does) blurs them a little more with
+every frame, while a field of positions is smooth and bilinear resampling keeps a smooth field
+exact. `fits` says how well the moved luma fits (an occluder, new content: low), the decay fades
+the color with the distance it has moved, and a carry ends `reach` frames from its keyframe,
+tapering over the last quarter.
+
+Between two keyframes of one shot both carries reach a frame: `hint()` blends them by trust and
+distance into one `(chroma, confidence)` per frame, and `apply_hint()` is the one place where that
+hint meets the network's chroma (today a blend; a hint-conditioned network takes it as input).
+
+The backward carry needs the frames after a frame, so a segment computes it before its frame loop
+(`backward_carries`): for each keyframe k a window of frames [s, k] fixed by the keyframes alone
+(`backward_windows`: from `reach` frames back, or the keyframe before it), decoded up to k even
+past the segment's end, so every execution computes the same carry. Memory stays flat: the
+window's flow and carried colors are spilled to files in the run's work folder (numpy memmaps,
+float16 colors and trust), and only two frames' lumas are held, whatever the window's length.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .flow import resize_flow, warp
+from .shots import ShotDetector
+
+
+def blur(image: Tensor) -> Tensor:
+    return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
+
+
+# -- one carry -----------------------------------------------------------------------------------
+
+
+def identity_positions(size: tuple[int, int], device) -> Tensor:
+    """`(1, 2, h, w)`: every pixel at its own (x, y), the positions on a keyframe's own frame."""
+    h, w = size
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device), torch.arange(w, dtype=torch.float32, device=device),
+                            indexing="ij")  # fmt: skip
+    return torch.stack((xs, ys))[None]  # (1, 2, h, w)
+
+
+def sample(image: Tensor, positions: Tensor) -> Tensor:
+    """`image (1, C, h, w)` sampled bilinearly at `positions (1, 2, h, w)` (pixels, edges repeated)."""
+    h, w = image.shape[-2:]
+    grid = torch.stack((2 * positions[:, 0] / max(w - 1, 1) - 1, 2 * positions[:, 1] / max(h - 1, 1) - 1), dim=-1)  # (1, h, w, 2)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (1, C, h, w)
+
+
+def follow(positions: Tensor, trust: Tensor, flow: Tensor, matched: Tensor, config) -> tuple[Tensor, Tensor]:
+    """One step of a carry along `flow (1, 2, h, w)` (from the new frame to the one carried from):
+    new `(positions (1, 2, h, w), trust (1, 1, h, w))`. A step keeps the trust fully where the moved
+    luma fits at least `keyframe_trust` (`matched`), in proportion below, and fades it by
+    `keyframe_decay` per pixel moved (temporal.TemporalConfig says why)."""
+    fits = (matched / config.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
+    fade = config.keyframe_decay ** flow.norm(dim=1, keepdim=True)  # (1, 1, h, w)
+    moved = warp(torch.cat([positions, trust], 1), flow)[0]  # (1, 3, h, w): one grid_sample for both
+    return moved[:, :2], moved[:, 2:] * fits * fade
+
+
+def taper(distance: int, reach: int) -> float:
+    """A carry's weight at `distance` frames from its keyframe: 1, falling to 0 over the last quarter of `reach`."""
+    return max(0.0, min(1.0, 4 * (reach - distance) / reach))
+
+
+@dataclass
+class Carried:
+    """A keyframe's color at one frame: `chroma (1, 2, h, w)`, `trust (1, 1, h, w)` in [0, 1]
+    (tapered), `distance` in frames from its keyframe."""
+
+    chroma: Tensor
+    trust: Tensor
+    distance: int
+
+
+def hint(forward: Carried | None, backward: Carried | None) -> tuple[Tensor, Tensor] | None:
+    """What the colorist's keyframes say about one frame: `(chroma (1, 2, h, w), confidence
+    (1, 1, h, w))`, or None when no keyframe reaches it.
+
+    Between two keyframes each carry weighs by its trust and by how near its keyframe is (the
+    other's distance over the sum: 1 on its own keyframe, 1/2 halfway), so on a keyframe the
+    hint is that keyframe's color exactly and the color moves over from one to the other
+    across the shot. The confidence is that of either carry holding, `1 - (1 - a)(1 - b)`."""
+    if forward is None or backward is None:
+        one = forward or backward
+        return None if one is None else (one.chroma, one.trust)
+    near_f = backward.distance / (forward.distance + backward.distance)
+    a, b = forward.trust * near_f, backward.trust * (1 - near_f)  # (1, 1, h, w)
+    chroma = (a * forward.chroma + b * backward.chroma) / (a + b).clamp_min(1e-6)  # (1, 2, h, w)
+    return chroma, 1 - (1 - forward.trust) * (1 - backward.trust)
+
+
+def apply_hint(chroma: Tensor, given: tuple[Tensor, Tensor] | None) -> Tensor:
+    """The one place a keyframe hint meets the colors made without it: `chroma (1, 2, h, w)`
+    (the network's, smoothed along motion) gives way to the hint by its confidence. A
+    hint-conditioned network (issue 9, item 4) would take `given` as its input here instead."""
+    if given is None:
+        return chroma
+    color, confidence = given
+    return confidence * color + (1 - confidence) * chroma  # (1, 2, h, w)
+
+
+# -- backward carry over a segment ---------------------------------------------------------------
+
+
+def backward_windows(anchors, reach: int, end: int | None = None) -> list[tuple[int, int]]:
+    """`(s, k)` for each keyframe k: frames s..k-1 get k's backward carry. A window reaches
+    `reach - 1` frames back, or to the keyframe before it, and depends on the keyframes alone,
+    so every execution of a plan computes the same carry for a frame."""
+    windows, before = [], -1
+    for k in sorted(set(anchors)):
+        if end is None or k < end:
+            s = max(k - reach + 1, before + 1, 0)
+            if s < k:
+                windows.append((s, k))
+        before = k
+    return windows
+
+
+def carry_range(windows, first: int, stop: int) -> tuple[int, int] | None:
+    """Frames `(a, b)` to decode, a..b inclusive, for the backward carries that reach frames
+    first..stop-1 (b may lie past `stop`: tail frames, read but not written); None: none reach."""
+    reaching = [(s, k) for s, k in windows if s < stop and k > first]
+    return (reaching[0][0], reaching[-1][1]) if reaching else None
+
+
+class BackwardCarries:
+    """The backward carries of one segment: `get(frame)` -> `Carried | None`. Frames a..b live
+    in memmaps in a temporary folder under `folder` (removed by `close()`)."""
+
+    def __init__(self, folder: Path, frames: tuple[int, int], size: tuple[int, int], reach: int):
+        self.first, last = frames
+        self.reach = reach
+        count, (h, w) = last - self.first + 1, size
+        self._dir = tempfile.TemporaryDirectory(prefix="carry-", dir=folder)
+
+        def spill(name, shape, dtype):
+            return np.lib.format.open_memmap(Path(self._dir.name) / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+        self.flow = spill("flow", (count, 2, h, w), np.float32)  # pair (t, t+1): flow t -> t+1
+        self.matched = spill("matched", (count, 1, h, w), np.float16)
+        self.chroma = spill("chroma", (count, 2, h, w), np.float16)
+        self.trust = spill("trust", (count, 1, h, w), np.float16)
+        self.stop = np.zeros(count, dtype=bool)  # no carry from t+1 to t: a cut, or nothing followable
+        self.distance = np.zeros(count, dtype=np.int64)  # 0: no carry reaches the frame
+
+    def get(self, frame: int | None, device="cpu") -> Carried | None:
+        i = None if frame is None else frame - self.first
+        if i is None or not 0 <= i < len(self.distance) or not self.distance[i]:
+            return None
+        d = int(self.distance[i])
+        chroma = torch.from_numpy(np.asarray(self.chroma[i : i + 1], dtype=np.float32)).to(device)  # (1, 2, h, w)
+        trust = torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * taper(d, self.reach)  # (1, 1, h, w)
+        return Carried(chroma, trust, d)
+
+    def close(self) -> None:
+        for name in ("flow", "matched", "chroma", "trust"):
+            array = getattr(self, name, None)
+            if array is not None:
+                array._mmap.close()  # so the files can be removed (Windows) and the pages let go
+                setattr(self, name, None)
+        self._dir.cleanup()
+
+
+def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Flow from each `current (P, 1, h, w)` to its `following` frame, how well the moved luma
+    fits (`matched (P, 1, h, w)`, as the forward carry measures it) and `lost (P,)`: one flow per
+    pair (a carry needs no forward-backward test)."""
+    cfg = stage.config
+    h, w = current.shape[-2:]
+    fh, fw = stage._flow_size(h, w)
+    small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False) if (fh, fw) != (h, w) else t  # noqa: E731
+    flow = resize_flow(stage.provider(small(current), small(following)), (h, w))  # (P, 2, h, w)
+    warped, inside = warp(blur(following), flow)  # (P, 1, h, w)
+    matched = blur(inside.float() * torch.exp(-(((blur(current) - warped).abs() / cfg.residual_tolerance) ** 2)))  # (P, 1, h, w)
+    lost = (matched > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,)
+    return flow, matched, lost
+
+
+@torch.inference_mode()
+def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Path) -> BackwardCarries:
+    """Carry each keyframe of `stage.keyframes` backward through its window.
+
+    `lumas`: `(first frame, (N, 1, h, w) luma at the working size)` batches, in film order, from
+    frame `frames[0]` on (decoding may stop early: a carry whose keyframe is never reached is
+    left out). Cuts come from a shot detector started afresh at each window's first frame, so they
+    too depend on the window alone."""
+    size = tuple(next(iter(stage.keyframes.values())).shape[-2:])
+    store = BackwardCarries(folder, frames, size, stage.config.keyframe_reach)
+    try:
+        a = frames[0]
+        owner = {t: (s, k) for s, k in windows for t in range(max(s, a), k + 1)}
+        detector = ShotDetector(stage.shots.config, device=stage.device)
+        previous = None  # (frame, luma (1, 1, h, w)) of the last frame read within a window
+        for first, luma in lumas:
+            luma = luma.to(stage.device, torch.float32)
+            # Pairs (t-1, t) inside one window, one flow call for the batch's pairs.
+            pairs, cuts = [], []
+            for n in range(len(luma)):
+                t = first + n
+                window = owner.get(t)
+                if window is None:
+                    previous = None
+                    continue
+                if t == window[0] or previous is None:
+                    detector.reset()
+                    detector(luma[n : n + 1])
+                else:
+                    pairs.append((t - 1, previous[1], luma[n : n + 1]))
+                    cuts.append(bool(detector(luma[n : n + 1])[0]))
+                previous = (t, luma[n : n + 1])
+            if pairs:
+                flow, matched, lost = _pairs(stage, torch.cat([p[1] for p in pairs]), torch.cat([p[2] for p in pairs]))
+                for j, (t, _, _) in enumerate(pairs):
+                    store.flow[t - a] = flow[j].cpu().numpy()
+                    store.matched[t - a] = matched[j].cpu().numpy()
+                    store.stop[t - a] = cuts[j] or bool(lost[j])  # CPU-GPU sync point, per pair
+            for t in range(first, first + len(luma)):
+                if t in owner and owner[t][1] == t:
+                    _reverse(stage, store, owner[t])
+        return store
+    except BaseException:
+        store.close()
+        raise
+
+
+def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
+    """From keyframe k back to the window's first frame, or to a cut or a frame nothing of k can be found in."""
+    s, k = window
+    a = store.first
+    keyframe = stage._keyframe(k, tuple(store.chroma.shape[-2:]))
+    if keyframe is None:
+        return
+    positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 2, h, w)
+    trust = torch.ones_like(positions[:, :1])  # (1, 1, h, w)
+    for t in range(k - 1, max(s, a) - 1, -1):
+        i = t - a
+        if store.stop[i]:
+            break
+        flow = torch.from_numpy(np.asarray(store.flow[i : i + 1])).to(stage.device)  # (1, 2, h, w)
+        matched = torch.from_numpy(np.asarray(store.matched[i : i + 1], dtype=np.float32)).to(stage.device)  # (1, 1, h, w)
+        positions, trust = follow(positions, trust, flow, matched, stage.config)
+        store.chroma[i] = sample(keyframe, positions)[0].cpu().numpy()
+        store.trust[i] = trust[0].cpu().numpy()
+        store.distance[i] = k - t
