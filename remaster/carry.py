@@ -80,19 +80,96 @@ def taper(distance: int, reach: int) -> float:
     return max(0.0, min(1.0, 4 * (reach - distance) / reach))
 
 
+# -- a keyframe's palette: its colors by tone, for what the carry cannot reach -------------------
+
+PALETTE_BINS = 32  # luma bins; a keyframe at 256 px puts ~2800 pixels in each on average
+
+
+def palette(luma: Tensor, chroma: Tensor, bins: int = PALETTE_BINS) -> Tensor:
+    """A keyframe's mean chroma at each tone: `luma (1, 1, h, w)`, `chroma (1, 2, h, w)` ->
+    `(bins, 2)`; a tone the keyframe lacks takes its nearest neighbours' colors (interpolated)."""
+    index = (luma.flatten().clamp(0, 1) * (bins - 1)).round().long()  # (h*w,)
+    sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T)  # (bins, 2)
+    counts = torch.bincount(index, minlength=bins).float()  # (bins,)
+    known = (counts > 0).nonzero().flatten()
+    table = sums[known] / counts[known, None]  # (K, 2)
+    # Each bin takes the linear interpolation between the known bins around it (the end ones repeated).
+    place = torch.searchsorted(known, torch.arange(bins, device=known.device)).clamp(1, max(len(known) - 1, 1))
+    lo, hi = known[place - 1], known[place.clamp(max=len(known) - 1)]
+    span = (hi - lo).clamp_min(1).float()
+    t = ((torch.arange(bins, device=known.device) - lo).float() / span).clamp(0, 1)[:, None]
+    at = lambda k: table[torch.searchsorted(known, k)]  # noqa: E731
+    return at(lo) * (1 - t) + at(hi) * t  # (bins, 2)
+
+
+def paint(table: Tensor, luma: Tensor) -> Tensor:
+    """`luma (1, 1, h, w)` colored by a palette `(bins, 2)`: `(1, 2, h, w)`, linear between bins."""
+    x = luma.clamp(0, 1) * (len(table) - 1)  # (1, 1, h, w)
+    lo = x.floor().long().clamp(max=len(table) - 2)
+    t = x - lo
+    return (table[lo[0, 0]] * (1 - t[0, 0, ..., None]) + table[lo[0, 0] + 1] * t[0, 0, ..., None]).permute(2, 0, 1)[None]  # (1, 2, h, w)
+
+
+def local_fill(luma: Tensor, chroma: Tensor, confidence: Tensor, fallback: Tensor, cell: int = 8, bins: int = 16) -> Tensor:
+    """Colors for where the carry is not confident, from where it is: the confident carried
+    colors of nearby pixels of the same tone (a bilateral grid, Chen et al. 2007: `cell` px
+    by `1/bins` of the tone range, slices trilinear), and `fallback (1, 2, h, w)` where no such
+    pixel is near. An object partly hidden (a disc passing in front of a square) takes its color
+    back from its own visible part, not from whatever hid it. All `(1, C, h, w)` -> `(1, 2, h, w)`."""
+    h, w = luma.shape[-2:]
+    gh, gw = -(-h // cell), -(-w // cell)
+    ys = torch.arange(h, device=luma.device).view(h, 1).expand(h, w) // cell
+    xs = torch.arange(w, device=luma.device).view(1, w).expand(h, w) // cell
+    zs = (luma[0, 0].clamp(0, 1) * (bins - 1)).round().long()  # (h, w)
+    index = ((zs * gh + ys) * gw + xs).flatten()  # (h*w,)
+    values = torch.cat([chroma * confidence, confidence], 1)[0].flatten(1).T  # (h*w, 3)
+    grid = torch.zeros(bins * gh * gw, 3, device=luma.device).index_add_(0, index, values)  # (cells, 3)
+    grid = grid.T.reshape(1, 3, bins, gh, gw)
+    grid = F.avg_pool3d(grid, 3, stride=1, padding=1, count_include_pad=False)  # spread over neighbouring cells and tones
+    # Slice: every pixel reads the grid at its own (x, y, tone), trilinear (align_corners: cell centres).
+    gx = ((torch.arange(w, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gw - 1, 1) * 2 - 1
+    gy = ((torch.arange(h, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gh - 1, 1) * 2 - 1
+    gz = luma[0, 0].clamp(0, 1) * 2 - 1  # (h, w)
+    where = torch.stack((gx.view(1, w).expand(h, w), gy.view(h, 1).expand(h, w), gz), -1)[None, None]  # (1, 1, h, w, 3)
+    sliced = F.grid_sample(grid, where, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]  # (1, 3, h, w)
+    found = sliced[:, 2:]  # (1, 1, h, w): confident same-tone pixels nearby (a few make it count)
+    near = sliced[:, :2] / found.clamp_min(1e-6)  # (1, 2, h, w)
+    weight = found / (found + 0.5)
+    return weight * near + (1 - weight) * fallback  # (1, 2, h, w)
+
+
+# -- blending two carries and the network -------------------------------------------------------
+
+
 @dataclass
 class Carried:
     """A keyframe's color at one frame: `chroma (1, 2, h, w)`, `trust (1, 1, h, w)` in [0, 1]
-    (tapered), `distance` in frames from its keyframe."""
+    (tapered), `distance` in frames from its keyframe, and `key`, that keyframe's frame."""
 
     chroma: Tensor
     trust: Tensor
     distance: int
+    key: int
+    weight: float = 1.0  # the taper at this distance: how much the keyframe still governs the frame
 
 
-def hint(forward: Carried | None, backward: Carried | None) -> tuple[Tensor, Tensor] | None:
-    """What the colorist's keyframes say about one frame: `(chroma (1, 2, h, w), confidence
-    (1, 1, h, w))`, or None when no keyframe reaches it.
+@dataclass
+class Hint:
+    """What the colorist's keyframes say about one frame: carried `chroma (1, 2, h, w)` with
+    its `confidence (1, 1, h, w)`; `palette (1, 2, h, w)`, the keyframes' colors for this
+    frame's tones (a global hint), and `weight`, how much the keyframes govern the frame."""
+
+    chroma: Tensor
+    confidence: Tensor
+    palette: Tensor
+    weight: float
+
+
+def hint(forward: Carried | None, backward: Carried | None, palettes, luma: Tensor | None = None) -> Hint | None:
+    """Both carries of a frame as one `Hint`, or None when no keyframe reaches it;
+    `palettes(key)` gives a keyframe's palette painted on this frame's luma; with the frame's
+    `luma (1, 1, h, w)`, what the carries do not reach takes the colors of the nearby pixels of the
+    same tone they do reach first (`local_fill`), the palette where there are none.
 
     Between two keyframes each carry weighs by its trust and by how near its keyframe is (the
     other's distance over the sum: 1 on its own keyframe, 1/2 halfway), so on a keyframe the
@@ -100,21 +177,32 @@ def hint(forward: Carried | None, backward: Carried | None) -> tuple[Tensor, Ten
     across the shot. The confidence is that of either carry holding, `1 - (1 - a)(1 - b)`."""
     if forward is None or backward is None:
         one = forward or backward
-        return None if one is None else (one.chroma, one.trust)
+        if one is None:
+            return None
+        fill = palettes(one.key)
+        return Hint(one.chroma, one.trust, fill if luma is None else local_fill(luma, one.chroma, one.trust, fill), one.weight)
     near_f = backward.distance / (forward.distance + backward.distance)
     a, b = forward.trust * near_f, backward.trust * (1 - near_f)  # (1, 1, h, w)
     chroma = (a * forward.chroma + b * backward.chroma) / (a + b).clamp_min(1e-6)  # (1, 2, h, w)
-    return chroma, 1 - (1 - forward.trust) * (1 - backward.trust)
+    wa, wb = forward.weight * near_f, backward.weight * (1 - near_f)
+    fill = (wa * palettes(forward.key) + wb * palettes(backward.key)) / max(wa + wb, 1e-6)  # (1, 2, h, w)
+    confidence = 1 - (1 - forward.trust) * (1 - backward.trust)  # (1, 1, h, w)
+    fill = fill if luma is None else local_fill(luma, chroma, confidence, fill)
+    return Hint(chroma, confidence, fill, max(forward.weight, backward.weight))
 
 
-def apply_hint(chroma: Tensor, given: tuple[Tensor, Tensor] | None) -> Tensor:
-    """The one place a keyframe hint meets the colors made without it: `chroma (1, 2, h, w)`
-    (the network's, smoothed along motion) gives way to the hint by its confidence. A
-    hint-conditioned network (issue 9, item 4) would take `given` as its input here instead."""
+def apply_hint(chroma: Tensor, given: Hint | None) -> Tensor:
+    """The one place a keyframe hint meets the colors made without it, `chroma (1, 2, h, w)`
+    (the network's, smoothed along motion). Where the carry is confident its color holds;
+    elsewhere (occlusions, new content) the keyframe's palette for the frame's tones stands in
+    for the network as far as the keyframe governs the frame: on the data pack's clips this
+    network's colors are worse than gray where a carry breaks (RESULTS.md), a keyframe's own
+    colors by tone are not. A hint-conditioned network (issue 9, item 4) takes `given` as its
+    input here instead, and fills those places itself."""
     if given is None:
         return chroma
-    color, confidence = given
-    return confidence * color + (1 - confidence) * chroma  # (1, 2, h, w)
+    fill = given.weight * given.palette + (1 - given.weight) * chroma  # (1, 2, h, w)
+    return given.confidence * given.chroma + (1 - given.confidence) * fill  # (1, 2, h, w)
 
 
 # -- backward carry over a segment ---------------------------------------------------------------
@@ -165,10 +253,10 @@ class BackwardCarries:
         i = None if frame is None else frame - self.first
         if i is None or not 0 <= i < len(self.distance) or not self.distance[i]:
             return None
-        d = int(self.distance[i])
+        d, weight = int(self.distance[i]), taper(int(self.distance[i]), self.reach)
         chroma = torch.from_numpy(np.asarray(self.chroma[i : i + 1], dtype=np.float32)).to(device)  # (1, 2, h, w)
-        trust = torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * taper(d, self.reach)  # (1, 1, h, w)
-        return Carried(chroma, trust, d)
+        trust = torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * weight  # (1, 1, h, w)
+        return Carried(chroma, trust, d, frame + d, weight)
 
     def close(self) -> None:
         for name in ("flow", "matched", "chroma", "trust"):

@@ -74,7 +74,10 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
             for batch in batches:
                 if not len(batch):
                     continue
-                work = chain(batch, frame)
+                # Warm-up further back than the stages' own (a keyframe's carry from before the
+                # segment) only follows the motion: the network's colors there are forgotten anyway.
+                deep = batch.lead and frame + len(batch) <= segment.first_frame - chain.warmup_frames
+                work = chain(batch, frame, carry_only=deep)
                 frame += len(batch)
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters

@@ -155,7 +155,8 @@ def _keyframes(folder, input: Path, source, frames: int, colorizer, temporal) ->
 
     placed = read_keyframes(folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas)
     size = colorizer.working_size(source.height, source.width)
-    temporal.set_keyframes({k.frame: F.interpolate(k.chroma, size=size, mode="bilinear", antialias=True, align_corners=False) for k in placed})
+    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+    temporal.set_keyframes({k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed})
     return placed
 
 

@@ -39,6 +39,9 @@ class Work:
     chroma: Tensor | None = None  # (N, 2, h, w) (Cb, Cr) offsets at the working resolution
     frame: int | None = None  # the film's frame number of the batch's first frame, where known
     cuts: Tensor | None = None  # (N,) bool: frame i starts a new shot (the shot detector's)
+    # Warm-up frames only a keyframe's carry needs (further back than the stages' own warm-up):
+    # the network is skipped, its chroma is zeros, and only the motion is followed.
+    carry_only: bool = False
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -79,6 +82,10 @@ class ColorizeStage:
         self.colorizer = colorizer
 
     def process(self, work: Work) -> None:
+        if work.carry_only:
+            size = self.colorizer.working_size(*work.luma.shape[-2:])
+            work.chroma = work.luma.new_zeros((len(work), 2, *size))  # (N, 2, h, w): no network, only the carry is followed
+            return
         work.chroma = self.colorizer.chroma(work.luma, matrix=work.batch.source.matrix)  # (N, 2, h, w)
 
     def reset(self) -> None:
@@ -110,9 +117,10 @@ class Chain:
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch, frame: int | None = None) -> Work:
-        """`frame`: the film's frame number of the batch's first frame (keyframes need it)."""
-        work = Work(batch, batch.luma(self.device), frame=frame)  # (N, 1, H, W): only codes travel to the device
+    def __call__(self, batch: FrameBatch, frame: int | None = None, carry_only: bool = False) -> Work:
+        """`frame`: the film's frame number of the batch's first frame (keyframes need it);
+        `carry_only`: a warm-up batch only a keyframe's carry needs (`Work.carry_only`)."""
+        work = Work(batch, batch.luma(self.device), frame=frame, carry_only=carry_only)  # (N, 1, H, W): only codes travel to the device
         for stage in self.stages:
             started = time.perf_counter()
             stage.process(work)

@@ -31,7 +31,7 @@ from torch import Tensor
 from .device import resolve_device
 from .errors import ConfigError
 from .shots import ShotDetector
-from .carry import Carried, apply_hint, follow, hint, identity_positions, sample, taper
+from .carry import Carried, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
@@ -71,7 +71,7 @@ class TemporalConfig:
     # the working size), since a carry's errors come from interpolating and from the flow's
     # mistakes along the way. On nearly still footage a fade with time let the network's colors
     # leak in and cost up to 15 dB against a plain carry (bench_keyframes.py).
-    keyframe_decay: float = 0.99
+    keyframe_decay: float = 0.998
     # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
     # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
     # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
@@ -81,6 +81,11 @@ class TemporalConfig:
     # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we
     # already know"), so only a clear misfit (an occluder, new content) should cost it.
     keyframe_trust: float = 0.5
+    # What colors the pixels of a keyframe's frames its carry does not reach (occlusions, new
+    # content): "local", the carried colors of nearby pixels of the same tone, else the keyframe's
+    # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's.
+    keyframe_fill: str = field(default="local", metadata={"help": "Where a keyframe's carry does not reach: local | palette | network.",
+                                                          "choices": ("local", "palette", "network")})  # fmt: skip
 
     def __post_init__(self):
         if self.flow not in FLOW_NAMES:
@@ -97,6 +102,8 @@ class TemporalConfig:
             raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
         if not 0.0 < self.keyframe_decay <= 1.0:
             raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
+        if self.keyframe_fill not in ("local", "palette", "network"):
+            raise ConfigError(f"keyframe_fill must be local, palette or network, got {self.keyframe_fill!r}")
         if self.keyframe_reach < 4:
             raise ConfigError(f"keyframe_reach must be at least 4 frames, got {self.keyframe_reach}")
 
@@ -145,18 +152,30 @@ class TemporalStage:
         # The one shot detector (shots.py): the chain runs it as a stage of its own and hands its
         # flags in; called on its own, the stage runs this one.
         self.shots = ShotDetector(device=self.device)
-        self.keyframes: dict[int, Tensor] = {}  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe
-        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        self.set_keyframes({})  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe, and its luma
         # Keyframes after a frame reach it backward: computed ahead of a segment (carry.py) and
         # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
         self.backward = None
         self.reset()
 
-    def set_keyframes(self, keyframes: dict[int, Tensor]) -> None:
+    def set_keyframes(self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None) -> None:
         """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
-        size): from each, the stage carries the color forward through its shot."""
+        size) and the lumas of those images (`(1, 1, H, W)`): from each, the stage carries the color
+        through its shot, and paints what the carry cannot reach with its palette (carry.py)."""
         self.keyframes = dict(keyframes)
-        self._keyframes_at = {}
+        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        self.keyframe_lumas = dict(lumas or {})
+        self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
+
+    def _palette(self, frame: int, size: tuple[int, int]) -> Tensor:
+        """`(bins, 2)`: keyframe `frame`'s colors by tone (carry.palette), made once per size."""
+        if (frame, size) not in self._palettes:
+            luma = self.keyframe_lumas.get(frame)
+            if luma is None:
+                raise ValueError(f"keyframe {frame} has no luma: give set_keyframes its lumas")
+            luma = F.interpolate(luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False)
+            self._palettes[(frame, size)] = palette(luma, self._keyframe(frame, size))
+        return self._palettes[(frame, size)]
 
     def set_backward(self, carries) -> None:
         """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
@@ -323,8 +342,12 @@ class TemporalStage:
                 if age >= cfg.keyframe_reach:
                     key = positions = trust = None
             ahead = self.backward.get(frame, self.device) if self.backward is not None else None
-            behind = None if key is None else Carried(sample(self._keyframe(key, size), positions), trust * taper(age, cfg.keyframe_reach), age)
-            out = apply_hint(out, hint(behind, ahead))  # (1, 2, h, w)
+            weight = taper(age, cfg.keyframe_reach)
+            behind = None if key is None else Carried(sample(self._keyframe(key, size), positions), trust * weight, age, key, weight)
+            given = hint(behind, ahead, lambda k: paint(self._palette(k, size), luma[i : i + 1]), luma[i : i + 1] if cfg.keyframe_fill == "local" else None)
+            if given is not None and cfg.keyframe_fill == "network":
+                given.weight = 0.0  # the network's colors wherever the carry is not confident
+            out = apply_hint(out, given)  # (1, 2, h, w)
             outputs.append(out)
             carried = out
         self._luma = luma[-1:].clone()
