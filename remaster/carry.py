@@ -75,6 +75,18 @@ def follow(positions: Tensor, trust: Tensor, flow: Tensor, matched: Tensor, conf
     return moved[:, :2], moved[:, 2:] * fits * fade
 
 
+def anchored(trust: Tensor, luma: Tensor, key_luma: Tensor, positions: Tensor, tolerance: float) -> Tensor:
+    """`trust (1, 1, h, w)` where the frame's `luma` still looks like the keyframe frame's
+    `key_luma` (blurred) at the carried `positions`. Every step's fit (`follow`) can pass while
+    the flow is a little short each time (DIS on a flat, moving object: 2.5 px of 3), so the
+    positions drift onto the background; comparing with the keyframe's own picture catches that.
+    The frame's mean difference is taken out (exposure flicker), and the tolerance is twice a
+    step's: only another tone, another object, costs the trust. Not fed back into the carry."""
+    difference = blur(luma) - sample(key_luma, positions)  # (1, 1, h, w)
+    difference = difference - difference.mean()
+    return trust * torch.exp(-((difference / (2 * tolerance)) ** 2))
+
+
 def taper(distance: int, reach: int) -> float:
     """A carry's weight at `distance` frames from its keyframe: 1, falling to 0 over the last quarter of `reach`."""
     return max(0.0, min(1.0, 4 * (reach - distance) / reach))
@@ -246,6 +258,7 @@ class BackwardCarries:
         self.matched = spill("matched", (count, 1, h, w), np.float16)
         self.chroma = spill("chroma", (count, 2, h, w), np.float16)
         self.trust = spill("trust", (count, 1, h, w), np.float16)
+        self.luma = spill("luma", (count, 1, h, w), np.float32)  # each frame's, for `anchored`
         self.stop = np.zeros(count, dtype=bool)  # no carry from t+1 to t: a cut, or nothing followable
         self.distance = np.zeros(count, dtype=np.int64)  # 0: no carry reaches the frame
 
@@ -259,7 +272,7 @@ class BackwardCarries:
         return Carried(chroma, trust, d, frame + d, weight)
 
     def close(self) -> None:
-        for name in ("flow", "matched", "chroma", "trust"):
+        for name in ("flow", "matched", "chroma", "trust", "luma"):
             array = getattr(self, name, None)
             if array is not None:
                 array._mmap.close()  # so the files can be removed (Windows) and the pages let go
@@ -307,6 +320,7 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
                 if window is None:
                     previous = None
                     continue
+                store.luma[t - a] = luma[n].cpu().numpy()
                 if t == window[0] or previous is None:
                     detector.reset()
                     detector(luma[n : n + 1])
@@ -338,6 +352,8 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
         return
     positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 2, h, w)
     trust = torch.ones_like(positions[:, :1])  # (1, 1, h, w)
+    lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # noqa: E731  (1, 1, h, w)
+    key_luma = blur(lumas(k))
     for t in range(k - 1, max(s, a) - 1, -1):
         i = t - a
         if store.stop[i]:
@@ -346,5 +362,5 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
         matched = torch.from_numpy(np.asarray(store.matched[i : i + 1], dtype=np.float32)).to(stage.device)  # (1, 1, h, w)
         positions, trust = follow(positions, trust, flow, matched, stage.config)
         store.chroma[i] = sample(keyframe, positions)[0].cpu().numpy()
-        store.trust[i] = trust[0].cpu().numpy()
+        store.trust[i] = anchored(trust, lumas(t), key_luma, positions, stage.config.residual_tolerance)[0].cpu().numpy()
         store.distance[i] = k - t

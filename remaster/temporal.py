@@ -31,7 +31,7 @@ from torch import Tensor
 from .device import resolve_device
 from .errors import ConfigError
 from .shots import ShotDetector
-from .carry import Carried, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
+from .carry import Carried, anchored, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
@@ -71,7 +71,7 @@ class TemporalConfig:
     # the working size), since a carry's errors come from interpolating and from the flow's
     # mistakes along the way. On nearly still footage a fade with time let the network's colors
     # leak in and cost up to 15 dB against a plain carry (bench_keyframes.py).
-    keyframe_decay: float = 0.998
+    keyframe_decay: float = 0.99
     # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
     # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
     # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
@@ -204,6 +204,7 @@ class TemporalStage:
         self._positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on that keyframe
         self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
         self._age = 0  # frames since that keyframe
+        self._key_luma: Tensor | None = None  # (1, 1, h, w) that keyframe frame's luma, blurred
 
     def state(self) -> dict:
         """The state needed to continue a film exactly (CPU tensors; empty after a reset)."""
@@ -212,7 +213,7 @@ class TemporalStage:
         state = {"luma": self._luma, "chroma": self._chroma}
         if self._key is not None:
             state |= {"keyframe": torch.tensor([self._key]), "keyframe_positions": self._positions, "keyframe_trust": self._trust,
-                      "keyframe_age": torch.tensor([self._age])}  # fmt: skip
+                      "keyframe_age": torch.tensor([self._age]), "keyframe_luma": self._key_luma}  # fmt: skip
         return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_state(self, state: dict) -> None:
@@ -232,6 +233,7 @@ class TemporalStage:
         self._key = int(state["keyframe"][0]) if "keyframe" in state else None
         self._positions = None if positions is None else positions.to(self.device, torch.float32)
         self._trust = None if trust is None else trust.to(self.device, torch.float32)
+        self._key_luma = state["keyframe_luma"].to(self.device, torch.float32) if "keyframe_luma" in state else None
         self._age = int(state["keyframe_age"][0]) if "keyframe_age" in state else 0
 
     def describe(self) -> dict:
@@ -318,7 +320,7 @@ class TemporalStage:
         if len(previous):
             backward, confidence, matched, lost = self.confidence(current, previous)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
-        carried, key, positions, trust, age = self._chroma, self._key, self._positions, self._trust, self._age
+        carried, key, positions, trust, age, key_luma = self._chroma, self._key, self._positions, self._trust, self._age, self._key_luma
         cfg = self.config
         size = tuple(luma.shape[-2:])
         outputs = []
@@ -336,6 +338,7 @@ class TemporalStage:
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
                 key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
+                key_luma = _blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
             elif key is not None and not fresh_start:  # carried along the motion (carry.py)
                 positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
                 age += 1
@@ -343,7 +346,10 @@ class TemporalStage:
                     key = positions = trust = None
             ahead = self.backward.get(frame, self.device) if self.backward is not None else None
             weight = taper(age, cfg.keyframe_reach)
-            behind = None if key is None else Carried(sample(self._keyframe(key, size), positions), trust * weight, age, key, weight)
+            behind = None
+            if key is not None:
+                held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
+                behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
             given = hint(behind, ahead, lambda k: paint(self._palette(k, size), luma[i : i + 1]), luma[i : i + 1] if cfg.keyframe_fill == "local" else None)
             if given is not None and cfg.keyframe_fill == "network":
                 given.weight = 0.0  # the network's colors wherever the carry is not confident
@@ -352,5 +358,5 @@ class TemporalStage:
             carried = out
         self._luma = luma[-1:].clone()
         self._chroma = carried.clone()
-        self._key, self._positions, self._trust, self._age = key, positions, trust, age
+        self._key, self._positions, self._trust, self._age, self._key_luma = key, positions, trust, age, key_luma
         return torch.cat(outputs)  # (N, 2, h, w)

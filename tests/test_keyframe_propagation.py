@@ -77,7 +77,17 @@ def shape_mask(truth, color):
     return mask
 
 
-RED, BLUE = (210, 40, 30), (30, 60, 220)
+RED, BLUE = (140, 20, 20), (30, 60, 220)
+
+
+def film_frame(index: int) -> np.ndarray:
+    """The suite's shapes with the square a darker red: the conftest's red (210, 40, 30) has about
+    the luma of the sky behind it, so no luma-based motion can follow it, nor could a colorist's
+    carry."""
+    image = shapes_frame(index, W, H).astype(np.int16)
+    square = np.all(np.abs(image - (210, 40, 30)) <= 6, axis=-1)
+    image[square] += np.array(RED) - (210, 40, 30)
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def colorize(film, out, model, *extra):
@@ -92,7 +102,7 @@ def shapes(tmp_path_factory, random_model_file):
     """41 frames of moving shapes (the disc passes in front of the square around frame 29) and
     the film colorized without keyframes."""
     folder = tmp_path_factory.mktemp("shapes")
-    truth = [shapes_frame(i, W, H) for i in range(41)]
+    truth = [film_frame(i) for i in range(41)]
     film = write_gray(folder / "gray.mkv", truth)
     colorize(film, folder / "auto.mkv", random_model_file)
     return folder, truth, film, chroma_errors(folder / "auto.mkv", truth)
@@ -144,7 +154,7 @@ def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file
 def test_colors_do_not_cross_a_cut(tmp_path, random_model_file):
     """Two shots (the second is the picture turned upside down): a keyframe in one shot leaves
     every frame of the other exactly as the automatic mode makes it, forward and backward."""
-    truth = [shapes_frame(i, W, H) for i in range(20)] + [np.ascontiguousarray(shapes_frame(i, W, H)[::-1, ::-1]) for i in range(20, 40)]
+    truth = [film_frame(i) for i in range(20)] + [np.ascontiguousarray(film_frame(i)[::-1, ::-1]) for i in range(20, 40)]
     film = write_gray(tmp_path / "cut.mkv", truth)
     colorize(film, tmp_path / "auto.mkv", random_model_file)
     colorize(film, tmp_path / "first.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "a", truth, [0]))
@@ -219,3 +229,20 @@ def test_resumed_run_with_keyframes_is_the_plain_run(tmp_path, shapes, random_mo
 def colorize_one(film, out, model, keys):
     colorize(film, out, model, "--keyframes", keys)
     return out
+
+
+def test_frames_exports_numbered_pictures_to_color(tmp_path, shapes):
+    """`remaster frames`: the frames a colorist colors, named as `--keyframes` reads them, with
+    the film's own luma; a frame past the end is one line and nothing is written."""
+    folder, truth, film, auto = shapes
+    result = run_cli(["frames", film, "--at", "40,0,7", "-o", tmp_path / "keys"])
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["000000.png", "000007.png", "000040.png"]
+    with av.open(str(film)) as container:
+        lumas = [f.to_ndarray() for f in container.decode(video=0)]  # gray: the Y codes themselves
+    for t in (0, 7, 40):
+        image = cv2.imread(str(tmp_path / "keys" / f"{t:06d}.png"))
+        assert image.shape == (H, W, 3) and np.array_equal(image[..., 0], lumas[t]) and np.array_equal(image[..., 1], lumas[t])
+    refused = run_cli(["frames", film, "--at", "3,41", "-o", tmp_path / "more"])
+    assert refused.returncode == 1 and "no frame 41: the film has 41 frames (0..40); nothing written" in refused.stderr
+    assert not (tmp_path / "more").exists() and refused.stderr.count("\n") == 1
