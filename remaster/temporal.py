@@ -350,7 +350,8 @@ class TemporalStage:
             if key is not None:
                 held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
                 behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
-            given = hint(behind, ahead, lambda k: paint(self._palette(k, size), luma[i : i + 1]), luma[i : i + 1] if cfg.keyframe_fill == "local" else None)
+            here = luma[i : i + 1]  # (1, 1, h, w)
+            given = hint(behind, ahead, lambda k, y=here: paint(self._palette(k, size), y), here if cfg.keyframe_fill == "local" else None)
             if given is not None and cfg.keyframe_fill == "network":
                 given.weight = 0.0  # the network's colors wherever the carry is not confident
             out = apply_hint(out, given)  # (1, 2, h, w)
