@@ -14,6 +14,11 @@ so where the motion is known the color is carried along it, and where it is not 
 new content, flow failures) the fresh color shows through. At a scene cut the stage starts over.
 Because it feeds back its own output, the effective memory is about 1 / (1 - strength) frames.
 
+A colorist's keyframes ride on the same loop (carry.py): each keyframe's colors are followed
+along the same flow, forward from its frame here and backward from it ahead of the segment
+(`set_backward`), and `carry.apply_hint` lets them override these colors as far as they are
+trusted. With no keyframes the stage is exactly the filter above.
+
 The stage keeps state across calls (the last input luma and the last output chroma): a film is
 fed batch by batch with no seam, `reset()` forgets, and `state()` / `load_state()` let a resumed
 run continue exactly where it stopped.
