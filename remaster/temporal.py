@@ -80,7 +80,7 @@ class TemporalConfig:
     # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
     # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
     # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
-    keyframe_reach: int = 500
+    keyframe_reach: int = field(default=500, metadata={"help": "Frames a keyframe's colors reach, forward and backward, within its shot."})
     # A step of the carry keeps the keyframe's color fully where the moved luma fits at least
     # this well (`matched`), and in proportion below it: trust is a product along the path, and
     # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we

@@ -179,19 +179,20 @@ def _peak_rss_mb(args) -> float:
 
 
 def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file):
-    """A film 4x longer whose keyframes are 4x further apart (each carried backward over the
-    whole stretch before it) peaks at the same memory: the carried colors are spilled to the
-    work folder, not held. At 320x240 a stretch held in memory would add ~100 MB (bench_memory.py
-    measures the shipped sizes)."""
+    """A film 3x longer, with keyframes 45 frames apart and a reach of 30 frames (so each is
+    carried forward and backward as far as it goes, with stretches no keyframe reaches between),
+    peaks at the same memory: windows are bounded by the reach, spilled to the work folder, and
+    let go. At 320x240 holding the film's frames would add ~40 MB per 100 frames."""
     width, height = 320, 240
     peaks = {}
-    for frames in (60, 240):
+    for frames in (60, 180):
         truth = [shapes_frame(i % 40, width, height) for i in range(frames)]
         film = write_gray(tmp_path / f"film{frames}.mkv", truth, gop=30)
-        keys = keyframes(tmp_path / f"keys{frames}", truth, [frames // 2 - 1, frames - 1])
+        keys = keyframes(tmp_path / f"keys{frames}", truth, list(range(44, frames, 45)))
         peaks[frames] = _peak_rss_mb(["colorize", film, "-o", tmp_path / f"out{frames}.mkv", "--model", random_model_file, "--device",
-                                      "cpu", "--flow", "dis", "--dis-preset", "ultrafast", "--codec", "ffv1", "--keyframes", keys])  # fmt: skip
-    assert peaks[240] < peaks[60] + 40, peaks
+                                      "cpu", "--flow", "dis", "--dis-preset", "ultrafast", "--codec", "ffv1", "--keyframes", keys,
+                                      "--keyframe-reach", "30"])  # fmt: skip
+    assert peaks[180] < peaks[60] + 25, peaks
 
 
 def test_plan_reads_tail_frames_for_a_keyframe_after_the_segment():
