@@ -1,18 +1,22 @@
-"""What a colorist's keyframe is worth: automatic colors vs a keyframe carried through the shot.
+"""What a colorist's keyframes are worth: automatic colors vs keyframes carried through their shots.
 
     python benchmarks/bench_keyframes.py                    # every data-pack clip, first 120 frames
     python benchmarks/bench_keyframes.py --frames 60 --clips book.mkv,sister.mkv --json
 
 For each real color clip of ../shared/data/clips (the color original is the truth), the clip is
-made gray (its luma, as a black-and-white film would be) and colorized three ways:
+made gray (its luma, as a black-and-white film would be), cut into shots by remaster's shot
+detector, and colorized:
   - auto: the network and the temporal stage, no keyframe;
-  - keyframe: `--keyframes` with the true colors of frame 0, carried by the temporal stage;
-  - naive carry: frame 0's true chroma moved along chained DIS flow with no confidence and no
-    network (the baseline DESIGN measured at 32.6-36.2 dB; a carry that trusts less must not
-    fall far below it, and should hold up better where the motion breaks).
-Reported per clip, over the frames after frame 0: mean per-frame PSNR of the RGB output against
-the truth, the gray film's (the floor), and the colorfulness ratio (Hasler & Süsstrunk) against
-the truth's.
+  - first: `--keyframes` with the true colors of the first frame of each shot (carried forward);
+  - first+last: the first and the last frame of each shot (forward and backward, blended);
+  - chained carry: each shot's first-frame true chroma moved along chained DIS flow at full size,
+    no confidence, no network (the baseline DESIGN measured at 32.6-36.2 dB);
+  - static: each shot's first-frame true chroma held still.
+Reported per clip, over every frame that is not the first of its shot (the same frames for every
+mode): mean per-frame PSNR of the RGB output against the truth, the gray film's (the floor), the
+colorfulness ratio (Hasler & Süsstrunk) against the truth's, and the chroma-only warping error
+(Lai et al. 2018 on the Cb, Cr planes x 255, flow on the input luma, pairs across a cut left out)
+as a ratio to the truth's own.
 """
 
 from __future__ import annotations
@@ -59,30 +63,67 @@ def write_gray(rgb: list[np.ndarray], path: Path, rate: int = 25) -> None:
             out.mux(packet)
 
 
-def naive_carry(rgb: list[np.ndarray]) -> list[np.ndarray]:
-    """Frame 0's chroma moved along chained DIS flow (backward flow t -> t-1), luma the truth's."""
+def shot_starts(rgb: list[np.ndarray]) -> list[int]:
+    """First frame of each shot, by remaster's own detector on the gray film at about 256 px."""
+    from remaster.shots import ShotDetector
+
+    luma = torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255  # (T, 1, H, W)
+    scale = 256 / min(luma.shape[-2:])
+    small = torch.nn.functional.interpolate(luma, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+    cuts = ShotDetector()(small)
+    return [0] + [i for i in range(1, len(rgb)) if bool(cuts[i])]
+
+
+def chained_carry(rgb: list[np.ndarray], starts: list[int], still: bool = False) -> list[np.ndarray]:
+    """Each shot's first-frame chroma moved along chained DIS flow (backward flow t -> t-1) at full
+    size, or held still (`still`); luma the truth's."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ycrcb = [cv2.cvtColor(im, cv2.COLOR_RGB2YCrCb) for im in rgb]
-    chroma = ycrcb[0][..., 1:].astype(np.float32)
-    h, w = chroma.shape[:2]
+    h, w = rgb[0].shape[:2]
     grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float32)
-    out = [rgb[0]]
-    for t in range(1, len(rgb)):
-        flow = dis.calc(ycrcb[t][..., 0], ycrcb[t - 1][..., 0], None)
-        moved = grid + flow
-        chroma = cv2.remap(chroma, moved[..., 0], moved[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = []
+    for t in range(len(rgb)):
+        if t in starts:
+            chroma = ycrcb[t][..., 1:].astype(np.float32)
+        elif not still:
+            flow = dis.calc(ycrcb[t][..., 0], ycrcb[t - 1][..., 0], None)
+            moved = grid + flow
+            chroma = cv2.remap(chroma, moved[..., 0], moved[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         image = np.concatenate([ycrcb[t][..., :1], chroma.round().clip(0, 255).astype(np.uint8)], -1)
         out.append(cv2.cvtColor(image, cv2.COLOR_YCrCb2RGB))
     return out
 
 
-def scores(output: list[np.ndarray], truth: list[np.ndarray]) -> dict:
-    """Over the frames after the keyframe (its own frame is the truth for the carries)."""
+class ChromaWarp:
+    """Chroma-only warping error of any output of one clip, with the input's flow computed once."""
+
+    def __init__(self, rgb: list[np.ndarray], starts: list[int]):
+        from remaster.flow import DISFlow
+
+        luma = torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255  # (T, 1, H, W)
+        dis = DISFlow("medium")
+        self.backward = dis(luma[1:], luma[:-1])  # (T-1, 2, H, W)
+        self.forward = dis(luma[:-1], luma[1:])  # (T-1, 2, H, W)
+        self.keep = torch.tensor([t not in starts for t in range(1, len(rgb))])  # pairs (t-1, t) within a shot
+
+    def __call__(self, images: list[np.ndarray]) -> float:
+        from remaster.metrics import warping_errors
+
+        ycrcb = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2YCrCb) for im in images]).astype(np.float32)  # (T, H, W, 3)
+        chroma = torch.from_numpy(ycrcb).permute(0, 3, 1, 2).clone()  # (T, 3, H, W) in code values
+        chroma[:, 0] = 0  # chroma only: the film's own luma would dominate an RGB error
+        errors = warping_errors(chroma, self.backward, self.forward)  # (T-1,)
+        return float(errors[self.keep].mean())
+
+
+def scores(output: list[np.ndarray], truth: list[np.ndarray], starts: list[int], warp: ChromaWarp) -> dict:
+    """PSNR and colorfulness over the frames that are not the first of their shot."""
     from remaster.metrics import colorfulness, psnr
 
-    output, truth = output[1:], truth[1:]
+    frames = [t for t in range(len(truth)) if t not in starts]
+
     def tensor(images):
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+        return torch.from_numpy(np.stack([images[t] for t in frames])).permute(0, 3, 1, 2).float() / 255
 
     a, b = tensor(output), tensor(truth)
     gray = tensor([np.repeat(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[..., None], 3, -1) for im in truth])
@@ -90,12 +131,23 @@ def scores(output: list[np.ndarray], truth: list[np.ndarray]) -> dict:
         "psnr": round(float(psnr(a, b).mean()), 2),
         "psnr_gray": round(float(psnr(gray, b).mean()), 2),
         "colorfulness_ratio": round(float(colorfulness(a).mean() / colorfulness(b).mean().clamp_min(1e-6)), 3),
+        "chroma_warp": round(warp(output), 4),
     }
+
+
+def keyframe_folder(folder: Path, truth: list[np.ndarray], frames: list[int]) -> Path:
+    folder.mkdir()
+    for t in frames:
+        cv2.imwrite(str(folder / f"{t:06d}.png"), cv2.cvtColor(truth[t], cv2.COLOR_RGB2BGR))
+    return folder
+
+
+MODES = ("auto", "first", "first+last", "chained_carry", "static")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=120, help="frames of each clip (its first shot)")
+    parser.add_argument("--frames", type=int, default=120, help="frames of each clip (from its start)")
     parser.add_argument("--clips", default=None, help="comma-separated clip names (default: all in the data pack)")
     parser.add_argument("--model", default=str(ROOT / "models" / "remaster-default.safetensors"))
     parser.add_argument("--json", action="store_true")
@@ -113,18 +165,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-keyframes-") as tmp:
         tmp = Path(tmp)
         for name in names:
+            stem = Path(name).stem
             truth = frames_rgb(CLIPS / name, args.frames)
-            film = tmp / f"{Path(name).stem}-gray.mkv"
+            starts = shot_starts(truth)
+            lasts = [s - 1 for s in starts[1:]] + [len(truth) - 1]
+            film = tmp / f"{stem}-gray.mkv"
             write_gray(truth, film)
-            keyframes = tmp / f"{Path(name).stem}-keyframes"
-            keyframes.mkdir()
-            cv2.imwrite(str(keyframes / "000000.png"), cv2.cvtColor(truth[0], cv2.COLOR_RGB2BGR))
-            row = {"clip": name, "frames": len(truth), "size": f"{truth[0].shape[1]}x{truth[0].shape[0]}"}
-            for mode, extra in (("auto", None), ("keyframe", keyframes)):
-                out = tmp / f"{Path(name).stem}-{mode}.mkv"
-                colorize_video(film, out, make_config(flow="dis", codec="ffv1"), progress=False, colorizer=colorizer, keyframes=extra)
-                row[mode] = scores(frames_rgb(out, args.frames), truth)
-            row["naive_carry"] = scores(naive_carry(truth), truth)
+            warp = ChromaWarp(truth, starts)
+            row = {"clip": name, "frames": len(truth), "size": f"{truth[0].shape[1]}x{truth[0].shape[0]}", "shots": starts,
+                   "truth_chroma_warp": round(warp(truth), 4)}  # fmt: skip
+            for mode, keys in (("auto", None), ("first", starts), ("first+last", sorted(set(starts + lasts)))):
+                out = tmp / f"{stem}-{mode}.mkv"
+                folder = None if keys is None else keyframe_folder(tmp / f"{stem}-{mode}-keys", truth, keys)
+                colorize_video(film, out, make_config(flow="dis", codec="ffv1"), progress=False, colorizer=colorizer, keyframes=folder)
+                row[mode] = scores(frames_rgb(out, args.frames), truth, starts, warp)
+            row["chained_carry"] = scores(chained_carry(truth, starts), truth, starts, warp)
+            row["static"] = scores(chained_carry(truth, starts, still=True), truth, starts, warp)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
@@ -132,11 +188,17 @@ def main() -> None:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
     print(f"machine: {machine}; model {Path(args.model).name}; first {args.frames} frames of each clip; PSNR in dB against the color original")
-    print("| clip | frames | gray film | auto | keyframe at frame 0 | naive carry | colorfulness auto / keyframe |")
-    print("|---|---|---|---|---|---|---|")
+    print("| clip | frames | shots | gray film | auto | chained carry | static | keyframes: first of each shot | first and last | "
+          "chroma warping error / truth's: chained, first, first+last |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | {r['frames']} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | {r['keyframe']['psnr']} | "
-              f"{r['naive_carry']['psnr']} | {r['auto']['colorfulness_ratio']:.0%} / {r['keyframe']['colorfulness_ratio']:.0%} |")  # fmt: skip
+        ratio = lambda m: r[m]["chroma_warp"] / max(r["truth_chroma_warp"], 1e-9)  # noqa: E731
+        print(f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | "
+              f"{r['chained_carry']['psnr']} | {r['static']['psnr']} | {r['first']['psnr']} | {r['first+last']['psnr']} | "
+              f"{ratio('chained_carry'):.2f} / {ratio('first'):.2f} / {ratio('first+last'):.2f} |")  # fmt: skip
+    mean = lambda m: np.mean([r[m]["psnr"] for r in rows])  # noqa: E731
+    print(f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('static'):.2f} | {mean('first'):.2f} | "
+          f"{mean('first+last'):.2f} | |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -379,6 +379,32 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
         sys.exit(1)
 
 
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--at", "at", required=True, help="Frame numbers, 0-based in presentation order, comma-separated: 0,120,300.")
+@click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for NNNNNN.png (created if missing).")
+@click.option("--force", is_flag=True, help="Overwrite existing images.")
+def frames(input_path, at, out_dir, force):
+    """Export frames of a film as numbered gray PNGs, to color as keyframes.
+
+    Color them in any editor, keep their names, and give the folder to
+    `remaster colorize --keyframes`.
+
+    \b
+    Example:
+      remaster frames reel.mp4 --at 0,120,300 -o keys/
+    """
+    from .errors import InputError
+    from .keyframes import export_frames
+
+    try:
+        numbers = [int(n) for n in at.split(",") if n.strip()]
+    except ValueError:
+        raise InputError(f"--at {at}: expected frame numbers separated by commas, e.g. 0,120,300") from None
+    for path in export_frames(input_path, numbers, out_dir, force=force):
+        click.echo(str(path))
+
+
 @main.group(name="eval")
 def eval_group():
     """Measure color quality (images) and temporal consistency (videos)."""

@@ -52,13 +52,13 @@ class WorkerSetup:
     model: str | None = None
     net: object | None = None  # nets.ColorNet, CPU copy
     colorizer_args: dict = field(default_factory=dict)  # inference, name, metadata of a sent net
-    keyframes: dict | None = None  # frame -> (1, 2, h, w) chroma at working size (temporal.set_keyframes)
+    keyframes: tuple | None = None  # (frame -> (1, 2, h, w) chroma, frame -> (1, 1, h, w) luma) at working size (temporal.set_keyframes)
 
     @classmethod
     def of(cls, config, colorizer, loaded: bool, keyframes: dict | None = None) -> WorkerSetup:
         """`loaded`: the driver loaded `colorizer` from `config.colorize.model` (workers load it
         the same way); otherwise the caller's object travels, network and all."""
-        kept = {k: v.cpu() for k, v in keyframes.items()} if keyframes else None
+        kept = tuple({k: v.cpu() for k, v in part.items()} for part in keyframes) if keyframes else None
         if loaded:
             return cls(config, model=config.colorize.model, keyframes=kept)
         net = copy.deepcopy(colorizer.net).cpu()
@@ -85,7 +85,7 @@ class WorkerSetup:
             colorizer = Colorizer(copy.deepcopy(self.net), device=device, **self.colorizer_args)
         chain = build_chain(self.config, colorizer)
         if self.keyframes:
-            chain.stage("temporal").set_keyframes({k: v.to(colorizer.device) for k, v in self.keyframes.items()})
+            chain.stage("temporal").set_keyframes(*({k: v.to(colorizer.device) for k, v in part.items()} for part in self.keyframes))
         return chain
 
 

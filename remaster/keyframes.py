@@ -134,3 +134,39 @@ def _match(paths: list[Path], images: dict, film_lumas) -> list[Keyframe]:
             )
         found.append(Keyframe(int(where[k]), path, images[path][1], images[path][0], score))
     return found
+
+
+def export_frames(input, frames: list[int], folder, *, force: bool = False) -> list[Path]:
+    """Write frames `frames` (0-based, presentation order, as `--keyframes` numbers them) of the
+    film `input` as gray PNGs `NNNNNN.png` in `folder`: the pictures a colorist colors and puts
+    back under the same names. Full-range luma, 16-bit where the film has more than 8 bits.
+    An index past the film's end is an error naming its length, and then nothing is written."""
+    from .image import write_image
+    from .reader import VideoReader
+
+    folder = Path(folder)
+    wanted = sorted(set(frames))
+    if not wanted or wanted[0] < 0:
+        raise InputError(f"{input}: give frame numbers from 0 up, e.g. --at 0,120,300")
+    pictures = {}  # frame -> (H, W) codes: a few frames, held until all are found
+    with VideoReader(input) as reader:
+        deep = reader.source.bit_depth > 8
+        todo = list(wanted)
+        for batch in reader.batches(8, (1, 1)):
+            luma = batch.luma()  # (N, 1, H, W) in [0, 1]
+            while todo and todo[0] < batch.index + len(batch):
+                picture = luma[todo[0] - batch.index, 0].numpy()  # (H, W)
+                codes = np.round(picture * (65535 if deep else 255)).astype(np.uint16 if deep else np.uint8)
+                pictures[todo.pop(0)] = codes
+            if not todo:
+                break
+        count = reader.frames_read - reader.lead_frames if todo else None
+    if todo:
+        raise InputError(f"{input}: no frame {todo[0]}: the film has {count} frames (0..{count - 1}); nothing written")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for frame, codes in pictures.items():
+        path = folder / f"{frame:06d}.png"
+        write_image(path, np.repeat(codes[..., None], 3, -1), force=force)  # RGB, ready to paint on
+        written.append(path)
+    return written

@@ -75,7 +75,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     first = segment.first_frame == 0
     reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict,
                          decoder=getattr(config.pipeline, "decoder", "cpu"))  # fmt: skip
-    writer = None
+    writer = backward = None
     timings: dict[str, float] = {"decode": 0.0}
     on_gpu = chain.device.type == "cuda"
     timer = StageTimer(chain.device, names=["assemble"])  # CUDA events on the GPU (timing.py)
@@ -84,6 +84,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
                     rewind=not first, tail=chain.ahead)  # fmt: skip
         writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
         chain.reset()
+        backward = _backward_carries(input, segment, chain, config, layout, destination.parent)
         frames = 0
         # On CUDA the decode thread puts the codes in pinned memory, so their copy to the GPU is asynchronous.
         batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings, pin=on_gpu),
@@ -92,7 +93,10 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         with batches, sink:
             number = 0  # batches written, for the test hook
             start = segment.first_frame - segment.lead_frames  # the film's number of the first frame read
-            for work in chain.works(batches, start):  # restored batches when restoration is asked; never tail ones
+            # Warm-up further back than the stages' own (a keyframe's carry from before the
+            # segment) only follows the motion: the network's colors there are forgotten anyway.
+            carry_only_before = segment.first_frame - chain.warmup_frames
+            for work in chain.works(batches, start, carry_only_before):  # restored when asked; never tail batches
                 batch = work.batch
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
@@ -113,9 +117,39 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         raise
     finally:
         reader.close()
+        if backward is not None:
+            chain.stage("temporal").set_backward(None)
+            backward.close()
     timings["assemble"] = timer.seconds["assemble"]  # waits for the GPU's last events, once per segment
     timings["encode"] = writer.seconds
     cut_short = list(reader.cut_short) if reader.cut_short else None
     if cut_short:
         cut_short[0] -= reader.lead_frames
     return SegmentResult(frames, list(reader.damaged), reader.resized, cut_short, reader.retimed, timings)
+
+
+def _backward_carries(input: Path, segment: Segment, chain, config, layout, folder: Path):
+    """The backward carries of the keyframes after the segment's frames (carry.py), computed from
+    the frames the plan names (`segment.back_frames`, up to the last such keyframe, past the
+    segment's end if need be) and handed to the temporal stage; None when none reach it."""
+    temporal = chain.stage("temporal")
+    if segment.back_frames is None or temporal is None or not temporal.keyframes:
+        return None
+    from .carry import backward_carries, backward_windows
+    from .stages import Work
+
+    (a, b), (start, end, keyframe) = segment.back_frames, segment.back_pts
+    size = tuple(next(iter(temporal.keyframes.values())).shape[-2:])
+    windows = backward_windows(temporal.keyframes, temporal.config.keyframe_reach)
+
+    def lumas():
+        with VideoReader(input, strict=config.pipeline.strict) as reader:
+            reader.seek(start, end, keyframe_pts=keyframe, rewind=a > 0)
+            frame = a
+            for batch in reader.batches(config.colorize.batch_size, layout.chroma_size):
+                yield frame, Work(batch, batch.luma(chain.device)).luma_at(size)  # (N, 1, h, w) as the frame loop sees it
+                frame += len(batch)
+
+    carries = backward_carries(temporal, lumas(), windows, (a, b), folder)
+    temporal.set_backward(carries)
+    return carries

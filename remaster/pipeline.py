@@ -87,7 +87,7 @@ class Session:
         self.config, self.colorizer, self.loaded = config, colorizer, colorizer is None
         self.workers, self.devices, self.ray, self.progress = workers, devices, ray, progress
         self.chain = None
-        self.keyframes: dict | None = None  # frame -> chroma at working size, for the workers' chains
+        self.keyframes: tuple | None = None  # (chroma, luma) per keyframe at working size, for the workers' chains
         self._threads = torch.get_num_threads()
         self.execution: dict = {}  # the executor's describe(): where the segments ran
 
@@ -320,9 +320,10 @@ def _keyframes(folder, input: Path, source, frames: int, colorizer, temporal) ->
 
     placed = read_keyframes(folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas)
     size = colorizer.working_size(source.height, source.width)
-    chroma = {k.frame: F.interpolate(k.chroma, size=size, mode="bilinear", antialias=True, align_corners=False) for k in placed}
-    temporal.set_keyframes(chroma)
-    return placed, chroma
+    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+    chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
+    temporal.set_keyframes(chroma, lumas)
+    return placed, (chroma, lumas)
 
 
 __all__ = ["Film", "RunReport", "Session", "VideoConfig", "available_presets", "colorize_video", "load_preset", "make_config"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 
+from .carry import backward_windows, carry_range
 from .errors import InputError
 from .recover import demux_resilient
 
@@ -33,9 +34,16 @@ class Segment:
     lead_pts: int | None = None
     lead_frames: int = 0
     keyframe_pts: int | None = None
+    # Backward carry (carry.py): colorist's keyframes after frames of the segment (or of its
+    # warm-up) reach back to them, so frames `back_frames = (a, b)` are read first, decoding from
+    # the keyframe at `back_pts[2]`, pictures `back_pts[0] <= pts < back_pts[1]`; b may be past
+    # the segment's end (tail frames, read but never written). None: no keyframe ahead reaches it.
+    back_frames: tuple[int, int] | None = None
+    back_pts: tuple[int, int | None, int] | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON gives it back (lists, not tuples), so a journal's plan compares equal."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,8 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
     """Cut the film at keyframes into segments of at least `segment_frames` frames (the last may
     be shorter), each warmed up on up to `warmup` frames before it. A segment that starts within
     `reach` frames after one of the `anchors` (frames a colorist colored) warms up from that
-    frame instead, so the color carried from it is the same however the film is cut. Reads
+    frame instead, so the color carried from it is the same however the film is cut; a segment
+    that an anchor after it reaches backward reads the frames up to that anchor first. Reads
     packets only (no decoding): seconds for a feature film. A file cut short is planned as far
     as it goes, with a note; `strict` refuses it instead."""
     if segment_frames < 1:
@@ -108,17 +117,23 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
         if i - starts[-1] >= segment_frames and times[i] in keys:
             starts.append(i)
     bounds = starts + [end]
+    windows = backward_windows(anchors, reach, end)
+
+    def key_before(frame: int) -> int:
+        while frame > 0 and times[frame] not in keys:
+            frame -= 1
+        return times[frame]
 
     def segment(index: int, first: int, last: int) -> Segment:
         end_pts = times[last] if last < len(times) else None
         frames_back = max([warmup] + [first - a for a in anchors if 0 < first - a <= reach])
-        if first == 0 or frames_back < 1:
-            return Segment(index, first, last - first, times[first], end_pts)
-        lead = max(0, first - frames_back)
-        back = lead
-        while back > 0 and times[back] not in keys:
-            back -= 1
-        return Segment(index, first, last - first, times[first], end_pts, times[lead], first - lead, times[back])
+        lead = first if first == 0 or frames_back < 1 else max(0, first - frames_back)
+        back = carry_range(windows, lead, last)
+        extra = {} if back is None else {"back_frames": back, "back_pts": (times[back[0]], times[back[1] + 1] if back[1] + 1 < len(times) else None,
+                                                                            key_before(back[0]))}  # fmt: skip
+        if lead == first:
+            return Segment(index, first, last - first, times[first], end_pts, **extra)
+        return Segment(index, first, last - first, times[first], end_pts, times[lead], first - lead, key_before(lead), **extra)
 
     return Plan([segment(k, a, b) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], tuple(notes))
 

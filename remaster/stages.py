@@ -46,6 +46,9 @@ class Work:
     # (backward, forward) flow, each (N, 2, h, w): frame i -> i-1 and i-1 -> i, where the
     # restoration front computed it (zeros where frame i starts a shot); the temporal stage reuses it.
     flow: tuple[Tensor, Tensor] | None = None
+    # Warm-up frames only a keyframe's carry needs (further back than the stages' own warm-up):
+    # the network is skipped, its chroma is zeros, and only the motion is followed.
+    carry_only: bool = False
     _scaled: dict = field(default_factory=dict, repr=False)  # luma at other sizes, made once
 
     def __len__(self) -> int:
@@ -86,6 +89,10 @@ class ColorizeStage:
         self.colorizer = colorizer
 
     def process(self, work: Work) -> None:
+        if work.carry_only:
+            size = self.colorizer.working_size(*work.luma.shape[-2:])
+            work.chroma = work.luma.new_zeros((len(work), 2, *size))  # (N, 2, h, w): no network, only the carry is followed
+            return
         work.chroma = self.colorizer.chroma(work.luma, matrix=work.batch.source.matrix)  # (N, 2, h, w)
 
     def reset(self) -> None:
@@ -131,9 +138,10 @@ class Chain:
         """The stages that change the luma that is written (none unless restoration is asked)."""
         return list(self.front.names) if self.front is not None else []
 
-    def works(self, batches, frame: int | None = None):
+    def works(self, batches, frame: int | None = None, carry_only_before: int | None = None):
         """`Work` for each batch of the stream but look-ahead (`tail`) ones, in order; `frame`:
-        the film's number of the first frame."""
+        the film's number of the first frame; warm-up batches that end at or before frame
+        `carry_only_before` are carry-only (`Work.carry_only`)."""
         if self.front is None:
             stream = ((batch, None) for batch in batches if not batch.tail)
         else:
@@ -141,7 +149,8 @@ class Chain:
         for batch, cuts, *flow in stream:
             if not len(batch):
                 continue
-            yield self(batch, frame, cuts, flow[0] if flow else None)
+            deep = bool(batch.lead and frame is not None and carry_only_before is not None and frame + len(batch) <= carry_only_before)
+            yield self(batch, frame, cuts, flow[0] if flow else None, carry_only=deep)
             if frame is not None:
                 frame += len(batch)
 
@@ -154,11 +163,13 @@ class Chain:
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None, flow=None) -> Work:
+    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None, flow=None,
+                 carry_only: bool = False) -> Work:  # fmt: skip
         """`frame`: the film's frame number of the batch's first frame (keyframes need it); `cuts (N,)`:
-        the shot detector's flags where they were found already (the restoration front)."""
+        the shot detector's flags where they were found already (the restoration front);
+        `carry_only`: a warm-up batch only a keyframe's carry needs (`Work.carry_only`)."""
         self.timer.collect()  # the last batch's stage times, where the GPU has finished them (no wait)
-        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow)  # (N, 1, H, W): only codes travel to the device
+        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow, carry_only=carry_only)  # (N, 1, H, W)
         for stage in self.stages:
             # Wall time on the CPU, CUDA events on the GPU (timing.py): no synchronize per stage.
             with self.timer(stage.name):

@@ -14,6 +14,11 @@ so where the motion is known the color is carried along it, and where it is not 
 new content, flow failures) the fresh color shows through. At a scene cut the stage starts over.
 Because it feeds back its own output, the effective memory is about 1 / (1 - strength) frames.
 
+A colorist's keyframes ride on the same loop (carry.py): each keyframe's colors are followed
+along the same flow, forward from its frame here and backward from it ahead of the segment
+(`set_backward`), and `carry.apply_hint` lets them override these colors as far as they are
+trusted. With no keyframes the stage is exactly the filter above.
+
 The stage keeps state across calls (the last input luma and the last output chroma): a film is
 fed batch by batch with no seam, `reset()` forgets, and `state()` / `load_state()` let a resumed
 run continue exactly where it stopped.
@@ -31,6 +36,7 @@ from torch import Tensor
 from .device import resolve_device
 from .errors import ConfigError
 from .shots import ShotDetector
+from .carry import Carried, anchored, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
 
@@ -74,12 +80,17 @@ class TemporalConfig:
     # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
     # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
     # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
-    keyframe_reach: int = 500
+    keyframe_reach: int = field(default=500, metadata={"help": "Frames a keyframe's colors reach, forward and backward, within its shot."})
     # A step of the carry keeps the keyframe's color fully where the moved luma fits at least
     # this well (`matched`), and in proportion below it: trust is a product along the path, and
     # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we
     # already know"), so only a clear misfit (an occluder, new content) should cost it.
     keyframe_trust: float = 0.5
+    # What colors the pixels of a keyframe's frames its carry does not reach (occlusions, new
+    # content): "local", the carried colors of nearby pixels of the same tone, else the keyframe's
+    # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's.
+    keyframe_fill: str = field(default="local", metadata={"help": "Where a keyframe's carry does not reach: local | palette | network.",
+                                                          "choices": ("local", "palette", "network")})  # fmt: skip
 
     def __post_init__(self):
         if self.flow not in FLOW_NAMES:
@@ -96,6 +107,8 @@ class TemporalConfig:
             raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
         if not 0.0 < self.keyframe_decay <= 1.0:
             raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
+        if self.keyframe_fill not in ("local", "palette", "network"):
+            raise ConfigError(f"keyframe_fill must be local, palette or network, got {self.keyframe_fill!r}")
         if self.keyframe_reach < 4:
             raise ConfigError(f"keyframe_reach must be at least 4 frames, got {self.keyframe_reach}")
 
@@ -144,15 +157,35 @@ class TemporalStage:
         # The one shot detector (shots.py): the chain runs it as a stage of its own and hands its
         # flags in; called on its own, the stage runs this one.
         self.shots = ShotDetector(device=self.device)
-        self.keyframes: dict[int, Tensor] = {}  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe
-        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        self.set_keyframes({})  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe, and its luma
+        # Keyframes after a frame reach it backward: computed ahead of a segment (carry.py) and
+        # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
+        self.backward = None
         self.reset()
 
-    def set_keyframes(self, keyframes: dict[int, Tensor]) -> None:
+    def set_keyframes(self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None) -> None:
         """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
-        size): from each, the stage carries the color forward through its shot."""
+        size) and the lumas of those images (`(1, 1, H, W)`): from each, the stage carries the color
+        through its shot, and paints what the carry cannot reach with its palette (carry.py)."""
         self.keyframes = dict(keyframes)
-        self._keyframes_at = {}
+        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        self.keyframe_lumas = dict(lumas or {})
+        self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
+
+    def _palette(self, frame: int, size: tuple[int, int]) -> Tensor:
+        """`(bins, 2)`: keyframe `frame`'s colors by tone (carry.palette), made once per size."""
+        if (frame, size) not in self._palettes:
+            luma = self.keyframe_lumas.get(frame)
+            if luma is None:
+                raise ValueError(f"keyframe {frame} has no luma: give set_keyframes its lumas")
+            luma = F.interpolate(luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False)
+            self._palettes[(frame, size)] = palette(luma, self._keyframe(frame, size))
+        return self._palettes[(frame, size)]
+
+    def set_backward(self, carries) -> None:
+        """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
+        keyframes after the frames about to come (carry.backward_carries), or None."""
+        self.backward = carries
 
     def _keyframe(self, frame: int | None, size: tuple[int, int]) -> Tensor | None:
         if frame is None or frame not in self.keyframes:
@@ -172,17 +205,20 @@ class TemporalStage:
             self.shots.reset()
         self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
-        self._carry: Tensor | None = None  # (1, 2, h, w) a keyframe's color carried to the last frame
+        self._key: int | None = None  # the keyframe carried forward to the last frame (carry.py)
+        self._positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on that keyframe
         self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
         self._age = 0  # frames since that keyframe
+        self._key_luma: Tensor | None = None  # (1, 1, h, w) that keyframe frame's luma, blurred
 
     def state(self) -> dict:
         """The state needed to continue a film exactly (CPU tensors; empty after a reset)."""
         if self._luma is None:
             return {}
         state = {"luma": self._luma, "chroma": self._chroma}
-        if self._carry is not None:
-            state |= {"keyframe_carry": self._carry, "keyframe_trust": self._trust, "keyframe_age": torch.tensor([self._age])}
+        if self._key is not None:
+            state |= {"keyframe": torch.tensor([self._key]), "keyframe_positions": self._positions, "keyframe_trust": self._trust,
+                      "keyframe_age": torch.tensor([self._age]), "keyframe_luma": self._key_luma}  # fmt: skip
         return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_state(self, state: dict) -> None:
@@ -198,9 +234,11 @@ class TemporalStage:
             )
         self._luma = luma.to(self.device, torch.float32)
         self._chroma = chroma.to(self.device, torch.float32)
-        carry, trust = state.get("keyframe_carry"), state.get("keyframe_trust")
-        self._carry = None if carry is None else carry.to(self.device, torch.float32)
+        positions, trust = state.get("keyframe_positions"), state.get("keyframe_trust")
+        self._key = int(state["keyframe"][0]) if "keyframe" in state else None
+        self._positions = None if positions is None else positions.to(self.device, torch.float32)
         self._trust = None if trust is None else trust.to(self.device, torch.float32)
+        self._key_luma = state["keyframe_luma"].to(self.device, torch.float32) if "keyframe_luma" in state else None
         self._age = int(state["keyframe_age"][0]) if "keyframe_age" in state else 0
 
     def describe(self) -> dict:
@@ -298,8 +336,9 @@ class TemporalStage:
             given = None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)  # the pairs' (P, 2, h', w')
             backward, confidence, matched, lost = self.confidence(current, previous, given)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
-        carried, carry, trust, age = self._chroma, self._carry, self._trust, self._age
+        carried, key, positions, trust, age, key_luma = self._chroma, self._key, self._positions, self._trust, self._age, self._key_luma
         cfg = self.config
+        size = tuple(luma.shape[-2:])
         outputs = []
         for i in range(len(luma)):
             j = i - first  # index of the pair (i, i-1)
@@ -307,28 +346,34 @@ class TemporalStage:
             if fresh_start:
                 out = chroma[i : i + 1]  # (1, 2, h, w) fresh start
                 self.cuts += int(j >= 0 and cut[j])
-                carry = trust = None  # a keyframe governs its own shot only
+                key = positions = trust = None  # a keyframe governs its own shot only
             else:
                 moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
                 weight = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
                 out = weight * moved + (1 - weight) * chroma[i : i + 1]  # (1, 2, h, w)
-            keyframe = self._keyframe(None if frames is None else frames[i], tuple(luma.shape[-2:]))
-            if keyframe is not None:  # the colorist's color, trusted fully on its own frame
-                carry, trust, age = keyframe, torch.ones_like(luma[:1]), 0
-            elif carry is not None and not fresh_start:  # carried along the motion
-                flow = backward[j : j + 1]  # (1, 2, h, w)
-                fits = (matched[j : j + 1] / cfg.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
-                fade = cfg.keyframe_decay ** flow.norm(dim=1, keepdim=True)  # (1, 1, h, w): per pixel moved
-                carry, _ = warp(carry, flow)  # (1, 2, h, w)
-                trust, age = warp(trust, flow)[0] * fits * fade, age + 1  # (1, 1, h, w)
+            frame = None if frames is None else frames[i]
+            if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
+                key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
+                key_luma = _blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
+            elif key is not None and not fresh_start:  # carried along the motion (carry.py)
+                positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
+                age += 1
                 if age >= cfg.keyframe_reach:
-                    carry = trust = None
-            if carry is not None:
-                taper = min(1.0, 4 * (cfg.keyframe_reach - age) / cfg.keyframe_reach)  # the last quarter of its reach
-                out = taper * trust * carry + (1 - taper * trust) * out  # (1, 2, h, w)
+                    key = positions = trust = None
+            ahead = self.backward.get(frame, self.device) if self.backward is not None else None
+            weight = taper(age, cfg.keyframe_reach)
+            behind = None
+            if key is not None:
+                held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
+                behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
+            here = luma[i : i + 1]  # (1, 1, h, w)
+            given = hint(behind, ahead, lambda k, y=here: paint(self._palette(k, size), y), here if cfg.keyframe_fill == "local" else None)
+            if given is not None and cfg.keyframe_fill == "network":
+                given.weight = 0.0  # the network's colors wherever the carry is not confident
+            out = apply_hint(out, given)  # (1, 2, h, w)
             outputs.append(out)
             carried = out
         self._luma = luma[-1:].clone()
         self._chroma = carried.clone()
-        self._carry, self._trust, self._age = carry, trust, age
+        self._key, self._positions, self._trust, self._age, self._key_luma = key, positions, trust, age, key_luma
         return torch.cat(outputs)  # (N, 2, h, w)

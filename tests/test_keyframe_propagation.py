@@ -1,0 +1,249 @@
+"""Keyframes carried forward and backward through their shots (issue 9, item 3), through the real
+command: gray films of moving, occluding colored shapes written with PyAV, keyframes that are the
+true colors of some frames, a random network, DIS flow.
+
+What a colorist can count on: a keyframe's own frame comes out in its colors; a shape colored
+only at the first frame of the shot keeps its color 40 frames on, and one colored only at the
+last frame is right at the first; colors never cross a cut; memory does not grow with the
+film's length; and a run stopped and resumed gives the same film as a plain one, also when a
+keyframe after a segment boundary reaches back into the segment before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import decode_all, shapes_frame
+from test_corpus import run_cli
+
+from remaster.carry import backward_windows, carry_range
+from remaster.color import rgb_to_ycbcr
+
+W, H = 160, 96  # wide enough that the red square (3 px a frame) does not wrap within 41 frames
+
+
+def write_gray(path, frames_rgb, gop: int = 1):
+    """A gray FFV1 film (full range) of the lumas of `frames_rgb`, 25 fps."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25, options={"g": str(gop)})
+        stream.height, stream.width = frames_rgb[0].shape[:2]
+        stream.pix_fmt = "gray"
+        for i, image in enumerate(frames_rgb):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="gray", dst_colorspace="itu601", dst_color_range="JPEG")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def keyframes(folder, truth, frames):
+    folder.mkdir()
+    for t in frames:
+        cv2.imwrite(str(folder / f"{t:06d}.png"), cv2.cvtColor(truth[t], cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def true_chroma(rgb) -> np.ndarray:
+    """Full-range 4:2:0 chroma codes `(2, H/2, W/2)` of an RGB frame (a gray source is full range)."""
+    ycc = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, "bt601")[0, 1:]
+    return (torch.nn.functional.avg_pool2d(ycc[None], 2)[0].numpy() - 0.5) * 255 + 128
+
+
+def chroma_errors(path, truth, mask=None) -> list[float]:
+    """Mean |chroma - true chroma| per frame in code values, where `mask(t)` (at 4:2:0) says."""
+    errors = []
+    for t, planes in enumerate(decode_all(path).planes):
+        diff = np.abs(np.stack(planes[1:]).astype(np.float64) - true_chroma(truth[t])).mean(0)  # (H/2, W/2)
+        errors.append(float(diff[mask(t)].mean() if mask is not None else diff.mean()))
+    return errors
+
+
+def shape_mask(truth, color):
+    """Where the shape of `color` is, at 4:2:0, in frame t (its grain is ±6 codes)."""
+    def mask(t):
+        near = np.all(np.abs(truth[t].astype(int) - color) <= 8, axis=-1)
+        return cv2.resize(near.astype(np.uint8), (W // 2, H // 2), interpolation=cv2.INTER_AREA) == 1
+    return mask
+
+
+RED, BLUE = (140, 20, 20), (30, 60, 220)
+
+
+def film_frame(index: int) -> np.ndarray:
+    """The suite's shapes with the square a darker red: the conftest's red (210, 40, 30) has about
+    the luma of the sky behind it, so no luma-based motion can follow it, nor could a colorist's
+    carry."""
+    image = shapes_frame(index, W, H).astype(np.int16)
+    square = np.all(np.abs(image - (210, 40, 30)) <= 6, axis=-1)
+    image[square] += np.array(RED) - (210, 40, 30)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def colorize(film, out, model, *extra):
+    args = ["colorize", film, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1", "--json", *extra]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory, random_model_file):
+    """41 frames of moving shapes (the disc passes in front of the square around frame 29) and
+    the film colorized without keyframes."""
+    folder = tmp_path_factory.mktemp("shapes")
+    truth = [film_frame(i) for i in range(41)]
+    film = write_gray(folder / "gray.mkv", truth)
+    colorize(film, folder / "auto.mkv", random_model_file)
+    return folder, truth, film, chroma_errors(folder / "auto.mkv", truth)
+
+
+def test_a_keyframe_comes_out_in_its_own_colors(tmp_path, shapes, random_model_file):
+    folder, truth, film, auto = shapes
+    report = colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [23]))
+    assert report["keyframes"][0]["frame"] == 23
+    errors = chroma_errors(tmp_path / "out.mkv", truth)
+    assert errors[23] < 2.5, errors[23]  # within the working size and 4:2:0 of the truth
+    assert auto[23] > 4 * errors[23], (auto[23], errors[23])
+
+
+def test_a_shape_colored_at_frame_0_keeps_its_color_at_frame_40(tmp_path, shapes, random_model_file):
+    folder, truth, film, auto = shapes
+    colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [0]))
+    for color in (RED, BLUE):
+        with_key = chroma_errors(tmp_path / "out.mkv", truth, shape_mask(truth, color))
+        without = chroma_errors(folder / "auto.mkv", truth, shape_mask(truth, color))
+        assert with_key[40] < 12 and with_key[40] < 0.5 * without[40], (color, with_key[40], without[40])
+
+
+def test_a_shape_colored_at_its_last_frame_is_right_at_the_first(tmp_path, shapes, random_model_file):
+    """Backward carry: the only keyframe is the shot's last frame."""
+    folder, truth, film, auto = shapes
+    colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [40]))
+    whole = chroma_errors(tmp_path / "out.mkv", truth)
+    assert whole[0] < 0.5 * auto[0] and np.mean(whole[:40]) < 0.5 * np.mean(auto[:40]), (whole[:5], auto[:5])
+    for color in (RED, BLUE):
+        with_key = chroma_errors(tmp_path / "out.mkv", truth, shape_mask(truth, color))
+        without = chroma_errors(folder / "auto.mkv", truth, shape_mask(truth, color))
+        assert with_key[0] < 12 and with_key[0] < 0.5 * without[0], (color, with_key[0], without[0])
+
+
+def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file):
+    """With the first and the last frame given, the frames between come closer to the truth
+    than with either alone, and each keyframe comes out in its own colors."""
+    folder, truth, film, auto = shapes
+    errors = {}
+    for name, frames in (("first", [0]), ("last", [40]), ("both", [0, 40])):
+        colorize(film, tmp_path / f"{name}.mkv", random_model_file, "--keyframes", keyframes(tmp_path / name, truth, frames))
+        errors[name] = chroma_errors(tmp_path / f"{name}.mkv", truth)
+    assert errors["both"][0] < 2.5 and errors["both"][40] < 2.5, (errors["both"][0], errors["both"][40])
+    between = {name: np.mean(e[1:40]) for name, e in errors.items()}
+    assert between["both"] <= min(between["first"], between["last"]) + 0.05, between
+
+
+def test_colors_do_not_cross_a_cut(tmp_path, random_model_file):
+    """Two shots (the second is the picture turned upside down): a keyframe in one shot leaves
+    every frame of the other exactly as the automatic mode makes it, forward and backward."""
+    truth = [film_frame(i) for i in range(20)] + [np.ascontiguousarray(film_frame(i)[::-1, ::-1]) for i in range(20, 40)]
+    film = write_gray(tmp_path / "cut.mkv", truth)
+    colorize(film, tmp_path / "auto.mkv", random_model_file)
+    colorize(film, tmp_path / "first.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "a", truth, [0]))
+    colorize(film, tmp_path / "last.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "b", truth, [39]))
+    auto, first, last = (decode_all(tmp_path / f"{n}.mkv").planes for n in ("auto", "first", "last"))
+    for t in range(20, 40):  # the keyframe at 0 does not reach past the cut
+        assert all(np.array_equal(first[t][k], auto[t][k]) for k in (1, 2)), f"frame {t} took color from frame 0 across the cut"
+    for t in range(20):  # nor does the keyframe at 39 reach back before it
+        assert all(np.array_equal(last[t][k], auto[t][k]) for k in (1, 2)), f"frame {t} took color from frame 39 across the cut"
+    assert not np.array_equal(last[20][1], auto[20][1])  # while it does reach its own shot's first frame
+
+
+def _peak_rss_mb(args) -> float:
+    """Peak resident memory of `remaster ARGS` in a child process, in MB."""
+    code = ("import resource, sys, runpy; sys.argv = ['remaster'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_module('remaster.cli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file):
+    """A film 3x longer, with keyframes 45 frames apart and a reach of 30 frames (so each is
+    carried forward and backward as far as it goes, with stretches no keyframe reaches between),
+    peaks at the same memory: windows are bounded by the reach, spilled to the work folder, and
+    let go. At 320x240 holding the film's frames would add ~40 MB per 100 frames."""
+    width, height = 320, 240
+    peaks = {}
+    for frames in (60, 180):
+        truth = [shapes_frame(i % 40, width, height) for i in range(frames)]
+        film = write_gray(tmp_path / f"film{frames}.mkv", truth, gop=30)
+        keys = keyframes(tmp_path / f"keys{frames}", truth, list(range(44, frames, 45)))
+        peaks[frames] = _peak_rss_mb(["colorize", film, "-o", tmp_path / f"out{frames}.mkv", "--model", random_model_file, "--device",
+                                      "cpu", "--flow", "dis", "--dis-preset", "ultrafast", "--codec", "ffv1", "--keyframes", keys,
+                                      "--keyframe-reach", "30"])  # fmt: skip
+    assert peaks[180] < peaks[60] + 25, peaks
+
+
+def test_plan_reads_tail_frames_for_a_keyframe_after_the_segment():
+    windows = backward_windows([0, 30, 95], reach=50)
+    assert windows == [(1, 30), (46, 95)]  # from the keyframe before, or `reach - 1` frames back
+    assert carry_range(windows, 0, 16) == (1, 30)  # frames 16..30: tail, read and not written
+    assert carry_range(windows, 32, 48) == (46, 95)
+    assert carry_range(windows, 30, 46) is None
+
+
+@pytest.mark.parametrize("kills", [("segment-done 0",), ("segment 1 batch 1", "segment-done 1")])
+def test_resumed_run_with_keyframes_is_the_plain_run(tmp_path, shapes, random_model_file, kills):
+    """Segments of 16 frames; the keyframe at 30 is in the second segment and reaches back into
+    the first (tail frames). Killed runs resumed give the plain run's film bit for bit, and a film
+    of one segment differs from it by at most a code value (the network's warm-up)."""
+    folder, truth, film, auto = shapes
+    keys = keyframes(tmp_path / "keys", truth, [0, 30])
+    args = lambda out, *extra: ["colorize", film, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "dis",  # noqa: E731
+                                "--codec", "ffv1", "--batch-size", "4", "--segment-frames", "16", "--keyframes", keys, "--json", *extra]  # fmt: skip
+    plain = run_cli(args(tmp_path / "plain.mkv"))
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["segments"] == 3
+    for point in kills:
+        killed = run_cli(args(tmp_path / "resumed.mkv", "--resume"), env={"REMASTER_KILL_AT": point})
+        assert killed.returncode == -9, f"expected SIGKILL at {point!r}: {killed.returncode} {killed.stderr[-300:]}"
+    assert run_cli(args(tmp_path / "resumed.mkv", "--resume")).returncode == 0
+    a, b = decode_all(tmp_path / "plain.mkv").planes, decode_all(tmp_path / "resumed.mkv").planes
+    assert len(a) == len(b) == 41
+    assert all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in range(3))
+    whole = decode_all(colorize_one(film, tmp_path / "one.mkv", random_model_file, keys)).planes
+    worst = max(int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a, whole) for k in (1, 2))
+    assert worst <= 1, f"segments differ from the uncut film by up to {worst} code values"
+
+
+def colorize_one(film, out, model, keys):
+    colorize(film, out, model, "--keyframes", keys)
+    return out
+
+
+def test_frames_exports_numbered_pictures_to_color(tmp_path, shapes):
+    """`remaster frames`: the frames a colorist colors, named as `--keyframes` reads them, with
+    the film's own luma; a frame past the end is one line and nothing is written."""
+    folder, truth, film, auto = shapes
+    result = run_cli(["frames", film, "--at", "40,0,7", "-o", tmp_path / "keys"])
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["000000.png", "000007.png", "000040.png"]
+    with av.open(str(film)) as container:
+        lumas = [f.to_ndarray() for f in container.decode(video=0)]  # gray: the Y codes themselves
+    for t in (0, 7, 40):
+        image = cv2.imread(str(tmp_path / "keys" / f"{t:06d}.png"))
+        assert image.shape == (H, W, 3) and np.array_equal(image[..., 0], lumas[t]) and np.array_equal(image[..., 1], lumas[t])
+    refused = run_cli(["frames", film, "--at", "3,41", "-o", tmp_path / "more"])
+    assert refused.returncode == 1 and "no frame 41: the film has 41 frames (0..40); nothing written" in refused.stderr
+    assert not (tmp_path / "more").exists() and refused.stderr.count("\n") == 1
