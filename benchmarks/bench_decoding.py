@@ -7,8 +7,10 @@ and the colorfulness ratio to the truth. Never one number alone (issue 10).
 
     python benchmarks/bench_decoding.py --model models/remaster-default.safetensors
     python benchmarks/bench_decoding.py --model run.safetensors --temperatures 0.38,0.5 --doubts 0,20,30,45
+    python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors --choose 0.38,30
 
-Prints a table per setting; --json writes every score.
+Prints a table per setting; --json writes every score. `--save PATH --choose T,DOUBT` writes a
+copy of the model whose stored decoding is that setting (no measuring).
 """
 
 from __future__ import annotations
@@ -98,6 +100,20 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def save_with_decoding(model: Path, out: Path, temperature: float, doubt: float) -> None:
+    """The same weights and metadata, with the inference config's decoding replaced."""
+    from dataclasses import replace
+
+    from remaster.model import InferenceConfig, net_from_weights, read_weights, save_weights
+
+    tensors, metadata = read_weights(model)
+    net = net_from_weights(tensors, metadata, model)
+    inference = replace(InferenceConfig(**json.loads(metadata.get("inference", "{}"))), temperature=temperature, doubt=doubt)
+    keep = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "net_config", "inference", "parameters")}
+    card = save_weights(net, out, inference=inference, extra=keep)
+    print(f"{out}: decoding T={temperature}, doubt={doubt}; sha256 {card['sha256']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None)
@@ -108,7 +124,12 @@ def main() -> None:
     parser.add_argument("--frames-per-clip", type=int, default=12)
     parser.add_argument("--val-limit", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--save", type=Path, default=None, help="write a copy of the model with --choose as its decoding")
+    parser.add_argument("--choose", default=None, help="T,DOUBT for --save")
     args = parser.parse_args()
+    if args.save:
+        save_with_decoding(args.model, args.save, *(float(v) for v in args.choose.split(",")))
+        return
     torch.set_grad_enabled(False)
     colorizer = Colorizer.load(args.model, device="cpu")
     settings = [(float(t), float(d)) for t in args.temperatures.split(",") for d in args.doubts.split(",")]

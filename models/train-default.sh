@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# How the shipped default model (models/remaster-default.safetensors) was trained, exactly:
-# on the 2-core CPU of the development machine, two recipes side by side (one torch thread
-# each, the same 50-minute budget), the better one by `remaster eval images` then fine-tuned
-# with milder class rebalancing. See models/MODEL_CARD.md for the numbers.
+# How the shipped default model (models/remaster-default.safetensors) was trained, exactly, on
+# the 2-core CPU of the development machine. See models/MODEL_CARD.md for the numbers.
 #
-#   bash models/train-default.sh            # about 85 minutes on 2 CPU cores
+# Stage A (the first model, v1): two recipes side by side (one torch thread each, the same
+#   50-minute budget), the better one by `remaster eval images`, then fine-tuned with milder
+#   class rebalancing. About 85 minutes.
+# Stage B (the shipped model, v2): v1 gains hint inputs (zero-initialised, so it starts from
+#   exactly v1's colors) and trains 125 more minutes on the data pack's photos plus the
+#   10,852 photos that models/build_photos.py collects, with simulated color hints; then its
+#   decoding (temperature, uncertainty `doubt`) is chosen by benchmarks/bench_decoding.py.
+#
+#   bash models/train-default.sh            # about 3.5 hours on 2 CPU cores
 #
 # On a GPU the same commands take --device cuda and a larger --batch-size/--crop; the photos
 # can be packed small enough to travel with `python benchmarks/pack_photos.py` (not yet used
@@ -27,3 +33,14 @@ done
 #    a warm restart of the cosine schedule at 59% of an 85-minute budget.
 OMP_NUM_THREADS=1 remaster train "$data" --val "$val" --out "$out/bins.safetensors" --recipe bins --rebalance 0.8 --minutes 85 --resume "${common[@]}" > "$out/bins-ft.log" 2>&1
 remaster eval images "$val" --model "$out/bins.safetensors" --json > "$out/bins-ft-eval.json"
+
+# Stage B. The extra photos are built outside the repository (they are never committed).
+more=${MORE:-../more-photos}
+[ -d "$more" ] || python models/build_photos.py --out "$more"
+OMP_NUM_THREADS=1 remaster train "$data" "$more" --val "$val" --out "$out/hinted.safetensors" --hints \
+  --init "$out/bins.safetensors" --minutes 125 --steps 1000000 --batch-size 24 --crop 128 --cache-size 192 \
+  --lr 1e-3 --rebalance 0.8 --checkpoint-every 100 --val-every 100000 --val-limit 20 --workers 2 --json > "$out/hinted.log" 2>&1
+python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --temperatures 0.38 --doubts 0,20,30,45 > "$out/decoding.txt"
+# The setting with the best gain over gray among those keeping at least 75% of the truth's
+# colorfulness on photos/val (see the table in decoding.txt and the model card):
+python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --save "$out/remaster-default.safetensors" --choose "${CHOICE:-0.38,30}"
