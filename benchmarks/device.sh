@@ -10,7 +10,7 @@
 #   benchmarks/device.sh OUTDIR [RAFT_SMALL_WEIGHTS]
 #
 # The machine has torch but no PyAV and no network: a PyAV wheel travels in .whl/ (carried; see
-# NOTES-bench.md for the download command) and is installed into /tmp first. The RAFT-small
+# README.md ("Measuring throughput") for the download command) and is installed into /tmp first. The RAFT-small
 # weights (../shared does not travel) come as the second argument, or $REMASTER_RAFT_WEIGHTS, or
 # .weights/raft_small_C_T.safetensors (carried), or ../shared/data/weights/ when it is there.
 #
@@ -52,7 +52,7 @@ if ! "$PY" -c "import av" 2>/dev/null; then
             "$ROOT"/.whl/*.whl >>"$LOG" 2>&1 || { say "wheel install failed"; exit 1; }
         export PYTHONPATH=/tmp/remaster-site${PYTHONPATH:+:$PYTHONPATH}
     else
-        say "no PyAV here and no wheel in .whl/: see NOTES-bench.md"; exit 1
+        say "no PyAV here and no wheel in .whl/: see README.md ("Measuring throughput")"; exit 1
     fi
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
