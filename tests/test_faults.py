@@ -168,8 +168,12 @@ def test_ctrl_c(tmp_path, clip, model):
     try:
         work = tmp_path / ".out.mkv.remaster-work"
         _wait_for(lambda: work.exists() and any(p.name.startswith(".segment-") for p in work.iterdir()), run)
-        time.sleep(0.3)  # mid-run: frames are being colorized and written
+        # Mid-run: frames are being colorized and written. Stop it first so that neither a fast
+        # machine nor a loaded one lets it finish the film before Ctrl-C lands; the pending
+        # SIGINT is handled as soon as it continues.
+        run.send_signal(signal.SIGSTOP)
         run.send_signal(signal.SIGINT)
+        run.send_signal(signal.SIGCONT)
         stdout, stderr = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
