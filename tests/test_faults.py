@@ -129,10 +129,16 @@ def test_output_is_the_input(tmp_path, clip, model):
     assert clip.path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["link.mkv"]
 
 
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: give the run the Ctrl-C a user's terminal gives.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "remaster.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint, **kwargs)  # fmt: skip
 
 
 def _wait_for(predicate, process, seconds=180.0):  # a loaded machine takes long to start torch
