@@ -15,6 +15,7 @@ import pytest
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 from test_resume import args_for, assert_same_film
+from test_scale import clip, model  # noqa: F401  (the same film and model fixtures)
 
 from remaster.config import make_config
 
@@ -33,15 +34,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def model(random_model_file):
-    return random_model_file
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """40 frames, keyframes at most 8 apart, two audio tracks: 3 segments at --segment-frames 10."""
-    return make_clip(tmp_path_factory.mktemp("clip") / "reel.mp4", frames=40, audio_tracks=2, options={"preset": "fast", "crf": "20", "g": "8"})
 
 
 def config_for(model, **extra):
