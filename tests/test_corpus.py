@@ -142,7 +142,11 @@ def test_case(name, corpus, results):
     # constant, sync is kept. Anything but one constant shift below 0.1 s is a broken promise.
     shift = times[0] - truth_times[0] if times and case.suffix == ".mkv" and case.path.suffix != ".mkv" else 0
     assert 0 <= shift < Fraction(1, 10), f"{case.name}: timestamps shifted by {shift}"
-    assert [t - shift for t in times] == truth_times, f"{case.name}: timestamps differ"
+    # A decoder may hand out pictures labelled out of order where a file is cut mid-GOP (x264's
+    # bitstream, and so where the cut lands, depends on the core count: CI saw 0.7007 s before
+    # 0.6673 s). The reader keeps the pictures in the decoder's order and gives them the same
+    # labels in increasing order (`recover.Clock`), so the promise is the same set of times.
+    assert [t - shift for t in times] == sorted(truth_times), f"{case.name}: timestamps differ"
     assert report.get("damaged_frames", 0) == case.damaged, f"{case.name}: damaged frames reported {report.get('damaged_frames')}"
     if case.lossless:
         last_good = None
