@@ -158,7 +158,7 @@ def demo(out_dir, model, device, force):
 @click.option("--rebalance", type=float, default=0.5, show_default=True, help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).")
 @click.option("--widths", default="24,48,96,192", show_default=True, help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.")
 @click.option("--blocks", type=int, default=4, show_default=True, help="Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network sees at once.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints (what --resume continues from); one is also written at the end.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints (what --resume continues from) and exports of the model so far; both are also written at the end.")
 @click.option("--val-every", type=int, default=0, show_default=True, help="Steps between validations on --val; 0 = once per epoch (number of photos / batch size steps). The final model is always validated.")
 @click.option("--val-limit", type=int, default=0, show_default=True, help="Validate on the first N photos of --val (sorted by path) only; 0 = all of them.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the network's initialisation and the crop sampler: on the CPU the same seed, photos and options give the same model.")

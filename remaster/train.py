@@ -315,6 +315,9 @@ class Trainer:
                 bar.write(f"step {self.step}: " + json.dumps(self.validate()))
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
+                # The model too: a run killed later (a rented GPU's time running out) still leaves
+                # a usable model, not only a checkpoint to resume from.
+                self.export({"train_loss_last": sum(losses[-50:]) / len(losses[-50:])})
         bar.close()
         self.elapsed = time.time() - started
         self.save_checkpoint()
