@@ -72,7 +72,7 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
 print("av", av.__version__, "hwdevices", av.codec.hwaccel.hwdevices_available(), "remaster", remaster.__file__)
 EOF
 } >>"$LOG" 2>&1
-HAS_WORKERS=$("$PY" -c "import dataclasses, remaster.config as c; print(int('workers' in {f.name for f in dataclasses.fields(c.PipelineConfig)}))" 2>>"$LOG")
+HAS_WORKERS=$("$PY" -c "import inspect, remaster.pipeline as p; print(int('workers' in inspect.signature(p.colorize_video).parameters))" 2>>"$LOG")
 say "weights: ${WEIGHTS:-none (RAFT steps skipped)}; --workers in this build: ${HAS_WORKERS:-0}; budget ${BUDGET}s"
 
 # --- the CUDA tests -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class BenchOptions:
     clip: Path | None = None  # pictures to scale to each size; None: synthetic shapes
     model: str | None = None  # None: the shipped model (random weights of its architecture without one)
     repeats: int = 1  # pipeline runs per size; the best is reported
-    workers: int | None = None  # passed to the run config when it has the option (issue 11, part 2)
+    workers: int | None = None  # segments colorized in that many processes (colorize_video's `workers`)
     decoder: str | None = None  # passed to the run config: cpu | nvdec
     cpu_threads: int | None = None
     inputs: Path | None = None  # a folder to keep the made films in and reuse (same size, frames, clip)
@@ -200,24 +200,22 @@ def run_config(options: BenchOptions):
     from .config import PipelineConfig, make_config
 
     extra = dict(options.extra)
-    piped = {f.name for f in dataclasses.fields(PipelineConfig)}
-    for key in ("workers", "decoder"):
-        value = getattr(options, key)
-        if value is None:
-            continue
-        if key not in piped:
-            raise ConfigError(f"--{key} is not available in this build of remaster (no such run option); leave it out")
-        extra[key] = value
+    if options.decoder is not None:
+        if "decoder" not in {f.name for f in dataclasses.fields(PipelineConfig)}:
+            raise ConfigError("--decoder is not available in this build of remaster (no such run option); leave it out")
+        extra["decoder"] = options.decoder
     return make_config(
         device=options.device, flow=options.flow, flow_weights=options.flow_weights, codec=options.codec, crf=options.crf,
         preset=options.preset, batch_size=options.batch_size, cpu_threads=options.cpu_threads, **extra,
     )  # fmt: skip
 
 
-def pipeline_run(source: Path, destination: Path, config, colorizer) -> dict:
+def pipeline_run(source: Path, destination: Path, config, colorizer, workers: int | None = None) -> dict:
+    """One `colorize_video` run; with `workers`, in that many processes (their start, a fresh
+    interpreter importing torch and loading the model, counts: it is part of a real run)."""
     from .pipeline import colorize_video
 
-    return colorize_video(source, destination, config, force=True, progress=False, colorizer=colorizer).to_dict()
+    return colorize_video(source, destination, config, force=True, progress=False, colorizer=colorizer, workers=workers or 1).to_dict()
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -314,7 +312,7 @@ def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
             resettable = reset_peaks(device)
             runs = []
             for _ in range(options.repeats):
-                runs.append(pipeline_run(source, work / "out.mp4", config, colorizer))
+                runs.append(pipeline_run(source, work / "out.mp4", config, colorizer, options.workers))
                 transcodes.append(plain_transcode(source, work / "transcode.mp4", options.codec, options.crf, options.preset))
             rss = _status_mib("VmHWM:")
             row = _row(min(runs, key=lambda r: r["seconds"]), transcodes, width, height, frames, colorizer)
@@ -350,6 +348,7 @@ def _row(best: dict, transcodes: list[dict], width: int, height: int, frames: in
         "decoder": best["source"].get("decoder", "cpu"),
         "requested_frames": frames,
         "notices": best["notices"],  # e.g. NVDEC asked for and not offered
+        "execution": best.get("execution", {}),  # where it ran: this process, --workers processes
     }
 
 

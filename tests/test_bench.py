@@ -56,6 +56,16 @@ def test_bench_table_and_reused_input(tmp_path, random_model_file):
     assert film.stat().st_mtime_ns == before, "an input of the same size and length is reused"
 
 
+def test_bench_with_workers(tmp_path, random_model_file):
+    """`--workers 2` runs the film's segments in two processes, as `colorize --workers` does."""
+    result = bench("--sizes", "64x48", "--frames", "60", "--batch-size", "4", "--device", "cpu", "--model", random_model_file,
+                   "--inputs", tmp_path, "--cpu-threads", "1", "--workers", "2", "--segment-frames", "25", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)["runs"]
+    assert row["frames"] == 60 and row["end_to_end_fps"] > 0
+    assert row["execution"]["executor"] == "workers" and row["execution"]["workers"] == 2, row["execution"]
+
+
 def test_plain_transcode_counts_every_frame(tmp_path):
     film = make_input(tmp_path / "in.mp4", 64, 48, 7)
     result = plain_transcode(film, tmp_path / "out.mp4", "libx264", 18, "veryfast")
