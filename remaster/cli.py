@@ -61,7 +61,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.")
 @click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
-@click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB", help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Needs a hint-conditioned model (the shipped one is).")
+@click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB", help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Without --model, the shipped model for steered colors (remaster-hints) does the work; a --model must be hint-conditioned.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
     """Colorize photographs (JPEG, PNG, TIFF, WebP; 8 or 16 bit; gray or RGB).
@@ -86,7 +86,7 @@ def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
 
     photos = [(path, read_photo(path)) for path in inputs]  # fail on a bad input before any work
     points = [_parse_hint(text) for text in hint_texts]
-    colorizer = Colorizer.load(model, device=device)
+    colorizer = Colorizer.load(model, device=device, hints=bool(points))
     if points and not colorizer.takes_hints:
         raise click.UsageError(f"model {colorizer.name!r} takes no hints: use a hint-conditioned model (remaster train --hints)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,8 @@ def demo(out_dir, model, device, force):
     from .model import Colorizer
 
     colorizer = Colorizer.load(model, device=device)
-    for path in run_demo(out_dir, colorizer):
+    steering = colorizer if model else Colorizer.load(device=device, hints=True)
+    for path in run_demo(out_dir, colorizer, steering):
         name = path.stem
         click.echo(f"{path}   ({SAMPLES[name][0]})" if name in SAMPLES else str(path))
 

@@ -80,11 +80,12 @@ def mark_clicks(rgb: np.ndarray, points) -> np.ndarray:
     return marked
 
 
-def run_demo(out_dir: Path, colorizer) -> list[Path]:
+def run_demo(out_dir: Path, colorizer, steering=None) -> list[Path]:
     """Colorize every sample; write NAME.png and NAME-compare.png (gray input | remaster | original).
 
-    With a hint-conditioned model, each color sample also gets NAME-steered.png: automatic |
-    with a handful of hints | original, the hints drawn as rings (`colorist_clicks`).
+    With a hint-conditioned `steering` model (default: `colorizer`), each color sample also gets
+    NAME-steered.png: automatic | with a handful of hints | original, the hints drawn as rings
+    (`colorist_clicks`).
 
     The demo overwrites its own earlier outputs, so it can be run again into the same folder; it
     writes only the names of `output_names`, never anything else there.
@@ -99,6 +100,7 @@ def run_demo(out_dir: Path, colorizer) -> list[Path]:
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    steering = steering or colorizer
     written = []
     for name, (_, has_truth) in SAMPLES.items():
         photo = photo_from_array(sample_photo(name))  # the network sees only the luma
@@ -108,10 +110,10 @@ def run_demo(out_dir: Path, colorizer) -> list[Path]:
             panels.append(("original", original_panel(photo)))
         image_name, compare_name = output_names(name)
         outputs = [(out_dir / image_name, colorized), (out_dir / compare_name, contact_sheet(panels))]
-        if has_truth and colorizer.takes_hints:
+        if has_truth and steering.takes_hints:
             truth = original_panel(photo)
             points = colorist_clicks(colorized, truth)
-            steered = colorize_photo(photo, colorizer, points)
+            steered = colorize_photo(photo, steering, points)
             sheet = contact_sheet([("automatic", colorized), (f"{len(points)} hints", mark_clicks(steered, points)), ("original", truth)])
             outputs.append((out_dir / STEER_NAME.format(name=name), sheet))
         for path, image in outputs:

@@ -27,6 +27,10 @@ from .nets import STRIDE, ColorNet, NetConfig, build_net, count_parameters, defa
 FORMAT = "remaster-colornet"
 FORMAT_VERSION = "1"
 DEFAULT_MODEL_NAME = "remaster-default.safetensors"
+# The shipped model for colors that someone steers (hint points, a colorist's keyframes carried
+# along a film): it follows hints far more closely than the default, whose automatic colors are
+# better (models/MODEL_CARD.md). A model given by --model is used for both.
+HINTS_MODEL_NAME = "remaster-hints.safetensors"
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,15 @@ class InferenceConfig:
     doubt: float = 0.0
 
 
-def default_model_path() -> Path:
-    """The shipped default model: $REMASTER_MODEL, the repository's models/, or the installed copy."""
-    if os.environ.get("REMASTER_MODEL"):
-        return Path(os.environ["REMASTER_MODEL"])
+def default_model_path(hints: bool = False) -> Path:
+    """The shipped default model (with `hints`, the one for steered colors): $REMASTER_MODEL
+    ($REMASTER_HINTS_MODEL), the repository's models/, or the installed copy."""
+    variable, name = ("REMASTER_HINTS_MODEL", HINTS_MODEL_NAME) if hints else ("REMASTER_MODEL", DEFAULT_MODEL_NAME)
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
     candidates = [
-        Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME,  # source checkout / editable install
-        Path(sys.prefix) / "share" / "remaster" / "models" / DEFAULT_MODEL_NAME,  # wheel install (data-files)
+        Path(__file__).resolve().parents[1] / "models" / name,  # source checkout / editable install
+        Path(sys.prefix) / "share" / "remaster" / "models" / name,  # wheel install (data-files)
     ]
     for path in candidates:
         if path.is_file():
@@ -175,8 +181,9 @@ class Colorizer:
         self._autocast_dtype = dtypes[precision]
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None) -> Colorizer:
-        path = Path(path) if path is not None else default_model_path()
+    def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None, hints: bool = False) -> Colorizer:
+        """The model at `path`, or the shipped default (with `hints`, the shipped model for steered colors)."""
+        path = Path(path) if path is not None else default_model_path(hints)
         tensors, metadata = read_weights(path)
         net = net_from_weights(tensors, metadata, path)
         inference = InferenceConfig(**json.loads(metadata.get("inference", "{}")))

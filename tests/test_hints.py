@@ -139,3 +139,42 @@ def test_demo_steers_with_a_handful_of_hints(tmp_path, hinted_model_file):
     assert {"coffee-steered.png", "chelsea-steered.png", "astronaut-steered.png"} <= written
     assert "camera-steered.png" not in written  # a real black-and-white photo has no truth to click from
     assert CLICKS <= 8
+
+
+def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
+    """`--hint` with no --model uses the shipped remaster-hints model, and the clicked places
+    take the clicked color (the shipped default barely moves: that is why there are two)."""
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+    from remaster.cli import main
+    from remaster.model import default_model_path
+
+    hints_path = default_model_path(hints=True)
+    assert hints_path.name == "remaster-hints.safetensors" and hints_path.is_file()
+    assert Colorizer.load(device="cpu", hints=True).takes_hints
+    # A real photograph's luma: a smooth, textured gray scene.
+    rng = np.random.default_rng(0)
+    gray = cv2.GaussianBlur(rng.integers(60, 200, (192, 256)).astype(np.uint8), (0, 0), 6)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    clicks = [(60, 60, "#2e86c1"), (190, 130, "#c0392b")]
+    result = CliRunner().invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "out"), "--device", "cpu",
+                                       *[arg for x, y, color in clicks for arg in ("--hint", f"{x},{y},{color}")]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "g.png")), cv2.COLOR_BGR2RGB)
+    for x, y, color in clicks:
+        want = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+        got = out[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(0)
+        # The luma is the photo's, so compare colors by their departure from gray: the clicked
+        # color's must be mostly there (the shipped default model reaches 0.16-0.42 of it here).
+        direction = (want - want.mean()) / np.linalg.norm(want - want.mean())
+        reached = float((got - got.mean()) @ direction) / np.linalg.norm(want - want.mean())
+        assert reached > 0.55, (color, got, reached)
+
+
+def test_hint_model_path_follows_its_environment_variable(tmp_path, monkeypatch):
+    from remaster.model import default_model_path
+
+    monkeypatch.setenv("REMASTER_HINTS_MODEL", str(tmp_path / "mine.safetensors"))
+    assert default_model_path(hints=True) == tmp_path / "mine.safetensors"
+    assert default_model_path().name == "remaster-default.safetensors"
