@@ -2,6 +2,7 @@
 
     python benchmarks/bench_keyframes.py                    # every data-pack clip, first 120 frames
     python benchmarks/bench_keyframes.py --frames 60 --clips book.mkv,sister.mkv --json
+    python benchmarks/bench_keyframes.py --frames 60 --fill hints    # the carry steering the hint model
 
 For each real color clip of ../shared/data/clips (the color original is the truth), the clip is
 made gray (its luma, as a black-and-white film would be), cut into shots by remaster's shot
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames of each clip (from its start)")
     parser.add_argument("--clips", default=None, help="comma-separated clip names (default: all in the data pack)")
     parser.add_argument("--model", default=str(ROOT / "models" / "remaster-default.safetensors"))
+    parser.add_argument("--fill", default="local", help="keyframe_fill: local | palette | network | hints (the carry steering a hint model)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not CLIPS.is_dir():
@@ -177,7 +179,7 @@ def main() -> None:
             for mode, keys in (("auto", None), ("first", starts), ("first+last", sorted(set(starts + lasts)))):
                 out = tmp / f"{stem}-{mode}.mkv"
                 folder = None if keys is None else keyframe_folder(tmp / f"{stem}-{mode}-keys", truth, keys)
-                colorize_video(film, out, make_config(flow="dis", codec="ffv1"), progress=False, colorizer=colorizer, keyframes=folder)
+                colorize_video(film, out, make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill), progress=False, colorizer=colorizer, keyframes=folder)
                 row[mode] = scores(frames_rgb(out, args.frames), truth, starts, warp)
             row["chained_carry"] = scores(chained_carry(truth, starts), truth, starts, warp)
             row["static"] = scores(chained_carry(truth, starts, still=True), truth, starts, warp)
@@ -187,7 +189,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
-    print(f"machine: {machine}; model {Path(args.model).name}; first {args.frames} frames of each clip; PSNR in dB against the color original")
+    print(f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; first {args.frames} frames of each clip; PSNR in dB against the color original")
     print("| clip | frames | shots | gray film | auto | chained carry | static | keyframes: first of each shot | first and last | "
           "chroma warping error / truth's: chained, first, first+last |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -188,6 +188,10 @@ def build_chain(config, colorizer) -> Chain:
     temporal = TemporalStage(config.temporal, device=colorizer.device) if config.temporal.enabled else None
     if temporal is not None:
         stages.append(temporal)
+        if config.temporal.keyframe_fill == "hints":
+            from .steer import steering_for
+
+            temporal.set_steering(steering_for(colorizer))  # loads a hint model only once a keyframe needs it
     front = None
     restore = getattr(config, "restore", None)
     if restore is not None and restore.enabled:

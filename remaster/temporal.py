@@ -39,6 +39,8 @@ from .shots import ShotDetector
 from .carry import Carried, anchored, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
 
+KEYFRAME_FILLS = ("local", "palette", "network", "hints")
+
 
 @dataclass(frozen=True)
 class TemporalConfig:
@@ -88,9 +90,11 @@ class TemporalConfig:
     keyframe_trust: float = 0.5
     # What colors the pixels of a keyframe's frames its carry does not reach (occlusions, new
     # content): "local", the carried colors of nearby pixels of the same tone, else the keyframe's
-    # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's.
-    keyframe_fill: str = field(default="local", metadata={"help": "Where a keyframe's carry does not reach: local | palette | network.",
-                                                          "choices": ("local", "palette", "network")})  # fmt: skip
+    # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's;
+    # "hints", the carry steers a hint-conditioned network, which colors those pixels to match
+    # (steer.py; the shipped remaster-hints model where the film's model takes no hints).
+    keyframe_fill: str = field(default="local", metadata={"help": "Where a keyframe's carry does not reach: local | palette | network | hints.",
+                                                          "choices": KEYFRAME_FILLS})  # fmt: skip
 
     def __post_init__(self):
         if self.flow not in FLOW_NAMES:
@@ -107,8 +111,8 @@ class TemporalConfig:
             raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
         if not 0.0 < self.keyframe_decay <= 1.0:
             raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
-        if self.keyframe_fill not in ("local", "palette", "network"):
-            raise ConfigError(f"keyframe_fill must be local, palette or network, got {self.keyframe_fill!r}")
+        if self.keyframe_fill not in KEYFRAME_FILLS:
+            raise ConfigError(f"keyframe_fill must be one of {', '.join(KEYFRAME_FILLS)}, got {self.keyframe_fill!r}")
         if self.keyframe_reach < 4:
             raise ConfigError(f"keyframe_reach must be at least 4 frames, got {self.keyframe_reach}")
 
@@ -161,7 +165,14 @@ class TemporalStage:
         # Keyframes after a frame reach it backward: computed ahead of a segment (carry.py) and
         # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
         self.backward = None
+        # keyframe_fill "hints": steer.KeyframeSteering, set by the chain (set_steering).
+        self.steering = None
         self.reset()
+
+    def set_steering(self, steering) -> None:
+        """`steering(luma, chroma, confidence, matrix) -> chroma` (steer.py): the network that
+        colors a keyframe's frames from its carry, with keyframe_fill "hints"."""
+        self.steering = steering
 
     def set_keyframes(self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None) -> None:
         """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
@@ -256,7 +267,8 @@ class TemporalStage:
         input luma, taken at the chroma's working resolution."""
         if self.provider is not None and len(work):
             frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
-            work.chroma = self(work.luma_at(work.chroma.shape[-2:]), work.chroma, frames, work.cuts, work.flow)  # (N, 2, h, w)
+            luma = work.luma_at(work.chroma.shape[-2:])
+            work.chroma = self(luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix)  # (N, 2, h, w)
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
         scale = min(1.0, self.config.flow_short_side / min(h, w))
@@ -307,11 +319,12 @@ class TemporalStage:
         return backward, confidence, _blur(matched), cut
 
     @torch.inference_mode()
-    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None) -> Tensor:
+    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None, matrix: str = "bt601") -> Tensor:
         """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
         `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own;
         `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow from frame i to i-1 and from
-        i-1 to i, already computed (the restoration front), instead of this stage's provider."""
+        i-1 to i, already computed (the restoration front), instead of this stage's provider;
+        `matrix`: the film's color matrix, for the steering network (keyframe_fill "hints")."""
         if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
             raise ValueError(
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
@@ -349,8 +362,8 @@ class TemporalStage:
                 key = positions = trust = None  # a keyframe governs its own shot only
             else:
                 moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
-                weight = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
-                out = weight * moved + (1 - weight) * chroma[i : i + 1]  # (1, 2, h, w)
+                follows = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
+                out = follows * moved + (1 - follows) * chroma[i : i + 1]  # (1, 2, h, w)
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
                 key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
@@ -368,7 +381,12 @@ class TemporalStage:
                 behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
             here = luma[i : i + 1]  # (1, 1, h, w)
             given = hint(behind, ahead, lambda k, y=here: paint(self._palette(k, size), y), here if cfg.keyframe_fill == "local" else None)
-            if given is not None and cfg.keyframe_fill == "network":
+            if given is not None and cfg.keyframe_fill == "hints" and self.steering is not None:
+                # The network colors the frame again, steered by the carry: its colors replace
+                # the unsteered ones in the same blend along the motion.
+                steered = self.steering(here, given.chroma, given.confidence, matrix)  # (1, 2, h, w)
+                out = steered if fresh_start else follows * moved + (1 - follows) * steered
+            if given is not None and cfg.keyframe_fill in ("network", "hints"):
                 given.weight = 0.0  # the network's colors wherever the carry is not confident
             out = apply_hint(out, given)  # (1, 2, h, w)
             outputs.append(out)
