@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How the shipped default model (models/remaster-default.safetensors) was trained, exactly, on
-# the 2-core CPU of the development machine. See models/MODEL_CARD.md for the numbers.
+# How the shipped models (models/remaster-default.safetensors, models/remaster-hints.safetensors)
+# were trained, exactly: stages A and B on the 2-core CPU of the development machine, C on a GPU. See models/MODEL_CARD.md for the numbers.
 #
 # Stage A (the first model, v1): two recipes side by side (one torch thread each, the same
 #   50-minute budget), the better one by `remaster eval images`, then fine-tuned with milder
@@ -9,6 +9,8 @@
 #   exactly v1's colors) and trains 125 more minutes on the data pack's photos plus the
 #   10,852 photos that models/build_photos.py collects, with simulated color hints; then its
 #   decoding (temperature, uncertainty `doubt`) is chosen by benchmarks/bench_decoding.py.
+# Stage C (remaster-hints, for steered colors): v2 fine-tuned 5 minutes on a GPU, mixed 1:3 with
+#   v2 (the end of this file; it needs GPU_MODEL, the GPU run's output).
 #
 #   bash models/train-default.sh            # about 3.5 hours on 2 CPU cores
 #
@@ -44,3 +46,13 @@ python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --temperat
 # The setting with the best gain over gray among those keeping at least 75% of the truth's
 # colorfulness on photos/val (see the table in decoding.txt and the model card):
 python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --save "$out/remaster-default.safetensors" --choose "${CHOICE:-0.38,30}"
+
+# Stage C (remaster-hints, the model for steered colors): v2 fine-tuned for 5 minutes on one GPU,
+# then mixed 1:3 with v2. On the GPU machine, from the repository root, with the photos packed
+# as benchmarks/gpu_train.sh's header says (144 px WebP, one archive in .pack/):
+#   GPU_TRAIN_MINUTES=5 benchmarks/gpu_train.sh OUTDIR        # writes OUTDIR/model.safetensors
+# then here, with GPU_MODEL=OUTDIR/model.safetensors:
+if [ -n "${GPU_MODEL:-}" ]; then
+  python models/mix_models.py "$out/remaster-default.safetensors" "$GPU_MODEL" --alpha 0.75 --out "$out/remaster-hints.safetensors"
+  python benchmarks/bench_hints.py --model "$out/remaster-default.safetensors" --model "$out/remaster-hints.safetensors" > "$out/hints.txt"
+fi
