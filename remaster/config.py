@@ -29,7 +29,7 @@ from pathlib import Path
 from .audio import AUDIO_MODES
 from .encoding import CODECS, X26X_PRESETS, container_holds
 from .errors import ConfigError
-from .reader import DECODERS
+from .hwdecode import DECODERS
 from .restore import RestoreConfig
 from .temporal import TemporalConfig
 

@@ -21,6 +21,7 @@ import torch
 
 from .errors import ConfigError, InputError, ffmpeg_reason, one_line
 from .frames import FrameBatch, SourceFormat
+from .hwdecode import DECODERS, open_decoding
 from .recover import Clock, Picture, demux_resilient
 
 # Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
@@ -30,20 +31,6 @@ MAX_SIDE = 8192
 
 # FFmpeg demuxers that read one still picture (a JPEG or PNG named .mp4 opens as a 1-frame "video").
 _STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
-
-
-DECODERS = ("cpu", "nvdec")
-
-
-def _nvdec():
-    """PyAV's settings for decoding with NVDEC (CUDA), pictures downloaded to host memory.
-
-    The codes are the same as the CPU decoder's: H.264, HEVC, VP9 and AV1 decoding is exact by
-    their standards, so only where the decoding runs changes (tests/test_gpu_path.py checks it
-    on a GPU). Streams NVDEC cannot decode fall back to FFmpeg's software decoder."""
-    from av.codec.hwaccel import HWAccel
-
-    return HWAccel("cuda", allow_software_fallback=True)
 
 
 def _fraction(value) -> Fraction | None:
@@ -77,21 +64,7 @@ class VideoReader:
             raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         self.decoder = "cpu"  # what decodes, after any fallback
         self.decoder_note: str | None = None  # why NVDEC was asked for and not used
-        if decoder == "nvdec":
-            try:
-                self._open(_nvdec())
-            except InputError:
-                raise
-            except Exception as error:  # noqa: BLE001 - no GPU, no driver, an FFmpeg without CUDA (PyAV raises several kinds): the CPU decodes
-                self.decoder_note = f"{self.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
-            else:
-                if self.video.codec_context.is_hwaccel:
-                    self.decoder = "nvdec"
-                    return
-                name = self.video.codec_context.name
-                self.decoder_note = f"{self.path.name}: NVDEC does not decode this {name} stream; decoded on the CPU"
-                self.close()
-        self._open(None)
+        open_decoding(self, decoder)
 
     def _open(self, hwaccel) -> None:
         """Open the file (with NVDEC where `hwaccel` says) and decode its first picture."""
