@@ -166,10 +166,11 @@ def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
         want = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
         got = out[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(0)
         # The luma is the photo's, so compare colors by their departure from gray: the clicked
-        # color's must be mostly there (the shipped default model reaches 0.16-0.42 of it here).
+        # color's must be mostly there (remaster-hints reaches 0.76 and 1.08 of it here, the
+        # shipped default model 0.52-0.56).
         direction = (want - want.mean()) / np.linalg.norm(want - want.mean())
         reached = float((got - got.mean()) @ direction) / np.linalg.norm(want - want.mean())
-        assert reached > 0.55, (color, got, reached)
+        assert reached > 0.68, (color, got, reached)
 
 
 def test_hint_model_path_follows_its_environment_variable(tmp_path, monkeypatch):
