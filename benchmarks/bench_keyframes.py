@@ -151,9 +151,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames of each clip (from its start)")
     parser.add_argument("--clips", default=None, help="comma-separated clip names (default: all in the data pack)")
     parser.add_argument("--model", default=str(ROOT / "models" / "remaster-default.safetensors"))
+    parser.add_argument("--working", type=int, default=None, help="the network's working short side (default: the model's)")
     parser.add_argument("--fill", default="local", help="keyframe_fill: local | palette | network | hints (the carry steering a hint model)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a temporal setting, e.g. keyframe_trust=0.25 (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
     if not CLIPS.is_dir():
         raise SystemExit(f"no data pack at {CLIPS}: nothing to measure")
     from remaster.config import make_config
@@ -161,7 +164,7 @@ def main() -> None:
     from remaster.pipeline import colorize_video
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    colorizer = Colorizer.load(args.model, device="cpu")
+    colorizer = Colorizer.load(args.model, device="cpu", working_short_side=args.working)
     names = args.clips.split(",") if args.clips else sorted(p.name for p in CLIPS.iterdir())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-keyframes-") as tmp:
@@ -179,7 +182,7 @@ def main() -> None:
             for mode, keys in (("auto", None), ("first", starts), ("first+last", sorted(set(starts + lasts)))):
                 out = tmp / f"{stem}-{mode}.mkv"
                 folder = None if keys is None else keyframe_folder(tmp / f"{stem}-{mode}-keys", truth, keys)
-                colorize_video(film, out, make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill), progress=False, colorizer=colorizer, keyframes=folder)
+                colorize_video(film, out, make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill, **settings), progress=False, colorizer=colorizer, keyframes=folder)
                 row[mode] = scores(frames_rgb(out, args.frames), truth, starts, warp)
             row["chained_carry"] = scores(chained_carry(truth, starts), truth, starts, warp)
             row["static"] = scores(chained_carry(truth, starts, still=True), truth, starts, warp)
@@ -189,7 +192,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
-    print(f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; first {args.frames} frames of each clip; PSNR in dB against the color original")
+    print(f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size {colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the color original")
     print("| clip | frames | shots | gray film | auto | chained carry | static | keyframes: first of each shot | first and last | "
           "chroma warping error / truth's: chained, first, first+last |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
