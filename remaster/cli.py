@@ -7,6 +7,7 @@ Every user-caused failure is a `RemasterError`; `main` prints it as one line on 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -52,6 +53,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    # A crash in native code (FFmpeg, torch, OpenCV) would otherwise end the process without a
+    # word: print every thread's Python stack on stderr instead, for the bug report.
+    faulthandler.enable()
 
 
 @main.command()

@@ -75,7 +75,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
     first = segment.first_frame == 0
     reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict,
                          decoder=getattr(config.pipeline, "decoder", "cpu"))  # fmt: skip
-    writer = backward = None
+    writer = backward = batches = None
     timings: dict[str, float] = {"decode": 0.0}
     on_gpu = chain.device.type == "cuda"
     timer = StageTimer(chain.device, names=["assemble"])  # CUDA events on the GPU (timing.py)
@@ -89,8 +89,7 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
         # On CUDA the decode thread puts the codes in pinned memory, so their copy to the GPU is asynchronous.
         batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings, pin=on_gpu),
                            depth=config.pipeline.queue_depth, name="decode")  # fmt: skip
-        sink = Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode")
-        with batches, sink:
+        with batches, Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode") as sink:
             number = 0  # batches written, for the test hook
             start = segment.first_frame - segment.lead_frames  # the film's number of the first frame read
             # Warm-up further back than the stages' own (a keyframe's carry from before the
@@ -116,6 +115,11 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
             writer.discard()
         raise
     finally:
+        if batches is not None:
+            # The decode thread reads through `reader`: it stops before the file closes under it
+            # (a Ctrl-C can land before the `with` block is entered, and then nothing else would
+            # stop it: FFmpeg then demuxes a closed file and the process dies of SIGSEGV).
+            batches.close()
         reader.close()
         if backward is not None:
             chain.stage("temporal").set_backward(None)

@@ -44,6 +44,35 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def _join(thread: threading.Thread) -> None:
+    """Join `thread` even through a Ctrl-C: an interrupted join would leave it running while the
+    caller goes on to close the file it reads (FFmpeg then crashes the process). The thread has
+    been told to stop and looks every `_POLL_SECONDS`, so this is short; the interrupt is passed
+    on after."""
+    interrupted = None
+    while True:
+        try:
+            thread.join()
+            break
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
+
+
+def _start(thread: threading.Thread, stop: threading.Event) -> None:
+    """Start `thread`; if that is interrupted (Ctrl-C while it waits for the thread to run), the
+    thread may be running with no owner to stop it: stop and join it before passing the
+    interrupt on, so it never outlives what it reads or writes."""
+    try:
+        thread.start()
+    except BaseException:
+        stop.set()
+        if thread.ident is not None:
+            _join(thread)
+        raise
+
+
 class prefetch(Generic[T]):  # noqa: N801 - used like a generator function
     """Iterate `source` in a worker thread, `depth` items ahead of the consumer.
 
@@ -62,7 +91,7 @@ class prefetch(Generic[T]):  # noqa: N801 - used like a generator function
         # The worker gets the queue and the event, not `self`, so an abandoned prefetch can be
         # garbage collected and its __del__ can release the worker.
         self._thread = threading.Thread(target=self._work, args=(source, self._queue, self._stop), name=name, daemon=True)
-        self._thread.start()
+        _start(self._thread, self._stop)
 
     @staticmethod
     def _work(source, q: queue.Queue, stop: threading.Event) -> None:
@@ -109,7 +138,7 @@ class prefetch(Generic[T]):  # noqa: N801 - used like a generator function
         self._finished = True
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._thread.join()
+            _join(self._thread)
 
     def __enter__(self) -> prefetch[T]:
         return self
@@ -144,7 +173,7 @@ class Sink(Generic[T]):
         # As in `prefetch`, the worker does not hold `self`, so an abandoned Sink is collectable.
         args = (consume, finish, self._queue, self._stop, self._errors)
         self._thread = threading.Thread(target=self._work, args=args, name=name, daemon=True)
-        self._thread.start()
+        _start(self._thread, self._stop)
 
     _END = object()
 
@@ -191,14 +220,14 @@ class Sink(Generic[T]):
             return
         self.put(Sink._END)
         self._closed = True
-        self._thread.join()
+        _join(self._thread)
         self._raise_if_failed()
 
     def abort(self) -> None:
         """Stop without draining; errors of the worker are dropped (the caller already has one)."""
         self._closed = True
         self._stop.set()
-        self._thread.join()
+        _join(self._thread)
         self._errors.clear()
 
     def __del__(self) -> None:
