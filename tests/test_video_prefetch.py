@@ -148,3 +148,49 @@ def test_depth_must_be_positive(depth):
         prefetch(range(3), depth=depth)
     with pytest.raises(ValueError, match="depth must be >= 1"):
         Sink(print, depth=depth)
+
+
+def test_an_interrupted_thread_start_leaves_no_thread_reading(monkeypatch):
+    """Ctrl-C while `prefetch` starts its thread: the interrupt goes on, and the thread is
+    stopped and joined first (its source closed in it), never left reading a file that the
+    caller closes next (that crashed FFmpeg: SIGSEGV)."""
+    closed = threading.Event()
+
+    def source():
+        try:
+            while True:
+                yield 1
+        finally:
+            closed.set()
+
+    started = []
+    original = threading.Thread.start
+
+    def start_then_interrupt(thread):
+        original(thread)
+        started.append(thread)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        prefetch(source, depth=1)
+    assert started and not started[0].is_alive() and closed.is_set()
+
+
+def test_a_join_goes_on_through_an_interrupt(monkeypatch):
+    """An interrupt inside close()'s join is passed on only once the thread has ended."""
+    feed = prefetch(iter(range(1000)), depth=1)
+    next(feed)
+    thread = feed._thread
+    original, calls = threading.Thread.join, []
+
+    def join_interrupted_once(self, timeout=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return original(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", join_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        feed.close()
+    assert len(calls) == 2 and not thread.is_alive()
