@@ -17,7 +17,8 @@ tapering over the last quarter.
 
 Between two keyframes of one shot both carries reach a frame: `hint()` blends them by trust and
 distance into one `(chroma, confidence)` per frame, and `apply_hint()` is the one place where that
-hint meets the network's chroma (today a blend; a hint-conditioned network takes it as input).
+hint meets the network's chroma (a blend; with keyframe_fill "hints" the chroma it meets is a
+hint-conditioned network's, given the same hint as input: steer.py).
 
 The backward carry needs the frames after a frame, so a segment computes it before its frame loop
 (`backward_carries`): for each keyframe k a window of frames [s, k] fixed by the keyframes alone
@@ -212,8 +213,9 @@ def apply_hint(chroma: Tensor, given: Hint | None) -> Tensor:
     elsewhere (occlusions, new content) the keyframe's palette for the frame's tones stands in
     for the network as far as the keyframe governs the frame: on the data pack's clips this
     network's colors are worse than gray where a carry breaks (RESULTS.md), a keyframe's own
-    colors by tone are not. A hint-conditioned network (issue 9, item 4) takes `given` as its
-    input here instead, and fills those places itself."""
+    colors by tone are not. With keyframe_fill "hints", `chroma` is a hint-conditioned
+    network's given this hint as input (steer.py), and it fills those places itself
+    (`given.weight` 0)."""
     if given is None:
         return chroma
     fill = given.weight * given.palette + (1 - given.weight) * chroma  # (1, 2, h, w)
