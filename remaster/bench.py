@@ -197,12 +197,10 @@ def load_colorizer(options: BenchOptions):
 
 
 def run_config(options: BenchOptions):
-    from .config import PipelineConfig, make_config
+    from .config import make_config
 
     extra = dict(options.extra)
     if options.decoder is not None:
-        if "decoder" not in {f.name for f in dataclasses.fields(PipelineConfig)}:
-            raise ConfigError("--decoder is not available in this build of remaster (no such run option); leave it out")
         extra["decoder"] = options.decoder
     return make_config(
         device=options.device, flow=options.flow, flow_weights=options.flow_weights, codec=options.codec, crf=options.crf,

@@ -54,8 +54,10 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     # A crash in native code (FFmpeg, torch, OpenCV) would otherwise end the process without a
-    # word: print every thread's Python stack on stderr instead, for the bug report.
-    faulthandler.enable()
+    # word: print every thread's Python stack on stderr instead, for the bug report. (Where
+    # stderr is no file, a test runner's capture, there is nowhere to print it.)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        faulthandler.enable()
 
 
 @main.command()
