@@ -164,7 +164,11 @@ def test_case(name, corpus, results):
     shift = times[0] - truth_times[0] if times and case.suffix == ".mkv" and case.path.suffix != ".mkv" else 0
     assert 0 <= shift < Fraction(1, 10), f"{case.name}: timestamps shifted by {shift}"
     assert [t - shift for t in times] == truth_times, f"{case.name}: timestamps differ"
-    assert report.get("damaged_frames", 0) == case.damaged, f"{case.name}: damaged frames reported {report.get('damaged_frames')}"
+    # A file cut short may end mid-GOP, where a packet is rejected and its time stood in for:
+    # whether it does depends on x264's bitstream, which varies between machines, so such a case
+    # expects as many as the tolerant reader finds; the damaged-packet cases name their count.
+    damaged = case.damaged or sum(plane is None for plane in truth_planes)
+    assert report.get("damaged_frames", 0) == damaged, f"{case.name}: damaged frames reported {report.get('damaged_frames')}, expected {damaged}"
     if case.lossless:
         last_good = None
         for i, (a, b) in enumerate(zip(truth_planes[: case.exact_frames], planes)):
