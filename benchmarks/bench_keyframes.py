@@ -51,18 +51,10 @@ def frames_rgb(path: Path, limit: int) -> list[np.ndarray]:
 
 
 def write_gray(rgb: list[np.ndarray], path: Path, rate: int = 25) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=rate)
-        stream.height, stream.width = rgb[0].shape[:2]
-        stream.pix_fmt = "gray"
-        for i, image in enumerate(rgb):
-            gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)  # BT.601 luma, as the gray film's
-            frame = av.VideoFrame.from_ndarray(gray, format="gray")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    """The gray film of RGB frames: their BT.601 luma, as a black-and-white film's (FFV1)."""
+    from bench_restore import write_gray as write_luma
+
+    write_luma(np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb]), path, rate=rate)
 
 
 def shot_starts(rgb: list[np.ndarray]) -> list[int]:

@@ -52,6 +52,20 @@ FFMPEG = {
 }
 
 
+def write_gray(frames: np.ndarray, path: Path, rate: int = 30) -> None:
+    """A gray FFV1 film of `frames (T, H, W)` uint8 luma: the damaged input of a whole run."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
+        for i, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(picture, format="gray")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
 def clean_frames(path: Path, frames: int) -> np.ndarray:
     """`(N, H, W)` uint8 full-range luma codes of the clip's first `frames` frames."""
     out = []
@@ -156,16 +170,7 @@ def pipeline_speed(args) -> list[str]:
     damaged, _ = damage(clean, seed=args.seed)
     folder = Path(tempfile.mkdtemp(prefix="bench-restore-"))
     source = folder / "damaged.mkv"
-    with av.open(str(source), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = damaged.shape[2], damaged.shape[1], "gray"
-        for i, picture in enumerate(damaged):
-            frame = av.VideoFrame.from_ndarray(picture, format="gray")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    write_gray(damaged, source, rate=25)
     colorizer = Colorizer.load(None, device="cpu")
     times: dict[str, list[float]] = {"transcode": [], "colorize": [], "colorize --restore all": []}
     cpu: dict[str, list[float]] = {k: [] for k in times}  # CPU seconds of this process (all its threads)

@@ -16,28 +16,14 @@ import tempfile
 from pathlib import Path
 
 import av
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_restore import CLIPS, clean_frames
+from bench_restore import CLIPS, clean_frames, write_gray
 from damage import damage
 
 from remaster.config import make_config
 from remaster.pipeline import colorize_video
-
-
-def write_gray(frames: np.ndarray, path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=30)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "gray"
-        for i, picture in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(picture, format="gray")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
 
 
 def main() -> None:
