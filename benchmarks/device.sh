@@ -18,7 +18,8 @@
 # skips the steps that would start after it, and no step runs past the budget + 120 s. Rehearsal on a CPU, tiny sizes, same steps:
 #   DEVICE_SH_REHEARSAL=1 benchmarks/device.sh /tmp/rehearsal
 # Other knobs: DEVICE_SH_HD="1920x1080:400", DEVICE_SH_UHD="3840x2160:120", DEVICE_SH_WORKERS=4,
-# DEVICE_SH_DEVICE=cuda, PYTHON=python3.
+# DEVICE_SH_DEVICE=cuda, PYTHON=python3, DEVICE_SH_TESTS=0 (skip the CUDA tests), DEVICE_SH_STEPS
+# (a bash regular expression: only the steps whose names match, e.g. '^1080p' for the 1080p ones).
 set -u
 OUT=${1:?usage: benchmarks/device.sh OUTDIR [RAFT_SMALL_WEIGHTS]}
 cd "$(dirname "$0")/.." || exit 1
@@ -76,18 +77,21 @@ HAS_WORKERS=$("$PY" -c "import inspect, remaster.pipeline as p; print(int('worke
 say "weights: ${WEIGHTS:-none (RAFT steps skipped)}; --workers in this build: ${HAS_WORKERS:-0}; budget ${BUDGET}s"
 
 # --- the CUDA tests -----------------------------------------------------------------------------
+if [ "${DEVICE_SH_TESTS:-1}" != 0 ]; then
 say "tests: the GPU path, then every cuda-marked test"
 timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu_path.py >"$OUT/tests.txt" 2>&1
 echo "exit $?" >>"$OUT/tests.txt"
 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests >>"$OUT/tests.txt" 2>&1
 echo "exit $?" >>"$OUT/tests.txt"
 tail -n 3 "$OUT/tests.txt" | tee -a "$LOG"
+fi
 
 # --- the benches --------------------------------------------------------------------------------
 # step NAME SIZE:FRAMES [bench options...]: one `remaster bench` call, its JSON line and its table.
 step() {
     local name=$1 spec=$2
     shift 2
+    [ -n "${DEVICE_SH_STEPS:-}" ] && ! [[ $name =~ $DEVICE_SH_STEPS ]] && return
     if [ "$SECONDS" -ge "$BUDGET" ]; then
         say "$name: skipped (past the ${BUDGET}s budget)"
         return

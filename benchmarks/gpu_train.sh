@@ -1,61 +1,102 @@
 #!/usr/bin/env bash
-# One call on a rented GPU (issue 10): fine-tune the shipped model on packed photos, inside a hard
-# time box, sending the model back as it goes. The trainer exports the model at every checkpoint,
-# and a copier puts each export into OUTDIR within 15 s, so a call cut short still returns the
-# last one. Needs torch only (no PyAV: the training path does not import it).
+# One time-boxed training call on a rented GPU (issue 10): one or more training runs side by side
+# on one GPU, each sending its model back as it goes. The trainer exports the model at every
+# checkpoint, and a copier puts each export into OUTDIR within 15 s, so a call cut short still
+# returns the last one. Needs torch only (no PyAV: the training path does not import it).
 #
 #   benchmarks/gpu_train.sh OUTDIR
 #
-# OUTDIR gets model.safetensors + model.json (the latest export), train.log and machine.txt.
-# The photos travel packed (benchmarks/pack_photos.py, 144 px WebP: 12,512 photos in 43 MiB) in one
-# archive (thousands of 3.5 KB files would take 4 KB blocks each), unpacked on arrival:
-#   python benchmarks/pack_photos.py ../shared/data/photos/train /tmp/pack/train --size 144 --format webp --quality 75
-#   python benchmarks/pack_photos.py ../more-photos /tmp/pack/more --size 144 --format webp --quality 75
-#   tar -C /tmp/pack -czf .pack/photos.tar.gz train more
-# Knobs (environment): GPU_TRAIN_MINUTES (4.5), GPU_TRAIN_DATA (the archive's folders),
-# GPU_TRAIN_DEVICE (cuda), GPU_TRAIN_BATCH (96), GPU_TRAIN_LR (1e-3), GPU_TRAIN_EVERY (300 steps).
-# Rehearsal on a CPU: GPU_TRAIN_DEVICE=cpu GPU_TRAIN_MINUTES=0.3 GPU_TRAIN_DATA=/tmp/remaster-photos/train GPU_TRAIN_EVERY=5 ...
+# OUTDIR gets machine.txt and, per run NAME, NAME/model.safetensors + NAME/model.json (the
+# latest export) and NAME/train.log.
+#
+# The photos travel packed as the 192 px square thumbnails `remaster train` caches
+# (benchmarks/pack_photos.py, WebP: 12,512 photos in 76 MiB), in plain tar archives under
+# .pack/*/ (thousands of 5 KB files would take 4 KB blocks each). A call carries at most 64 MiB
+# with the working tree, so the archives come in two calls to a warm machine: each call
+# unpacks whatever archives it finds into .photos/ (ignored, so it stays there between calls),
+# and GPU_TRAIN_UNPACK_ONLY=1 makes a call do only that.
+#   python benchmarks/pack_photos.py ../shared/data/photos/train /tmp/pack/train --size 192 --format webp --quality 75
+#   python benchmarks/pack_photos.py ../more-photos /tmp/pack/more --size 192 --format webp --quality 75
+#   then two tars of about 40 MB each: .pack/a/photos-a.tar, .pack/b/photos-b.tar (paths train/..., more/...)
+# Call 1 (carry .pack/a):  GPU_TRAIN_UNPACK_ONLY=1 benchmarks/gpu_train.sh $OUT
+# Call 2 (carry .pack/b):  GPU_TRAIN_MINUTES=6.5 benchmarks/gpu_train.sh $OUT
+#
+# Runs: GPU_TRAIN_RUNS, space-separated NAME:key=value,key=value specs whose keys override the
+# TrainConfig below, e.g. "a: near:scale_range=0.6/1.0" (the default: one run "default").
+# Other knobs: GPU_TRAIN_MINUTES (4.5), GPU_TRAIN_DATA (the unpacked folders), GPU_TRAIN_DEVICE
+# (cuda). Rehearsal on a CPU:
+#   GPU_TRAIN_DEVICE=cpu GPU_TRAIN_MINUTES=0.3 GPU_TRAIN_RUNS="a:batch_size=8,checkpoint_every=5" ...
 set -u
 OUT=${1:?usage: benchmarks/gpu_train.sh OUTDIR}
 cd "$(dirname "$0")/.." || exit 1
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 MINUTES=${GPU_TRAIN_MINUTES:-4.5}
-RUN=${TMPDIR:-/tmp}/remaster-gpu-train
-rm -rf "$RUN" && mkdir -p "$RUN"
-PHOTOS=${TMPDIR:-/tmp}/remaster-photos
-rm -rf "$PHOTOS" && mkdir -p "$PHOTOS" && tar -C "$PHOTOS" -xzf .pack/photos.tar.gz || { echo "no .pack/photos.tar.gz" >"$OUT/train.log"; exit 1; }
+PHOTOS=$PWD/.photos
+mkdir -p "$PHOTOS"
+for archive in .pack/*/*.tar .pack/*.tar; do
+    [ -f "$archive" ] || continue
+    marker=$PHOTOS/.unpacked-$(basename "$archive")
+    [ -f "$marker" ] && continue
+    tar -C "$PHOTOS" -xf "$archive" && touch "$marker" && echo "unpacked $archive" >>"$OUT/unpack.log"
+done
+for folder in "$PHOTOS"/*/; do echo "$folder: $(ls "$folder" | wc -l) photos"; done >>"$OUT/unpack.log" 2>&1
+[ -n "${GPU_TRAIN_UNPACK_ONLY:-}" ] && { cat "$OUT/unpack.log"; exit 0; }
+
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; nproc
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } >"$OUT/machine.txt" 2>&1
+DATA=${GPU_TRAIN_DATA:-$(ls -d "$PHOTOS"/*/ | tr '\n' ' ')}
+RUNS=${GPU_TRAIN_RUNS:-default:}
+WORKERS=$(( $(nproc) / $(echo $RUNS | wc -w) ))
 
-copy_model() {  # the latest export, whole files only (the trainer writes atomically)
+copy_model() {  # RUN_DIR DEST: the latest export, whole files only (the trainer writes atomically)
     for f in model.safetensors model.json; do
-        if [ -f "$RUN/$f" ] && [ "$RUN/$f" -nt "$OUT/$f" ]; then cp "$RUN/$f" "$OUT/.$f" && mv "$OUT/.$f" "$OUT/$f"; fi
+        if [ -f "$1/$f" ] && [ "$1/$f" -nt "$2/$f" ]; then cp "$1/$f" "$2/.$f" && mv "$2/.$f" "$2/$f"; fi
     done
 }
-( while sleep 15; do copy_model; done ) &
-copier=$!
 
-# The time box: the trainer's own budget, then a hard limit 2.5 minutes later (cache, export).
-limit=$(python3 -c "print(int(float('$MINUTES') * 60 + 150))")
-timeout "$limit" python3 - "$RUN/model.safetensors" "$MINUTES" ${GPU_TRAIN_DATA:-$PHOTOS/train $PHOTOS/more} >"$OUT/train.log" 2>&1 <<PYEOF
+# The time box: the trainer's own budget, then a hard limit 2 minutes later (cache, export).
+limit=$(python3 -c "print(int(float('$MINUTES') * 60 + 120))")
+pids=()
+for spec in $RUNS; do
+    name=${spec%%:*}
+    run=${TMPDIR:-/tmp}/remaster-gpu-train/$name
+    rm -rf "$run" && mkdir -p "$run" "$OUT/$name"
+    ( while sleep 15; do copy_model "$run" "$OUT/$name"; done ) &
+    copiers+=($!)
+    timeout "$limit" python3 - "$run/model.safetensors" "$MINUTES" "${spec#*:}" $DATA >"$OUT/$name/train.log" 2>&1 <<PYEOF &
 import json, sys, time
+from dataclasses import fields, replace
 from remaster.nets import NetConfig
 from remaster.train import TrainConfig, train
-out, minutes, data = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+out, minutes, overrides, data = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
 config = TrainConfig(
     recipe="bins", net=NetConfig(hints=True), steps=1_000_000, minutes=minutes,
-    batch_size=int("${GPU_TRAIN_BATCH:-96}"), crop=128, cache_size=144, lr=float("${GPU_TRAIN_LR:-1e-3}"),
-    rebalance=0.8, checkpoint_every=int("${GPU_TRAIN_EVERY:-300}"), val_every=10**9, workers=16,
-    device="${GPU_TRAIN_DEVICE:-cuda}", init="models/remaster-default.safetensors",
+    batch_size=256, crop=128, cache_size=192, lr=1.5e-3, rebalance=0.8, checkpoint_every=500,
+    val_every=10**9, workers=int("$WORKERS"), device="${GPU_TRAIN_DEVICE:-cuda}",
+    init="models/remaster-default.safetensors",
 )
+types = {f.name: f.type for f in fields(TrainConfig)}
+for item in filter(None, overrides.split(",")):
+    key, value = item.split("=", 1)
+    kind = {"int": int, "float": float, "str": str}.get(str(types[key]), float)
+    parsed = tuple(float(v) for v in value.split("/")) if "/" in value else kind(value)  # scale_range=0.6/1.0
+    config = replace(config, **{key: parsed})
+print(json.dumps(config.to_dict()))
 started = time.time()
 print(json.dumps(train(config, data, out, progress=False), indent=2))
 print(f"wall {time.time() - started:.0f} s")
 PYEOF
-echo "exit $?" >>"$OUT/train.log"
-kill "$copier" 2>/dev/null
-copy_model
-ls -la "$OUT"
-tail -n 20 "$OUT/train.log"
+    pids+=($!)
+    names+=("$name")
+done
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"
+    echo "exit $?" >>"$OUT/${names[$i]}/train.log"
+done
+kill "${copiers[@]}" 2>/dev/null
+for name in "${names[@]}"; do
+    copy_model "${TMPDIR:-/tmp}/remaster-gpu-train/$name" "$OUT/$name"
+    echo "== $name"; ls -la "$OUT/$name"; tail -n 25 "$OUT/$name/train.log"
+done

@@ -97,35 +97,82 @@ def simulate_hints(ab: Tensor, generator: torch.Generator, *, none: float = 0.5,
     where confidence is low the chroma is replaced by a shifted copy, mixed in proportion. That
     teaches the net to follow a confident hint and to overrule a doubtful one, which is what a
     keyframe carried along imperfect flow needs.
+
+    The whole batch is drawn at once (a few dozen kernel launches, whatever the batch size): a
+    loop over samples and patches cost about 1,000 tiny launches a step, which on a GPU took
+    longer than the network itself. Random numbers come from `generator` (a CPU generator).
     """
     batch, _, height, width = ab.shape
     device = ab.device
     kind = torch.rand(batch, generator=generator)
     values = torch.zeros_like(ab)
     confidence = torch.zeros(batch, 1, height, width, device=device)
-    for i in range(batch):
-        if kind[i] < none:
-            continue
-        if kind[i] < none + points:
-            u = float(torch.rand(1, generator=generator))
-            count = min(64, 1 + int(math.log(max(u, 1e-9)) / math.log(1 - 1 / 8)))  # geometric, mean 8
-            for _ in range(count):
-                size = int(torch.randint(0, 5, (1,), generator=generator)) * 2 + 1
-                row = int(torch.randint(0, height - size + 1, (1,), generator=generator))
-                col = int(torch.randint(0, width - size + 1, (1,), generator=generator))
-                patch = ab[i, :, row : row + size, col : col + size].mean(dim=(1, 2))  # (2,)
-                values[i, :, row : row + size, col : col + size] = patch[:, None, None]
-                confidence[i, :, row : row + size, col : col + size] = 1.0
-            continue
-        blurred = F.avg_pool2d(ab[i : i + 1], 5, stride=1, padding=2, count_include_pad=False)  # (1, 2, H, W)
-        shift = torch.randint(-height // 4, height // 4 + 1, (2,), generator=generator).tolist()
-        wrong = torch.roll(blurred, shifts=(shift[0], shift[1]), dims=(2, 3))  # a misaligned carry
-        trust = _smooth_field(1, height, width, 4, generator, device)  # (1, 1, H, W)
-        values[i] = (trust * blurred + (1 - trust) * wrong)[0]
-        # Regions that a carry would not reach at all get no hint.
-        reach = _smooth_field(1, height, width, 3, generator, device) > 0.3
-        confidence[i] = (trust * reach)[0]
+    sparse = ((kind >= none) & (kind < none + points)).nonzero().flatten()
+    dense = (kind >= none + points).nonzero().flatten()
+    if len(sparse):
+        values[sparse.to(device)], confidence[sparse.to(device)] = _point_patches(ab[sparse.to(device)], generator)
+    if len(dense):
+        values[dense.to(device)], confidence[dense.to(device)] = _dense_carry(ab[dense.to(device)], generator)
     return hint_map(values, confidence)
+
+
+_MAX_PATCHES, _PATCH_SIZES = 64, (1, 3, 5, 7, 9)
+
+
+def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Sparse hints for `(n, 2, H, W)`: a geometric number (mean 8, at most 64) of square patches
+    per sample, each filled with its mean true color; where patches overlap, the later one wins."""
+    n, _, height, width = ab.shape
+    device = ab.device
+    u = torch.rand(n, generator=generator).clamp(min=1e-9)
+    count = (1 + (u.log() / math.log(1 - 1 / 8)).long()).clamp(max=_MAX_PATCHES)  # geometric, mean 8
+    size_index = torch.randint(0, len(_PATCH_SIZES), (n, _MAX_PATCHES), generator=generator)
+    size = torch.tensor(_PATCH_SIZES)[size_index]  # (n, P)
+    row = (torch.rand(n, _MAX_PATCHES, generator=generator) * (height - size + 1)).long()
+    col = (torch.rand(n, _MAX_PATCHES, generator=generator) * (width - size + 1)).long()
+    used = torch.arange(_MAX_PATCHES)[None, :] < count[:, None]  # (n, P)
+    size, row, col, used, size_index = (t.to(device) for t in (size, row, col, used, size_index))
+    # Each patch's mean color: a box filter of its size, read at its top-left corner.
+    mean = torch.zeros(n, _MAX_PATCHES, 2, device=device, dtype=ab.dtype)
+    samples = torch.arange(n, device=device)[:, None].expand(n, _MAX_PATCHES)
+    for index, k in enumerate(_PATCH_SIZES):
+        box = F.avg_pool2d(ab, k, stride=1)  # (n, 2, H-k+1, W-k+1)
+        this = size_index == index
+        rows, cols = row.clamp(max=height - k), col.clamp(max=width - k)
+        picked = box[samples, :, rows, cols]  # (n, P, 2)
+        mean = torch.where(this[..., None], picked, mean)
+    # Paint: every pixel covered takes the latest patch over it (the sequential painter's rule).
+    offsets = torch.arange(max(_PATCH_SIZES), device=device)
+    dy, dx = offsets[:, None].expand(-1, len(offsets)), offsets[None, :].expand(len(offsets), -1)  # (9, 9)
+    inside = (dy[None, None] < size[..., None, None]) & (dx[None, None] < size[..., None, None]) & used[..., None, None]
+    pixel = samples[..., None, None] * (height * width) + (row[..., None, None] + dy) * width + (col[..., None, None] + dx)
+    order = torch.arange(_MAX_PATCHES, device=device)[None, :, None, None].expand_as(pixel)
+    latest = torch.full((n * height * width,), -1, device=device, dtype=torch.long)
+    latest.scatter_reduce_(0, pixel[inside], order[inside], reduce="amax")
+    covered = latest >= 0
+    flat_mean = mean.reshape(n * _MAX_PATCHES, 2)
+    owner = torch.div(torch.arange(n * height * width, device=device), height * width, rounding_mode="floor")
+    winner = owner * _MAX_PATCHES + latest.clamp(min=0)
+    values = torch.where(covered[:, None], flat_mean[winner], torch.zeros_like(flat_mean[winner]))  # (n*H*W, 2)
+    values = values.reshape(n, height, width, 2).permute(0, 3, 1, 2)
+    return values, covered.reshape(n, 1, height, width).to(ab.dtype)
+
+
+def _dense_carry(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Dense hints for `(n, 2, H, W)`: blurred true chroma, mixed with a misaligned copy where a
+    smooth random trust is low, and absent where a carry would not reach."""
+    n, _, height, width = ab.shape
+    device = ab.device
+    blurred = F.avg_pool2d(ab, 5, stride=1, padding=2, count_include_pad=False)  # (n, 2, H, W)
+    shift = torch.randint(-(height // 4), height // 4 + 1, (n, 2), generator=generator).to(device)
+    rows = (torch.arange(height, device=device)[None, :] - shift[:, :1]) % height  # torch.roll per sample
+    cols = (torch.arange(width, device=device)[None, :] - shift[:, 1:]) % width
+    samples = torch.arange(n, device=device)[:, None, None, None]
+    channels = torch.arange(2, device=device)[None, :, None, None]
+    wrong = blurred[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]  # a misaligned carry
+    trust = _smooth_field(n, height, width, 4, generator, device)  # (n, 1, H, W)
+    reach = _smooth_field(n, height, width, 3, generator, device) > 0.3  # regions a carry would not reach
+    return trust * blurred + (1 - trust) * wrong, trust * reach
 
 
 __all__ = ["AB_SCALE", "hint_map", "resize_hints", "empty_hints", "point_hints", "parse_color", "simulate_hints"]
