@@ -131,16 +131,13 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     row = (torch.rand(n, _MAX_PATCHES, generator=generator) * (height - size + 1)).long()
     col = (torch.rand(n, _MAX_PATCHES, generator=generator) * (width - size + 1)).long()
     used = torch.arange(_MAX_PATCHES)[None, :] < count[:, None]  # (n, P)
-    size, row, col, used, size_index = (t.to(device) for t in (size, row, col, used, size_index))
-    # Each patch's mean color: a box filter of its size, read at its top-left corner.
-    mean = torch.zeros(n, _MAX_PATCHES, 2, device=device, dtype=ab.dtype)
+    size, row, col, used = (t.to(device) for t in (size, row, col, used))
+    # Each patch's mean color, from a summed-area table: four lookups a patch, whatever its size.
+    table = F.pad(ab.double().cumsum(2).cumsum(3), (1, 0, 1, 0))  # (n, 2, H+1, W+1); float64: sums of sums
     samples = torch.arange(n, device=device)[:, None].expand(n, _MAX_PATCHES)
-    for index, k in enumerate(_PATCH_SIZES):
-        box = F.avg_pool2d(ab, k, stride=1)  # (n, 2, H-k+1, W-k+1)
-        this = size_index == index
-        rows, cols = row.clamp(max=height - k), col.clamp(max=width - k)
-        picked = box[samples, :, rows, cols]  # (n, P, 2)
-        mean = torch.where(this[..., None], picked, mean)
+    bottom, right = row + size, col + size
+    total = table[samples, :, bottom, right] - table[samples, :, row, right] - table[samples, :, bottom, col] + table[samples, :, row, col]
+    mean = (total / (size * size)[..., None]).to(ab.dtype)  # (n, P, 2)
     # Paint: every pixel covered takes the latest patch over it (the sequential painter's rule).
     offsets = torch.arange(max(_PATCH_SIZES), device=device)
     dy, dx = offsets[:, None].expand(-1, len(offsets)), offsets[None, :].expand(len(offsets), -1)  # (9, 9)
@@ -153,8 +150,7 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     flat_mean = mean.reshape(n * _MAX_PATCHES, 2)
     owner = torch.div(torch.arange(n * height * width, device=device), height * width, rounding_mode="floor")
     winner = owner * _MAX_PATCHES + latest.clamp(min=0)
-    values = torch.where(covered[:, None], flat_mean[winner], torch.zeros_like(flat_mean[winner]))  # (n*H*W, 2)
-    values = values.reshape(n, height, width, 2).permute(0, 3, 1, 2)
+    values = (flat_mean[winner] * covered[:, None]).reshape(n, height, width, 2).permute(0, 3, 1, 2)
     return values, covered.reshape(n, 1, height, width).to(ab.dtype)
 
 

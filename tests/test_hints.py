@@ -65,6 +65,21 @@ def test_simulated_hints_cover_every_kind():
     assert hints[:, :2].abs().max() <= 110 / 110 * 2  # chroma is scaled, not raw CIELAB
 
 
+def test_simulated_point_hints_hold_the_mean_color_of_their_patch():
+    # On a ramp (a = column, b = row) a patch's mean color is its centre's coordinates: every
+    # hinted pixel is at most 4 px (half the widest 9 px patch) from the centre, and odd-sized
+    # patches have whole-numbered centres.
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    ab = torch.stack((cols, rows))[None].repeat(50, 1, 1, 1)
+    hints = simulate_hints(ab, torch.Generator().manual_seed(3), none=0.0, points=1.0)
+    hinted = hints[:, 2] > 0
+    a, b = hints[:, 0] * 110, hints[:, 1] * 110
+    assert hinted.any(dim=(1, 2)).all()  # every sample got its patches
+    assert (a - cols)[hinted].abs().max() <= 4.001 and (b - rows)[hinted].abs().max() <= 4.001
+    assert torch.allclose(a[hinted], a[hinted].round(), atol=1e-3)
+    assert (hints[:, :2][~hinted[:, None].expand(-1, 2, -1, -1)] == 0).all()  # no chroma where no hint
+
+
 def test_training_with_hints_learns_to_follow_them(photo_dir, tmp_path):  # noqa: F811
     plain = tmp_path / "plain.safetensors"
     base = Trainer(tiny_config(), photo_dir, plain, progress=False)
