@@ -6,8 +6,9 @@
 #
 #   benchmarks/gpu_train.sh OUTDIR
 #
-# OUTDIR gets machine.txt and, per run NAME, NAME/model.safetensors + NAME/model.json (the
-# latest export) and NAME/train.log.
+# OUTDIR gets machine.txt and, per run NAME, NAME/model.safetensors (the latest export),
+# NAME/model.best.safetensors (the best validation so far, where a val/ folder came along) and
+# NAME/train.log (with every validation). That is 8 files for two runs, the most a call returns.
 #
 # The photos travel packed as the 192 px square thumbnails `remaster train` caches
 # (benchmarks/pack_photos.py, WebP: 12,512 photos in 76 MiB), in plain tar archives under
@@ -17,7 +18,11 @@
 # and GPU_TRAIN_UNPACK_ONLY=1 makes a call do only that.
 #   python benchmarks/pack_photos.py ../shared/data/photos/train /tmp/pack/train --size 192 --format webp --quality 75
 #   python benchmarks/pack_photos.py ../more-photos /tmp/pack/more --size 192 --format webp --quality 75
-#   then two tars of about 40 MB each: .pack/a/photos-a.tar, .pack/b/photos-b.tar (paths train/..., more/...)
+#   python benchmarks/pack_photos.py ../shared/data/photos/val /tmp/pack/val --long-side 512 --format webp --quality 90
+#   then two tars of about 40 MB each: .pack/a/photos-a.tar, .pack/b/photos-b.tar (paths train/...,
+#   more/..., val/...). A val/ folder is held out: the runs validate on it every
+#   GPU_TRAIN_VAL_EVERY steps (1000) and keep their best model. The last GPU runs had none, and
+#   their only model, the last, scored below the one they started from.
 # Call 1 (carry .pack/a):  GPU_TRAIN_UNPACK_ONLY=1 benchmarks/gpu_train.sh $OUT
 # Call 2 (carry .pack/b):  GPU_TRAIN_MINUTES=6.5 benchmarks/gpu_train.sh $OUT
 #
@@ -46,12 +51,13 @@ for folder in "$PHOTOS"/*/; do echo "$folder: $(ls "$folder" | wc -l) photos"; d
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; nproc
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } >"$OUT/machine.txt" 2>&1
-DATA=${GPU_TRAIN_DATA:-$(ls -d "$PHOTOS"/*/ | tr '\n' ' ')}
+DATA=${GPU_TRAIN_DATA:-$(ls -d "$PHOTOS"/*/ | grep -v '/val/$' | tr '\n' ' ')}
+VAL=$([ -d "$PHOTOS/val" ] && echo "$PHOTOS/val")
 RUNS=${GPU_TRAIN_RUNS:-default:}
 WORKERS=$(( $(nproc) / $(echo $RUNS | wc -w) ))
 
 copy_model() {  # RUN_DIR DEST: the latest export, whole files only (the trainer writes atomically)
-    for f in model.safetensors model.json; do
+    for f in model.safetensors model.best.safetensors; do
         if [ -f "$1/$f" ] && [ "$1/$f" -nt "$2/$f" ]; then cp "$1/$f" "$2/.$f" && mv "$2/.$f" "$2/$f"; fi
     done
 }
@@ -65,16 +71,16 @@ for spec in $RUNS; do
     rm -rf "$run" && mkdir -p "$run" "$OUT/$name"
     ( while sleep 15; do copy_model "$run" "$OUT/$name"; done ) &
     copiers+=($!)
-    timeout "$limit" python3 - "$run/model.safetensors" "$MINUTES" "${spec#*:}" $DATA >"$OUT/$name/train.log" 2>&1 <<PYEOF &
+    timeout "$limit" python3 - "$run/model.safetensors" "$MINUTES" "${spec#*:}" "$VAL" $DATA >"$OUT/$name/train.log" 2>&1 <<PYEOF &
 import json, sys, time
 from dataclasses import fields, replace
 from remaster.nets import NetConfig
 from remaster.train import TrainConfig, train
-out, minutes, overrides, data = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+out, minutes, overrides, val, data = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 config = TrainConfig(
     recipe="bins", net=NetConfig(hints=True), steps=1_000_000, minutes=minutes,
     batch_size=256, crop=128, cache_size=192, lr=1.5e-3, rebalance=0.8, checkpoint_every=500,
-    val_every=10**9, workers=int("$WORKERS"), device="${GPU_TRAIN_DEVICE:-cuda}",
+    val_every=int("${GPU_TRAIN_VAL_EVERY:-1000}"), val_limit=100, workers=int("$WORKERS"), device="${GPU_TRAIN_DEVICE:-cuda}",
     init="models/remaster-default.safetensors",
 )
 types = {f.name: f.type for f in fields(TrainConfig)}
@@ -85,7 +91,7 @@ for item in filter(None, overrides.split(",")):
     config = replace(config, **{key: parsed})
 print(json.dumps(config.to_dict()))
 started = time.time()
-print(json.dumps(train(config, data, out, progress=False), indent=2))
+print(json.dumps(train(config, data, out, val_dir=val or None, progress=False), indent=2))
 print(f"wall {time.time() - started:.0f} s")
 PYEOF
     pids+=($!)

@@ -153,7 +153,7 @@ def demo(out_dir, model, device, force):
 
 @main.command()
 @click.argument("data_dirs", metavar="DATA_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report. Default: no validation.")
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report, and the model of the best validation so far is kept beside --out as NAME.best.safetensors. Default: no validation.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors); its report goes beside it as NAME.json and its checkpoint as NAME.ckpt.safetensors.")
 @click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: classification over quantized CIELAB a,b with class rebalancing (Zhang et al. 2016); ab: rebalanced regression of a,b.")
 @click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps (batches) to train for. The learning rate warms up over the first 100 steps, then follows a cosine down to zero.")

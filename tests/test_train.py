@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from remaster.errors import ConfigError, WeightsError
 from remaster.model import Colorizer, net_from_weights, read_weights, save_weights, InferenceConfig
 from remaster.nets import NetConfig, build_net, default_ab_bins
-from remaster.train import TrainConfig, Trainer, checkpoint_path, train
+from remaster.train import TrainConfig, Trainer, best_path, checkpoint_path, train
 
 TINY_NET = NetConfig(widths=(8, 8, 16, 16), blocks=1)
 
@@ -144,3 +144,15 @@ def test_wrong_shapes_are_refused(tmp_path):
 def test_missing_weights_are_a_clear_error(tmp_path):
     with pytest.raises(WeightsError, match="model file not found"):
         Colorizer.load(tmp_path / "nope.safetensors")
+
+
+def test_validation_keeps_the_best_model_beside_the_latest(photo_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    trainer = Trainer(tiny_config(steps=12, val_every=4, val_long_side=64), photo_dir, out, val_dir=photo_dir, progress=False)
+    trainer.run()
+    gains = [entry["psnr_gain"] for entry in trainer.history]
+    assert len(gains) == 3  # steps 4, 8, 12
+    best = best_path(out)
+    assert best.is_file() and out.is_file()
+    _, metadata = read_weights(best)
+    assert json.loads(metadata["validation"])["psnr_gain"] == max(gains)
