@@ -39,7 +39,7 @@ OUT=$(cd "$OUT" && pwd)
 MINUTES=${GPU_TRAIN_MINUTES:-4.5}
 PHOTOS=$PWD/.photos
 mkdir -p "$PHOTOS"
-for archive in .pack/*/*.tar .pack/*.tar; do
+for archive in .pack/*/*.tar .pack/*.tar .pack/*/*.tar.gz .pack/*.tar.gz; do
     [ -f "$archive" ] || continue
     marker=$PHOTOS/.unpacked-$(basename "$archive")
     [ -f "$marker" ] && continue

@@ -50,9 +50,11 @@ python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --save "$o
 
 # Stage C (remaster-hints, the model for steered colors): v2 fine-tuned for 5 minutes on one GPU,
 # then mixed 1:3 with v2. On the GPU machine, from the repository root, with the photos packed
-# as benchmarks/gpu_train.sh's header says (144 px WebP, one archive in .pack/):
-#   GPU_TRAIN_MINUTES=5 benchmarks/gpu_train.sh OUTDIR        # writes OUTDIR/model.safetensors
-# then here, with GPU_MODEL=OUTDIR/model.safetensors:
+# as benchmarks/gpu_train.sh's header says but at 144 px (one archive, .pack/photos.tar.gz), and that
+# run's settings (the script's defaults have moved on since):
+#   GPU_TRAIN_MINUTES=5 GPU_TRAIN_RUNS="c:batch_size=96,lr=0.001,cache_size=144" benchmarks/gpu_train.sh OUTDIR
+#   # writes OUTDIR/c/model.safetensors
+# then here, with GPU_MODEL=OUTDIR/c/model.safetensors:
 if [ -n "${GPU_MODEL:-}" ]; then
   python models/mix_models.py "$out/remaster-default.safetensors" "$GPU_MODEL" --alpha 0.75 --out "$out/remaster-hints.safetensors"
   python benchmarks/bench_hints.py --model "$out/remaster-default.safetensors" --model "$out/remaster-hints.safetensors" > "$out/hints.txt"
