@@ -144,11 +144,10 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     order = torch.arange(_MAX_PATCHES, device=device)[None, :, None, None].expand_as(pixel)
     latest = torch.full((n * height * width,), -1, device=device, dtype=torch.long)
     latest.scatter_reduce_(0, pixel[inside], order[inside], reduce="amax")
+    latest = latest.reshape(n, height * width)
     covered = latest >= 0
-    flat_mean = mean.reshape(n * _MAX_PATCHES, 2)
-    owner = torch.div(torch.arange(n * height * width, device=device), height * width, rounding_mode="floor")
-    winner = owner * _MAX_PATCHES + latest.clamp(min=0)
-    values = (flat_mean[winner] * covered[:, None]).reshape(n, height, width, 2).permute(0, 3, 1, 2)
+    values = mean[torch.arange(n, device=device)[:, None], latest.clamp(min=0)] * covered[..., None]  # (n, H*W, 2)
+    values = values.reshape(n, height, width, 2).permute(0, 3, 1, 2)
     return values, covered.reshape(n, 1, height, width).to(ab.dtype)
 
 

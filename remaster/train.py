@@ -328,14 +328,15 @@ class Trainer:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", img_s=f"{rate:.0f}")
             if self.config.minutes:  # the time budget may end the run before `steps`: show that ETA
                 bar.total = max(self.step + 1, min(self.config.steps, round(self.step / max(fraction, 1e-9))))
+            extra = {"train_loss_last": sum(losses[-50:]) / len(losses[-50:])}
             if self.val_dir and self.step % val_every == 0:
                 bar.write(f"step {self.step}: " + json.dumps(self.validate()))
-                self.keep_if_best({"train_loss_last": sum(losses[-50:]) / len(losses[-50:])})
+                self.keep_if_best(extra)
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
                 # The model too: a run killed later (a rented GPU's time running out) still leaves
                 # a usable model, not only a checkpoint to resume from.
-                self.export({"train_loss_last": sum(losses[-50:]) / len(losses[-50:])})
+                self.export(extra)
         bar.close()
         self.elapsed = time.time() - started
         self.save_checkpoint()
