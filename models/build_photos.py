@@ -24,7 +24,9 @@ Steps, the same as the data pack's own normalisation (its README, "photos/"):
   5. cap the narrow sets (Imagenette: 10 classes; Clothing: one subject) so they do not swamp
      the varied ones, with a seeded random choice;
   6. save baseline JPEG quality 92 with 4:4:4 chroma as `<set>-<class>-<stem>.jpg`, and write
-     MANIFEST.tsv (file, set, licence, origin) and a licence summary.
+     MANIFEST.tsv (file, set, licence, origin) and a licence summary;
+  7. pick `--unseen` (100) more photos from beyond the caps, through the same filters and unlike
+     any kept, into `<out>-unseen/`: photographs no model trained here has seen, to measure on.
 
 Gray scenes were dropped with the prints until 2026-11-28, as the data pack's own photos still
 are; a network that never saw one colors every scene (issue 10: the shipped model lost 6 dB
@@ -121,8 +123,9 @@ def unpack(photo_set: PhotoSet, mirror: Path | None, cache: Path, dest: Path) ->
     return root
 
 
-def candidates(photo_set: PhotoSet, root: Path) -> list[tuple[str, Path]]:
-    """(output name, file) for every image of the set, minus the dropped classes, capped."""
+def candidates(photo_set: PhotoSet, root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """(output name, file) for every image of the set, minus the dropped classes: those within
+    the set's cap, and those beyond it (photos no training here sees)."""
     found = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         parts = path.relative_to(root).parts
@@ -132,9 +135,11 @@ def candidates(photo_set: PhotoSet, root: Path) -> list[tuple[str, Path]]:
         stem = "-".join(x for x in (photo_set.name, klass, path.stem) if x)
         name = "".join(c if c.isalnum() or c in ".-" else "-" for c in stem.lower()) + ".jpg"
         found.append((name, path))
-    if photo_set.cap and len(found) > photo_set.cap:
-        found = sorted(random.Random(f"remaster-{photo_set.name}").sample(found, photo_set.cap))
-    return found
+    if not photo_set.cap or len(found) <= photo_set.cap:
+        return found, []
+    chosen = sorted(random.Random(f"remaster-{photo_set.name}").sample(found, photo_set.cap))
+    taken = set(chosen)
+    return chosen, [job for job in found if job not in taken]
 
 
 # ---------------------------------------------------------------- one photo
@@ -255,6 +260,37 @@ class HashIndex:
         self.values = np.concatenate([self.values, np.array(pair, dtype=np.uint64)])
 
 
+def save(source: Path, file: Path) -> None:
+    rgb = normalise(source)
+    cv2.imwrite(str(file), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+
+
+def pick_unseen(beyond_cap: dict[str, list], count: int, index: HashIndex, folder: Path, workers: int) -> list[tuple]:
+    """`count` photos from beyond the capped sets' caps (an even share each, seeded), passing the
+    same filters and unlike anything kept: photographs that no model trained here has seen, to
+    measure how the colors generalize beyond photos/val."""
+    sets = {photo_set.name: photo_set for photo_set in SETS}
+    capped = [name for name, jobs in beyond_cap.items() if jobs]
+    rows = []
+    for k, name in enumerate(capped):
+        share, taken = (count - len(rows)) // (len(capped) - k), 0  # an even share of what is left
+        jobs = sorted(beyond_cap[name])
+        random.Random(f"remaster-unseen-{name}").shuffle(jobs)
+        with ProcessPoolExecutor(workers) as pool:
+            for start in range(0, len(jobs), 64):
+                if taken >= share:
+                    break
+                for photo, path, verdict, pair, _ in pool.map(examine, [(n, str(p)) for n, p in jobs[start : start + 64]]):
+                    if taken >= share or verdict != "ok" or index.near(pair):
+                        continue
+                    index.add(pair)
+                    save(Path(path), folder / photo)
+                    rows.append((photo, name, sets[name].licence, f"{sets[name].repo}:{Path(path).name}"))
+                    taken += 1
+    return rows
+
+
 def summary_gray(rows: list[tuple]) -> int:
     return sum(1 for row in rows if row[0].startswith(GRAY_SCENES + "/"))
 
@@ -266,13 +302,14 @@ def main() -> None:
     parser.add_argument("--pack", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/photos",
                         help="the data pack's photos/ (train and val are hashed so nothing repeats them)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--unseen", type=int, default=100, help="photos from beyond the capped sets' caps, to measure on")
     args = parser.parse_args()
     out = args.out.resolve()
     repo_root = Path(__file__).resolve().parents[1]
     if out.is_relative_to(repo_root):
         sys.exit(f"{out}: inside the repository; build the folder elsewhere (photos are never committed)")
-    heldout = out.parent / (out.name + "-gray-heldout")
-    for folder in (out, out / GRAY_SCENES, heldout):
+    heldout, unseen = (out.parent / (out.name + suffix) for suffix in ("-gray-heldout", "-unseen"))
+    for folder in (out, out / GRAY_SCENES, heldout, unseen):
         folder.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".sources")
     cache = work / "downloads"
@@ -285,10 +322,11 @@ def main() -> None:
             index.values = np.concatenate([index.values, np.array(hash_folder(folder), dtype=np.uint64)])
             print(f"hashed {folder}", flush=True)
 
-    rows, heldout_rows, verdicts = [], [], Counter()
+    rows, heldout_rows, verdicts, beyond_cap = [], [], Counter(), {}
     for photo_set in SETS:
         root = unpack(photo_set, args.mirror, cache, work)
-        jobs = [(name, str(path)) for name, path in candidates(photo_set, root)]
+        chosen, beyond_cap[photo_set.name] = candidates(photo_set, root)
+        jobs = [(name, str(path)) for name, path in chosen]
         # Largest copy wins among duplicates: examine all, then keep in order of decreasing size.
         with ProcessPoolExecutor(args.workers) as pool:
             results = list(pool.map(examine, jobs, chunksize=32))
@@ -304,10 +342,7 @@ def main() -> None:
                 continue
             index.add(pair)
             file = {"ok": out / name, "gray scene": out / GRAY_SCENES / name}.get(verdict, heldout / name)
-            rgb = normalise(Path(path))
-            cv2.imwrite(str(file), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
-                         cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+            save(Path(path), file)
             row = (file.name, photo_set.name, photo_set.licence, f"{photo_set.repo}:{Path(path).relative_to(root)}")
             if file.parent == heldout:
                 heldout_rows.append(row)
@@ -316,7 +351,8 @@ def main() -> None:
                 kept += 1
         print(f"{photo_set.name}: kept {kept} of {len(jobs)}", flush=True)
 
-    for folder, found in ((out, rows), (heldout, heldout_rows)):
+    unseen_rows = pick_unseen(beyond_cap, args.unseen, index, unseen, args.workers)
+    for folder, found in ((out, rows), (heldout, heldout_rows), (unseen, unseen_rows)):
         with open(folder / "MANIFEST.tsv", "w") as manifest:
             manifest.write("file\tset\tlicence\torigin\n")
             for row in sorted(found):
@@ -330,7 +366,7 @@ def main() -> None:
         for (name, verdict), count in sorted(verdicts.items()):
             notes.write(f"| {name} | {verdict} | {count} |\n")
     print(f"{out}: {len(rows)} photos, {summary_gray(rows)} of them gray scenes; "
-          f"{len(heldout_rows)} gray scenes held out in {heldout}", flush=True)
+          f"{len(heldout_rows)} gray scenes held out in {heldout}; {len(unseen_rows)} unseen photos in {unseen}", flush=True)
 
 
 if __name__ == "__main__":
