@@ -163,6 +163,8 @@ def demo(out_dir, model, device, force):
 @click.option("--cache-size", type=int, default=256, show_default=True, help="Photos are cached as squares of this side (short side resized, centre crop). Use the size of your smallest photos or less (e.g. 192 for 200-300 px sets): small photos are never worth upscaling.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate of the AdamW optimizer (weight decay 1e-4).")
 @click.option("--rebalance", type=float, default=0.5, show_default=True, help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).")
+@click.option("--doubt", type=float, default=0.0, show_default=True, help="Uncertainty-aware decoding (CIELAB units; 0 = off) used at validation and by --decoded-loss, and stored with the model: where the net's color distribution is wider than this, chroma fades toward gray.")
+@click.option("--decoded-loss", type=float, default=0.0, show_default=True, help="Weight of a second loss on the colors as decoded (bins recipe): each crop's color error relative to a gray crop's, what PSNR gain measures. Keeps a longer run from growing bolder and worse; 1 is comparable to the classification loss.")
 @click.option("--widths", default="24,48,96,192", show_default=True, help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.")
 @click.option("--blocks", type=int, default=4, show_default=True, help="Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network sees at once.")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints (what --resume continues from) and exports of the model so far; both are also written at the end.")
@@ -175,7 +177,7 @@ def demo(out_dir, model, device, force):
 @click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Start from this trained model (.safetensors) instead of random weights; its widths, blocks and color bins are kept. With --hints, a model without hint inputs gains them, zero-initialised, so training starts from its colors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT's checkpoint: network, optimizer, step, time spent and sampler state. Use the same --recipe, --widths and --blocks as before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report (steps, speed, validation scores, sha256) as JSON.")
-def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cache_size, lr, rebalance, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, hints, init, resume, as_json):
+def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cache_size, lr, rebalance, doubt, decoded_loss, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, hints, init, resume, as_json):
     """Train a colorization network on DATA_DIR, one or more folders of color photographs.
 
     Each DATA_DIR is searched recursively for JPEG, PNG, TIFF, WebP and BMP files. The best colors
@@ -200,7 +202,7 @@ def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cac
         raise click.BadParameter(f"expected four comma-separated integers, got {widths!r}", param_hint="--widths") from None
     config = TrainConfig(
         recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks, hints=hints), steps=steps, minutes=minutes, batch_size=batch_size,
-        crop=crop, cache_size=cache_size, lr=lr, rebalance=rebalance, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
+        crop=crop, cache_size=cache_size, lr=lr, rebalance=rebalance, doubt=doubt, decoded_loss=decoded_loss, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
         workers=workers, device=device, init=str(init or ""),
     )
     report = run_training(config, list(data_dirs), out, val_dir=val_dir, resume=resume)

@@ -36,6 +36,11 @@ from .hints import simulate_hints
 from .nets import ColorNet, NetConfig, add_hint_inputs, build_net, count_parameters
 
 
+# (a, b) units squared added to a crop's gray error in the decoded loss, so that a crop of pure
+# gray (error 0 for gray) does not divide by zero; 4 is JPEG noise's chroma (about 2 units).
+DECODED_FLOOR = 4.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     recipe: str = "bins"  # "bins" (classification, rebalanced) or "ab" (rebalanced regression)
@@ -53,6 +58,15 @@ class TrainConfig:
     soft_neighbours: int = 5  # soft-encoding: nearest bins per pixel (Zhang et al. use 5)
     soft_sigma: float = 5.0  # and the Gaussian width in (a, b) units
     temperature: float = 0.38  # annealed mean used at validation and stored with the model
+    # Uncertainty-aware decoding (InferenceConfig.doubt) used at validation, by `decoded_loss`
+    # and stored with the model. 0 = the plain annealed mean.
+    doubt: float = 0.0
+    # Weight of a second loss on the colors as decoded (bins recipe): each crop's squared (a, b)
+    # error relative to a gray crop's, i.e. its MSE ratio against gray, the quantity PSNR gain
+    # is the log of. Classification alone keeps sharpening its distributions as it trains, and
+    # the decoded colors grow bolder and worse (benchmarks/RESULTS.md, issue 10); this term
+    # trains what the user sees, and counts a tint on a gray scene as much as it costs in dB.
+    decoded_loss: float = 0.0
     checkpoint_every: int = 500
     val_every: int = 0  # steps between validations; 0 = once per epoch of the training set
     val_long_side: int = 512
@@ -175,6 +189,10 @@ class Trainer:
         return self.config.lr * warm * 0.5 * (1.0 + math.cos(math.pi * fraction))
 
     # -- one step ----------------------------------------------------------------------------
+    @property
+    def inference(self) -> InferenceConfig:
+        return InferenceConfig(temperature=self.config.temperature, doubt=self.config.doubt)
+
     def loss(self, rgb: Tensor) -> Tensor:
         lightness, ab = photo_batch_to_training_pair(rgb)
         target_ab = F.avg_pool2d(ab, 4)  # (B, 2, h, w): the net predicts at 1/4 resolution
@@ -190,7 +208,13 @@ class Trainer:
             nearest = torch.cdist(target_ab.permute(0, 2, 3, 1).reshape(-1, 2), self.bins).argmin(1)
             nearest = nearest.reshape(target_ab.shape[0], *target_ab.shape[2:])  # (B, h, w)
             per_pixel = F.smooth_l1_loss(output, target_ab, beta=1.0, reduction="none").sum(1) / 10.0  # (B, h, w)
-        return (per_pixel * self.class_weights[nearest]).mean()
+        loss = (per_pixel * self.class_weights[nearest]).mean()
+        if self.config.decoded_loss and self.config.recipe == "bins":
+            decoded = self.net.decode_ab(output, self.config.temperature, self.config.doubt)  # (B, 2, h, w)
+            error = (decoded - target_ab).pow(2).sum(1).mean((1, 2))  # (B,)
+            gray_error = target_ab.pow(2).sum(1).mean((1, 2))  # (B,): what a gray crop would cost
+            loss = loss + self.config.decoded_loss * (error / (gray_error + DECODED_FLOOR)).mean()
+        return loss
 
     def train_step(self, fraction: float) -> float:
         self.net.train()
@@ -265,7 +289,7 @@ class Trainer:
 
         net = build_net(config=self.config.net)
         net.load_state_dict(self.net.state_dict())
-        return Colorizer(net, inference=InferenceConfig(temperature=self.config.temperature), device=self.device, name=self.out.stem)
+        return Colorizer(net, inference=self.inference, device=self.device, name=self.out.stem)
 
     def validate(self) -> dict:
         from .evaluate import evaluate_images
@@ -306,7 +330,7 @@ class Trainer:
             "validation": self.history[-1] if self.history else {},
         }
         info.update(extra or {})
-        return save_weights(self.net, path or self.out, inference=InferenceConfig(temperature=self.config.temperature), extra=info)
+        return save_weights(self.net, path or self.out, inference=self.inference, extra=info)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict:

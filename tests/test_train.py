@@ -56,6 +56,39 @@ def test_a_few_steps_lower_the_loss(photo_dir, tmp_path, recipe):
     assert after < 0.9 * before, (before, after)  # soft-target cross-entropy has a floor well above 0
 
 
+def test_decoded_loss_trains_the_colors_as_decoded(photo_dir, tmp_path):
+    from dataclasses import replace
+
+    from remaster.data import random_crops
+
+    fixed_rgb = None
+
+    def decoded_ratio(trainer) -> float:  # the decoded term alone: the loss with it minus the loss without
+        trainer.net.eval()
+        with torch.no_grad():
+            plain = replace(trainer.config, decoded_loss=0.0)
+            with_term, trainer.config = trainer.config, replace(plain, decoded_loss=1.0)
+            total = trainer.loss(fixed_rgb).item()
+            trainer.config = plain
+            ratio = total - trainer.loss(fixed_rgb).item()
+            trainer.config = with_term
+        return ratio
+
+    ratios = {}
+    for weight in (0.0, 1.0):
+        trainer = Trainer(tiny_config(decoded_loss=weight, doubt=30.0), photo_dir, tmp_path / f"{weight}.safetensors", progress=False)
+        if fixed_rgb is None:
+            fixed_rgb = random_crops(trainer.cache, 16, 32, generator=torch.Generator().manual_seed(5))
+            before = decoded_ratio(trainer)
+        for _ in range(30):
+            trainer.train_step(trainer.progress_fraction(0.0))
+        ratios[weight] = decoded_ratio(trainer)
+    assert before > 0.5  # an untrained net's colors are about as far from the truth as gray's
+    assert ratios[1.0] < ratios[0.0] < before, (before, ratios)  # the term trains what the user sees
+    card = trainer.export()
+    assert card["inference"]["doubt"] == 30.0  # the decoding it trained for travels with it
+
+
 def test_resume_continues_exactly(photo_dir, tmp_path):
     straight = train(tiny_config(steps=6), photo_dir, tmp_path / "a" / "m.safetensors", progress=False)
     first = Trainer(tiny_config(steps=6), photo_dir, tmp_path / "b" / "m.safetensors", progress=False)
