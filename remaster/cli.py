@@ -17,6 +17,7 @@ import click
 from .errors import RemasterError
 
 from .cli_measure import DEVICE  # one device choice for every command
+from .config import DOUBT_HELP
 
 
 class _Group(click.Group):
@@ -68,8 +69,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.")
 @click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
 @click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB", help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Without --model, the shipped model for steered colors (remaster-hints) does the work; a --model must be hint-conditioned.")
+@click.option("--doubt", type=float, default=None, help=DOUBT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
+def image(inputs, out_dir, model, device, compare, suffix, hint_texts, doubt, force):
     """Colorize photographs (JPEG, PNG, TIFF, WebP; 8 or 16 bit; gray or RGB).
 
     An RGB input is treated as its luma. Outputs keep the input's size, bit depth and luma.
@@ -80,6 +82,7 @@ def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
       remaster image a.jpg b.png -o out/ --compare
       remaster image scan.tif -o out/ --model models/mine.safetensors --device cpu
       remaster image family.jpg -o out/ --hint 410,220,#c0392b --hint 120,80,#2e86c1 --compare
+      remaster image street.jpg -o out/ --doubt 30 --compare      # bolder colors, more often wrong
     """
     from .image import (
         colorize_photo,
@@ -92,7 +95,7 @@ def image(inputs, out_dir, model, device, compare, suffix, hint_texts, force):
 
     photos = [(path, read_photo(path)) for path in inputs]  # fail on a bad input before any work
     points = [_parse_hint(text) for text in hint_texts]
-    colorizer = Colorizer.load(model, device=device, hints=bool(points))
+    colorizer = Colorizer.load(model, device=device, hints=bool(points), doubt=doubt)
     if points and not colorizer.takes_hints:
         raise click.UsageError(f"model {colorizer.name!r} takes no hints: use a hint-conditioned model (remaster train --hints)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,8 +231,8 @@ def _config_options(command):
     for section, f, flag in reversed(flag_fields()):
         default = SECTIONS[section]().__getattribute__(f.name)
         kind = {int: int, float: float}.get(type(default)) if default is not None else None
-        if kind is None and f.type in ("int | None", "int"):
-            kind = int
+        if kind is None:
+            kind = {"int | None": int, "float | None": float}.get(f.type)
         choices = f.metadata.get("choices")
         help_text = f.metadata["help"] + ("" if default is None else f" [default: {default}]")
         if isinstance(default, bool):  # a switch: absent leaves the preset's value (None)

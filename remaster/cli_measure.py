@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .config import DOUBT_HELP
+
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
@@ -76,8 +78,9 @@ def eval_group():
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--long-side", type=int, default=512, show_default=True, help="Scale ground truth down to this long side first (0: full size).")
 @click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: gray | ours | truth.")
+@click.option("--doubt", type=float, default=None, help=DOUBT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print summary and per-image scores as JSON.")
-def eval_images(truth_dir, model, device, long_side, sheet, as_json):
+def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
     """Score the model on color photos: gray them, colorize, compare with the truth.
 
     Prints PSNR and SSIM of the model and of the gray baseline, the outputs' colorfulness
@@ -93,7 +96,7 @@ def eval_images(truth_dir, model, device, long_side, sheet, as_json):
     from .image import write_image
     from .model import Colorizer
 
-    colorizer = Colorizer.load(model, device=device)
+    colorizer = Colorizer.load(model, device=device, doubt=doubt)
     result = evaluate_images(colorizer, truth_dir, long_side=long_side, progress=not as_json, keep=(lambda name: True) if sheet else None)
     kept = result.pop("kept")
     result["model"] = colorizer.describe()

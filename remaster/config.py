@@ -34,6 +34,12 @@ from .restore import RestoreConfig
 from .temporal import TemporalConfig
 
 
+# What a user reads about `doubt` wherever it can be set (remaster image, colorize, eval images).
+DOUBT_HELP = ("How far colors fade toward gray where the network is unsure, in CIELAB units: lower is "
+              "safer and more muted, higher bolder, 0 no fading at all. Default: the model's own "
+              "(20 for the shipped model; models/MODEL_CARD.md shows what each setting gives).")
+
+
 @dataclass(frozen=True)
 class ColorizeConfig:
     model: str | None = field(default=None, metadata={"help": "A .safetensors model (default: the shipped model)."})
@@ -41,6 +47,7 @@ class ColorizeConfig:
     # None = the model's own (256): chroma is smooth, so a 256 px short side costs little quality
     # and makes 4K as cheap as 720p for the network.
     working_short_side: int | None = None
+    doubt: float | None = field(default=None, metadata={"help": DOUBT_HELP})
     # 8 frames: enough to keep a GPU busy at 1080p (the net runs at ~256 px) while a batch of
     # 4K luma codes stays under 70 MB per queue slot.
     batch_size: int = field(default=8, metadata={"help": "Frames per batch through the networks."})
@@ -54,6 +61,8 @@ class ColorizeConfig:
         _positive(self, "batch_size")
         if self.cpu_threads is not None:
             _positive(self, "cpu_threads")
+        if self.doubt is not None and not self.doubt >= 0:
+            raise ConfigError(f"doubt must be 0 (no fading) or more, got {self.doubt}")
         if self.working_short_side is not None and self.working_short_side < 32:
             raise ConfigError(f"working_short_side must be >= 32, got {self.working_short_side}")
 

@@ -80,7 +80,7 @@ class WorkerSetup:
                 pass
         c = self.config.colorize
         if self.net is None:
-            colorizer = Colorizer.load(c.model, device=device, working_short_side=c.working_short_side)
+            colorizer = Colorizer.load(c.model, device=device, working_short_side=c.working_short_side, doubt=c.doubt)
         else:
             colorizer = Colorizer(copy.deepcopy(self.net), device=device, **self.colorizer_args)
         chain = build_chain(self.config, colorizer)

@@ -181,14 +181,20 @@ class Colorizer:
         self._autocast_dtype = dtypes[precision]
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None, hints: bool = False) -> Colorizer:
-        """The model at `path`, or the shipped default (with `hints`, the shipped model for steered colors)."""
+    def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None, hints: bool = False,
+             doubt: float | None = None) -> Colorizer:
+        """The model at `path`, or the shipped default (with `hints`, the shipped model for steered colors).
+        `working_short_side` and `doubt` (InferenceConfig) replace the model's own when given."""
+        if doubt is not None and not doubt >= 0:
+            raise ConfigError(f"doubt must be 0 (no fading) or more, got {doubt}")
         path = Path(path) if path is not None else default_model_path(hints)
         tensors, metadata = read_weights(path)
         net = net_from_weights(tensors, metadata, path)
         inference = InferenceConfig(**json.loads(metadata.get("inference", "{}")))
         if working_short_side is not None:
             inference = replace(inference, working_short_side=working_short_side)
+        if doubt is not None:
+            inference = replace(inference, doubt=float(doubt))
         metadata = {**metadata, "sha256": sha256_of(path)}  # identifies the model in reports
         return cls(net, inference=inference, device=device, name=path.stem, metadata=metadata)
 
@@ -243,5 +249,6 @@ class Colorizer:
             "parameters": count_parameters(self.net),
             "device": str(self.device),
             "working_short_side": self.inference.working_short_side,
+            "doubt": self.inference.doubt,
             "sha256": self.metadata.get("sha256", ""),
         }

@@ -98,7 +98,7 @@ class Session:
             if self.colorizer is None:
                 from .model import Colorizer
 
-                self.colorizer = Colorizer.load(c.model, device=c.device, working_short_side=c.working_short_side)
+                self.colorizer = Colorizer.load(c.model, device=c.device, working_short_side=c.working_short_side, doubt=c.doubt)
             if self.colorizer.device.type == "cpu" and c.cpu_threads:
                 torch.set_num_threads(c.cpu_threads)  # restored on close: a library must not keep it
             self.chain = build_chain(self.config, self.colorizer)

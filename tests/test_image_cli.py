@@ -126,6 +126,20 @@ def test_existing_output_needs_force(tmp_path, random_model_file):
     assert run(*args, "--force")[0] == 0
 
 
+def test_doubt_sets_how_bold_the_colors_are(tmp_path):
+    """--doubt overrides the model's own decoding: lower fades unsure colors further toward gray."""
+    cv2.imwrite(str(tmp_path / "g.png"), scene(96, 128))
+    chroma = {}
+    for doubt in ("5", "60"):
+        code, out, _ = run("image", tmp_path / "g.png", "-o", tmp_path / doubt, "--doubt", doubt)  # the shipped model
+        assert code == 0, out
+        rgb = cv2.cvtColor(cv2.imread(str(tmp_path / doubt / "g.png")), cv2.COLOR_BGR2RGB).astype(np.float64)
+        chroma[doubt] = np.abs(rgb - bt601_luma(rgb)[..., None]).mean()
+    assert chroma["5"] < 0.7 * chroma["60"], chroma
+    code, out, _ = run("image", tmp_path / "g.png", "-o", tmp_path / "bad", "--doubt", "-1")
+    assert code != 0 and "doubt must be 0 (no fading) or more" in out
+
+
 def cli_subprocess(*args):
     return subprocess.run([sys.executable, "-m", "remaster.cli", *map(str, args)], capture_output=True, text=True, timeout=120)
 

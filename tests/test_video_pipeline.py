@@ -278,3 +278,15 @@ def test_pixel_format_follows_the_source(tmp_path, colorizer, pix_fmt, codec):
         assert b[1].shape == a[1].shape
     assert chroma_deviation(result) > 2.0
     assert_same_time_and_sound(source, result)
+
+
+def test_doubt_reaches_the_network_from_the_command_line_config(tmp_path, clip_h264_mkv, random_model_file):
+    """`colorize --doubt` (ColorizeConfig.doubt) replaces the model's decoding: 1 fades nearly all
+    of a random net's colors, which are unsure everywhere; 0 (no fading) keeps them."""
+    deviation = {}
+    for doubt in (0.0, 1.0):
+        out = tmp_path / f"doubt{doubt:g}.mkv"
+        colorize_video(clip_h264_mkv.path, out, make_config(model=str(random_model_file), doubt=doubt, flow="none", codec="ffv1"),
+                       progress=False)
+        deviation[doubt] = chroma_deviation(decode_all(out))
+    assert deviation[1.0] < 0.5 * deviation[0.0], deviation
