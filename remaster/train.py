@@ -66,6 +66,7 @@ class TrainConfig:
     # is the log of. Classification alone keeps sharpening its distributions as it trains, and
     # the decoded colors grow bolder and worse (benchmarks/RESULTS.md, issue 10); this term
     # trains what the user sees, and counts a tint on a gray scene as much as it costs in dB.
+    # Measured once (a 33-minute CPU continuation of v2): it slowed that drift, did not stop it.
     decoded_loss: float = 0.0
     checkpoint_every: int = 500
     val_every: int = 0  # steps between validations; 0 = once per epoch of the training set
