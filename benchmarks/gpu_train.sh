@@ -23,6 +23,11 @@
 #   more/..., val/...). A val/ folder is held out: the runs validate on it every
 #   GPU_TRAIN_VAL_EVERY steps (1000) and keep their best model. The last GPU runs had none, and
 #   their only model, the last, scored below the one they started from.
+#   Since the third session of 2026-11-28 ../more-photos holds gray-scenes/ (packed with it) and
+#   the photos to choose on are ../more-photos-unseen and ../more-photos-gray-heldout: pack them
+#   into val/ beside photos/val (same command, --long-side 512), so the best model is picked on
+#   photos nobody chose on. The .pack/ archives built before that have neither. A run for the
+#   decoded colors: GPU_TRAIN_RUNS="dec:decoded_loss=1.0,doubt=20" (benchmarks/RESULTS.md).
 # Call 1 (carry .pack/a):  GPU_TRAIN_UNPACK_ONLY=1 benchmarks/gpu_train.sh $OUT
 # Call 2 (carry .pack/b):  GPU_TRAIN_MINUTES=6.5 benchmarks/gpu_train.sh $OUT
 #
