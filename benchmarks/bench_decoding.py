@@ -1,14 +1,15 @@
 """Choose the decoding of a model: annealed-mean temperature and uncertainty-aware `doubt`.
 
-For each photo of `photos/val` (and of any --photos folder) and a sample of frames from every data-pack clip (color
-originals: turned gray for input, the original is the truth), the network runs once and every
+For each photo of `photos/val` (and of any --photos folder) and a sample of frames from every
+data-pack clip (color originals: turned gray for input, the original is the truth), the network
+runs once and every
 decoding setting is scored on its output: PSNR gain over the gray image, how many beat gray,
 and the colorfulness ratio to the truth. Never one number alone (issue 10).
 
     python benchmarks/bench_decoding.py --model models/remaster-default.safetensors
     python benchmarks/bench_decoding.py --model run.safetensors --temperatures 0.38,0.5 --doubts 0,20,30,45
     python benchmarks/bench_decoding.py --doubts 30 --photos gray-scenes=../more-photos-gray-heldout
-    python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors --choose 0.38,30
+    python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors --choose 0.38,20
 
 Prints a table per setting; --json writes every score. `--save PATH --choose T,DOUBT` writes a
 copy of the model whose stored decoding is that setting (no measuring).

@@ -291,10 +291,6 @@ def pick_unseen(beyond_cap: dict[str, list], count: int, index: HashIndex, folde
     return rows
 
 
-def summary_gray(rows: list[tuple]) -> int:
-    return sum(1 for row in rows if row[0].startswith(GRAY_SCENES + "/"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the training folder to build (outside the repository)")
@@ -365,7 +361,8 @@ def main() -> None:
         notes.write("\n| set | verdict | photos |\n|---|---|---|\n")
         for (name, verdict), count in sorted(verdicts.items()):
             notes.write(f"| {name} | {verdict} | {count} |\n")
-    print(f"{out}: {len(rows)} photos, {summary_gray(rows)} of them gray scenes; "
+    gray = sum(1 for row in rows if row[0].startswith(GRAY_SCENES + "/"))
+    print(f"{out}: {len(rows)} photos, {gray} of them gray scenes; "
           f"{len(heldout_rows)} gray scenes held out in {heldout}; {len(unseen_rows)} unseen photos in {unseen}", flush=True)
 
 

@@ -61,7 +61,7 @@ class TrainConfig:
     # Uncertainty-aware decoding (InferenceConfig.doubt) used at validation, by `decoded_loss`
     # and stored with the model. 0 = the plain annealed mean.
     doubt: float = 0.0
-    # Weight of a second loss on the colors as decoded (bins recipe): each crop's squared (a, b)
+    # Weight of a second loss on the colors as decoded (either head): each crop's squared (a, b)
     # error relative to a gray crop's, i.e. its MSE ratio against gray, the quantity PSNR gain
     # is the log of. Classification alone keeps sharpening its distributions as it trains, and
     # the decoded colors grow bolder and worse (benchmarks/RESULTS.md, issue 10); this term
@@ -85,6 +85,8 @@ class TrainConfig:
             raise ConfigError(f"unknown recipe {self.recipe!r}: expected 'bins' or 'ab'")
         if self.crop % 16 or self.crop > self.cache_size:
             raise ConfigError(f"crop must be a multiple of 16 and at most cache_size {self.cache_size}, got {self.crop}")
+        if self.doubt < 0 or self.decoded_loss < 0:
+            raise ConfigError(f"doubt and decoded_loss must be 0 or more, got {self.doubt} and {self.decoded_loss}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,7 +212,7 @@ class Trainer:
             nearest = nearest.reshape(target_ab.shape[0], *target_ab.shape[2:])  # (B, h, w)
             per_pixel = F.smooth_l1_loss(output, target_ab, beta=1.0, reduction="none").sum(1) / 10.0  # (B, h, w)
         loss = (per_pixel * self.class_weights[nearest]).mean()
-        if self.config.decoded_loss and self.config.recipe == "bins":
+        if self.config.decoded_loss:
             decoded = self.net.decode_ab(output, self.config.temperature, self.config.doubt)  # (B, 2, h, w)
             error = (decoded - target_ab).pow(2).sum(1).mean((1, 2))  # (B,)
             gray_error = target_ab.pow(2).sum(1).mean((1, 2))  # (B,): what a gray crop would cost

@@ -89,6 +89,12 @@ def test_decoded_loss_trains_the_colors_as_decoded(photo_dir, tmp_path):
     assert card["inference"]["doubt"] == 30.0  # the decoding it trained for travels with it
 
 
+@pytest.mark.parametrize("change", [{"doubt": -1.0}, {"decoded_loss": -0.5}])
+def test_negative_decoding_settings_are_refused(change):
+    with pytest.raises(ConfigError, match="doubt and decoded_loss must be 0 or more"):
+        tiny_config(**change)
+
+
 def test_resume_continues_exactly(photo_dir, tmp_path):
     straight = train(tiny_config(steps=6), photo_dir, tmp_path / "a" / "m.safetensors", progress=False)
     first = Trainer(tiny_config(steps=6), photo_dir, tmp_path / "b" / "m.safetensors", progress=False)
