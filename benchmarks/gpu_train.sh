@@ -26,16 +26,24 @@
 #   Since the third session of 2026-11-28 ../more-photos holds gray-scenes/ (packed with it) and
 #   the photos to choose on are ../more-photos-unseen and ../more-photos-gray-heldout: pack them
 #   into val/ beside photos/val (same command, --long-side 512), so the best model is picked on
-#   photos nobody chose on. The .pack/ archives built before that have neither. A run for the
-#   decoded colors: GPU_TRAIN_RUNS="dec:decoded_loss=1.0,doubt=20" (benchmarks/RESULTS.md).
+#   photos nobody chose on. Packed so on 2026-11-28 (fourth session): a 44.0 MiB (val/, train/,
+#   the start of more/) and b 41.3 MiB, split by size with tar's 512-byte blocks counted; the
+#   tree is 18.4 MiB, so each call carries 62.4 MiB. Validation and model choice use doubt 20,
+#   the shipped decoding, on all 298 val/ photos. Rehearsed on the CPU with these archives and
+#   two runs side by side (below), 62 s:
+#   GPU_TRAIN_RUNS="dec:decoded_loss=1.0 wide:widths=24/48/96/320,init=" (v2 continued with the
+#   decoded loss; an 8.2 M parameter net from scratch: its export, 16.4 MB, just fits a returned
+#   file's 16 MiB).
 # Call 1 (carry .pack/a):  GPU_TRAIN_UNPACK_ONLY=1 benchmarks/gpu_train.sh $OUT
 # Call 2 (carry .pack/b):  GPU_TRAIN_MINUTES=6.5 benchmarks/gpu_train.sh $OUT
 #
 # Runs: GPU_TRAIN_RUNS, space-separated NAME:key=value,key=value specs whose keys override the
-# TrainConfig below, e.g. "a: near:scale_range=0.6/1.0" (the default: one run "default").
+# TrainConfig below, e.g. "a: near:scale_range=0.6/1.0" (the default: one run "default"), and
+# widths=/blocks= for the network's shape: "wide:widths=24/48/96/320,init=" trains an 8.2 M
+# parameter net from scratch (init= empty: random weights; v2's shape is 24/48/96/192, 3.2 M).
 # Other knobs: GPU_TRAIN_MINUTES (4.5), GPU_TRAIN_DATA (the unpacked folders), GPU_TRAIN_DEVICE
 # (cuda). Rehearsal on a CPU:
-#   GPU_TRAIN_DEVICE=cpu GPU_TRAIN_MINUTES=0.3 GPU_TRAIN_RUNS="a:batch_size=8,checkpoint_every=5" ...
+#   GPU_TRAIN_DEVICE=cpu GPU_TRAIN_MINUTES=0.4 GPU_TRAIN_RUNS="dec:batch_size=8,checkpoint_every=5,val_every=10,val_limit=6,decoded_loss=1.0 wide:batch_size=8,checkpoint_every=5,val_every=10,val_limit=6,widths=24/48/96/320,init=" ...
 set -u
 OUT=${1:?usage: benchmarks/gpu_train.sh OUTDIR}
 cd "$(dirname "$0")/.." || exit 1
@@ -84,13 +92,17 @@ from remaster.train import TrainConfig, train
 out, minutes, overrides, val, data = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 config = TrainConfig(
     recipe="bins", net=NetConfig(hints=True), steps=1_000_000, minutes=minutes,
-    batch_size=256, crop=128, cache_size=192, lr=1.5e-3, rebalance=0.8, checkpoint_every=500,
-    val_every=int("${GPU_TRAIN_VAL_EVERY:-1000}"), val_limit=100, workers=int("$WORKERS"), device="${GPU_TRAIN_DEVICE:-cuda}",
+    batch_size=256, crop=128, cache_size=192, lr=1.5e-3, rebalance=0.8, doubt=20.0, checkpoint_every=500,
+    val_every=int("${GPU_TRAIN_VAL_EVERY:-1000}"), val_limit=0, workers=int("$WORKERS"), device="${GPU_TRAIN_DEVICE:-cuda}",
     init="models/remaster-default.safetensors",
 )
 types = {f.name: f.type for f in fields(TrainConfig)}
 for item in filter(None, overrides.split(",")):
     key, value = item.split("=", 1)
+    if key in ("widths", "blocks"):  # the network's shape (a new shape must start from init=)
+        shape = tuple(int(v) for v in value.split("/")) if key == "widths" else int(value)
+        config = replace(config, net=replace(config.net, **{key: shape}))
+        continue
     kind = {"int": int, "float": float, "str": str}.get(str(types[key]), float)
     parsed = tuple(float(v) for v in value.split("/")) if "/" in value else kind(value)  # scale_range=0.6/1.0
     config = replace(config, **{key: parsed})
