@@ -33,7 +33,8 @@
 #   two runs side by side (below), 62 s:
 #   GPU_TRAIN_RUNS="dec:decoded_loss=1.0 wide:widths=24/48/96/320,init=" (v2 continued with the
 #   decoded loss; an 8.2 M parameter net from scratch: its export, 16.4 MB, just fits a returned
-#   file's 16 MiB).
+#   file's 16 MiB). That net costs 1.4x v2's network time on a CPU (37 against 53 frames/s,
+#   640x480, batch 8, two threads, this VM): check the 10 fps end-to-end target before shipping it.
 # Call 1 (carry .pack/a):  GPU_TRAIN_UNPACK_ONLY=1 benchmarks/gpu_train.sh $OUT
 # Call 2 (carry .pack/b):  GPU_TRAIN_MINUTES=6.5 benchmarks/gpu_train.sh $OUT
 #
