@@ -56,7 +56,9 @@ def _fit_before(luma, chroma, matrix):
     for d in (dr, dg, db):
         room_up = (1.0 - y).clamp(min=0.0) / d.clamp(min=tiny)
         room_down = y.clamp(min=0.0) / (-d).clamp(min=tiny)
-        scale = torch.minimum(scale, torch.where(d > tiny, room_up, torch.where(d < -tiny, room_down, torch.ones_like(y))))
+        scale = torch.minimum(
+            scale, torch.where(d > tiny, room_up, torch.where(d < -tiny, room_down, torch.ones_like(y)))
+        )
     return chroma * scale.clamp(0.0, 1.0).unsqueeze(-3)
 
 
@@ -67,7 +69,9 @@ def inputs(width, height, frames, working):
     luma = ((codes.float() - 16) / 219).clamp(0, 1)
     h, w = working
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-    chroma = torch.stack([0.35 * torch.sin(3 * xx + k) * torch.cos(2 * yy - k) for k in range(2 * frames)]).reshape(frames, 2, h, w)
+    chroma = torch.stack([0.35 * torch.sin(3 * xx + k) * torch.cos(2 * yy - k) for k in range(2 * frames)]).reshape(
+        frames, 2, h, w
+    )
     return codes, luma, chroma
 
 
@@ -97,7 +101,9 @@ def main(argv=None):
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--frames", type=int, default=8, help="one batch (the pipeline's default batch size)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--x264-frames", type=int, default=16, help="pictures per x264 timing (its look-ahead needs a few)")
+    parser.add_argument(
+        "--x264-frames", type=int, default=16, help="pictures per x264 timing (its look-ahead needs a few)"
+    )
     parser.add_argument("--matrix", default="bt709")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -106,7 +112,10 @@ def main(argv=None):
     working = (round(height * scale / 8) * 8, round(width * scale / 8) * 8)
     codes, luma, chroma = inputs(width, height, args.frames, working)
     x_codes = torch.cat([codes] * -(-args.x264_frames // args.frames))[: args.x264_frames]
-    before, after = assemble_before(luma, chroma, layout), assemble_chroma(luma, chroma, layout)  # warm-up and the check
+    before, after = (
+        assemble_before(luma, chroma, layout),
+        assemble_chroma(luma, chroma, layout),
+    )  # warm-up and the check
     diff = (before.int() - after.int()).abs()
     times = {"before": [], "after": [], "x264": []}
     for _ in range(args.rounds):

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from bench_keyframes import CLIPS, ROOT, ChromaWarp, frames_rgb, scores, write_gray
 
 
@@ -56,19 +55,30 @@ def main() -> None:
             row["chroma_warp_truth"] = round(warp(truth), 4)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     gains = [r["psnr_gain"] for r in rows]
-    summary = {"mean_gain": round(sum(gains) / len(gains), 2), "worst_gain": min(gains),
-               "clips_below_gray_by_1db": sum(g < -1 for g in gains)}
+    summary = {
+        "mean_gain": round(sum(gains) / len(gains), 2),
+        "worst_gain": min(gains),
+        "clips_below_gray_by_1db": sum(g < -1 for g in gains),
+    }
     if args.json:
-        print(json.dumps({"machine": machine, "model": Path(args.model).name, "summary": summary, "rows": rows}, indent=2))
+        print(
+            json.dumps({"machine": machine, "model": Path(args.model).name, "summary": summary, "rows": rows}, indent=2)
+        )
         return
     print(f"machine: {machine}; model {Path(args.model).name}; first {args.frames} frames of each clip")
     print("| clip | gray film dB | auto dB | gain dB | colorfulness ratio | chroma warping error (truth's) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | {r['psnr_gray']} | {r['psnr']} | {r['psnr_gain']:+.2f} | {r['colorfulness_ratio']:.0%} | "
-              f"{r['chroma_warp']:.4f} ({r['chroma_warp_truth']:.4f}) |")
+        print(
+            f"| {r['clip']} | {r['psnr_gray']} | {r['psnr']} | {r['psnr_gain']:+.2f} | {r['colorfulness_ratio']:.0%} | "
+            f"{r['chroma_warp']:.4f} ({r['chroma_warp_truth']:.4f}) |"
+        )
     print(f"mean gain {summary['mean_gain']:+.2f} dB, worst {summary['worst_gain']:+.2f} dB")
 
 

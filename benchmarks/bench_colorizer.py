@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from remaster.image import colorize_luma
 from remaster.device import resolve_device
+from remaster.image import colorize_luma
 from remaster.model import Colorizer
 from remaster.train import TrainConfig, Trainer
 
@@ -84,7 +84,7 @@ def main() -> None:
         for crop, batch in ((128, 24), (176, 32)):
             config = TrainConfig(steps=10**9, crop=crop, batch_size=batch, device=str(device), net=colorizer.net.config)
             trainer = Trainer(config, folder, Path(tmp) / "m.safetensors", progress=False)
-            step = lambda: trainer.train_step(0.5)  # noqa: E731
+            step = lambda: trainer.train_step(0.5)
             seconds = time_it(step, device, args.train_steps)
             results[f"train_img_s_crop{crop}_batch{batch}"] = round(batch / seconds, 1)
     print(json.dumps(results, indent=2))

@@ -46,13 +46,29 @@ def checkout(revision: str | None, folder: Path) -> Path:
     if revision is None:
         return ROOT
     path = folder / f"rev-{revision.replace('/', '_')}"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), revision], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), revision], check=True, capture_output=True
+    )
     return path
 
 
 def run(tree: Path, film: Path, out: Path, model: Path, threads: int) -> dict:
-    args = ["colorize", str(film), "-o", str(out), "--model", str(model), "--device", "cpu", "--flow", "dis", "--json",
-            "--force", "--cpu-threads", str(threads)]  # fmt: skip
+    args = [
+        "colorize",
+        str(film),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--json",
+        "--force",
+        "--cpu-threads",
+        str(threads),
+    ]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, cwd=tree)
@@ -89,29 +105,37 @@ def main() -> None:
                     results[name].append(run(trees[name], film, out, model, args.cpu_threads))
                     print(f"{frames} frames, {name}, repeat {repeat}: {results[name][-1]}", file=sys.stderr)
             best = {name: min(r["seconds"] for r in runs) for name, runs in results.items()}
-            rows.append({
-                "frames": frames,
-                "old_fps": round(frames / best["old"], 2),
-                "new_fps": round(frames / best["new"], 2),
-                "speed_new_vs_old": round(best["old"] / best["new"], 3),
-                "size_new_vs_old": round(results["new"][-1]["bytes"] / results["old"][-1]["bytes"], 4),
-                "peak_rss_mib_old": max(r["peak_rss_mib"] for r in results["old"]),
-                "peak_rss_mib_new": max(r["peak_rss_mib"] for r in results["new"]),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "frames": frames,
+                    "old_fps": round(frames / best["old"], 2),
+                    "new_fps": round(frames / best["new"], 2),
+                    "speed_new_vs_old": round(best["old"] / best["new"], 3),
+                    "size_new_vs_old": round(results["new"][-1]["bytes"] / results["old"][-1]["bytes"], 4),
+                    "peak_rss_mib_old": max(r["peak_rss_mib"] for r in results["old"]),
+                    "peak_rss_mib_new": max(r["peak_rss_mib"] for r in results["new"]),
+                }
+            )
     finally:
-        for name, tree in trees.items():
+        for tree in trees.values():
             if tree != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True
+                )
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load": os.getloadavg()}
     if args.json:
-        print(json.dumps({"machine": machine, "old": args.old, "new": args.new or "working tree", "rows": rows}, indent=2))
+        print(
+            json.dumps({"machine": machine, "old": args.old, "new": args.new or "working tree", "rows": rows}, indent=2)
+        )
         return
     print(f"{args.size}, old {args.old} vs new {args.new or 'working tree'}; machine {machine}")
     print("| frames | old fps | new fps | speed new/old | size new/old | peak RSS old | peak RSS new |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['frames']} | {r['old_fps']} | {r['new_fps']} | {r['speed_new_vs_old']} | {r['size_new_vs_old']} | "
-              f"{r['peak_rss_mib_old']} MiB | {r['peak_rss_mib_new']} MiB |")  # fmt: skip
+        print(
+            f"| {r['frames']} | {r['old_fps']} | {r['new_fps']} | {r['speed_new_vs_old']} | {r['size_new_vs_old']} | "
+            f"{r['peak_rss_mib_old']} MiB | {r['peak_rss_mib_new']} MiB |"
+        )
 
 
 if __name__ == "__main__":

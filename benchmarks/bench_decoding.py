@@ -83,8 +83,13 @@ def score(colorizer: Colorizer, truth: torch.Tensor, settings: list[tuple[float,
         for temperature, doubt in settings:
             colorizer.inference = type(colorizer.inference)(colorizer.inference.working_short_side, temperature, doubt)
             output = torch.round(colorize_luma(colorizer, luma).cpu() * 255.0) / 255.0
-            rows.append({"gain": psnr(output, truth).item() - gray_psnr, "colorfulness": colorfulness(output).item(),
-                         "colorfulness_truth": true_colorfulness})
+            rows.append(
+                {
+                    "gain": psnr(output, truth).item() - gray_psnr,
+                    "colorfulness": colorfulness(output).item(),
+                    "colorfulness_truth": true_colorfulness,
+                }
+            )
     finally:
         colorizer.net = real_net
     return rows
@@ -98,7 +103,9 @@ def summarize(rows: list[dict]) -> dict:
         "beat_gray": int((gains > 0).sum()),
         "p10": float(np.percentile(gains, 10)),
         "worst": float(gains.min()),
-        "colorfulness_ratio": float(np.mean([r["colorfulness"] for r in rows]) / np.mean([r["colorfulness_truth"] for r in rows])),
+        "colorfulness_ratio": float(
+            np.mean([r["colorfulness"] for r in rows]) / np.mean([r["colorfulness_truth"] for r in rows])
+        ),
     }
 
 
@@ -117,8 +124,14 @@ def save_with_decoding(model: Path, out: Path, temperature: float, doubt: float)
 
     tensors, metadata = read_weights(model)
     net = net_from_weights(tensors, metadata, model)
-    inference = replace(InferenceConfig(**json.loads(metadata.get("inference", "{}"))), temperature=temperature, doubt=doubt)
-    keep = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "net_config", "inference", "parameters")}
+    inference = replace(
+        InferenceConfig(**json.loads(metadata.get("inference", "{}"))), temperature=temperature, doubt=doubt
+    )
+    keep = {
+        k: v
+        for k, v in metadata.items()
+        if k not in ("format", "format_version", "net_config", "inference", "parameters")
+    }
     card = save_weights(net, out, inference=inference, extra=keep)
     print(f"{out}: decoding T={temperature}, doubt={doubt}; sha256 {card['sha256']}")
 
@@ -132,10 +145,17 @@ def main() -> None:
     parser.add_argument("--long-side", type=int, default=512)
     parser.add_argument("--frames-per-clip", type=int, default=12)
     parser.add_argument("--val-limit", type=int, default=0, help="score the first N photos of each photo set only")
-    parser.add_argument("--photos", action="append", default=[], metavar="NAME=FOLDER",
-                        help="another folder of color photos to score beside photos/val, e.g. gray-scenes=../more-photos-gray-heldout")
+    parser.add_argument(
+        "--photos",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another folder of color photos to score beside photos/val, e.g. gray-scenes=../more-photos-gray-heldout",
+    )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--save", type=Path, default=None, help="write a copy of the model with --choose as its decoding")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="write a copy of the model with --choose as its decoding"
+    )
     parser.add_argument("--choose", default=None, help="T,DOUBT for --save")
     args = parser.parse_args()
     if args.save:
@@ -167,11 +187,19 @@ def main() -> None:
         cells = [f"{temperature}", f"{doubt:g}"]
         for name in photo_sets:
             got = per_set[name]
-            cells += [f"{got['gain']:+.2f}", f"{got['beat_gray']}/{got['n']}", f"{got['worst']:+.1f}", f"{100 * got['colorfulness_ratio']:.0f}%"]
+            cells += [
+                f"{got['gain']:+.2f}",
+                f"{got['beat_gray']}/{got['n']}",
+                f"{got['worst']:+.1f}",
+                f"{100 * got['colorfulness_ratio']:.0f}%",
+            ]
         if clip_names:
             worst_clip = min(clip_names, key=lambda n: per_set[n]["gain"])
-            cells += [f"{np.mean([per_set[n]['gain'] for n in clip_names]):+.2f}", f"{worst_clip} {per_set[worst_clip]['gain']:+.2f}",
-                      f"{100 * np.mean([per_set[n]['colorfulness_ratio'] for n in clip_names]):.0f}%"]
+            cells += [
+                f"{np.mean([per_set[n]['gain'] for n in clip_names]):+.2f}",
+                f"{worst_clip} {per_set[worst_clip]['gain']:+.2f}",
+                f"{100 * np.mean([per_set[n]['colorfulness_ratio'] for n in clip_names]):.0f}%",
+            ]
         print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

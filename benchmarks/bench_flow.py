@@ -30,13 +30,19 @@ def load_luma(frames: int, size: tuple[int, int]) -> torch.Tensor:
         import av
 
         with av.open(str(CLIP)) as container:
-            grays = [torch.from_numpy(f.to_ndarray(format="gray")) for f, _ in zip(container.decode(video=0), range(frames))]
+            grays = [
+                torch.from_numpy(f.to_ndarray(format="gray")) for f, _ in zip(container.decode(video=0), range(frames))
+            ]
         luma = torch.stack(grays)[:, None].float() / 255  # (T, 1, H, W)
     else:
         g = torch.Generator().manual_seed(0)
-        scene = F.interpolate(torch.rand(1, 1, 64, 96, generator=g), size=(size[0] + 8, size[1] + 4 * frames), mode="bicubic")
+        scene = F.interpolate(
+            torch.rand(1, 1, 64, 96, generator=g), size=(size[0] + 8, size[1] + 4 * frames), mode="bicubic"
+        )
         luma = torch.cat([scene[..., :, 4 * i : 4 * i + size[1]] for i in range(frames)])
-    return F.interpolate(luma, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)  # (T, 1, h, w)
+    return F.interpolate(luma, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(
+        0, 1
+    )  # (T, 1, h, w)
 
 
 def sync(device: torch.device) -> None:
@@ -68,7 +74,12 @@ def main() -> None:
     h, w = map(int, args.size.split("x"))
     luma = load_luma(args.frames, (h, w)).to(device)  # (T, 1, h, w)
     chroma = 0.1 * torch.randn(len(luma), 2, h, w, device=device)  # (T, 2, h, w)
-    results = {"machine": platform.processor() or platform.machine(), "device": str(device), "size": [h, w], "frames": len(luma)}
+    results = {
+        "machine": platform.processor() or platform.machine(),
+        "device": str(device),
+        "size": [h, w],
+        "frames": len(luma),
+    }
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     results["torch_threads"] = torch.get_num_threads()
@@ -82,7 +93,10 @@ def main() -> None:
         except Exception:
             weights = "random"
             provider = make_flow_provider(flow, device=device, weights="random", dis_preset=preset)
-        pairs = lambda: [provider(luma[i + 1 : i + 1 + args.batch], luma[i : i + args.batch]) for i in range(0, len(luma) - 1, args.batch)]  # noqa: E731
+        pairs = lambda: [
+            provider(luma[i + 1 : i + 1 + args.batch], luma[i : i + args.batch])
+            for i in range(0, len(luma) - 1, args.batch)
+        ]
         seconds = timed(pairs, device)
         stage_config = TemporalConfig(flow=flow, dis_preset=preset, flow_weights=weights)
 

@@ -34,9 +34,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _spot_error(rgb: np.ndarray, truth: np.ndarray, points) -> float:
     """Mean (a, b) distance to the original at the clicked places (9 px blur, as clicks pick)."""
-    lab = lambda image: cv2.blur(cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB), (9, 9))  # noqa: E731
+    lab = lambda image: cv2.blur(cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB), (9, 9))
     ours, true = lab(rgb), lab(truth)
-    return float(np.mean([np.linalg.norm(ours[round(y), round(x), 1:] - true[round(y), round(x), 1:]) for x, y, _, _ in points]))
+    return float(
+        np.mean([np.linalg.norm(ours[round(y), round(x), 1:] - true[round(y), round(x), 1:]) for x, y, _, _ in points])
+    )
 
 
 def score(model: Path, photos: list[Path], clicks: int, long_side: int) -> dict:
@@ -48,24 +50,41 @@ def score(model: Path, photos: list[Path], clicks: int, long_side: int) -> dict:
         truth = read_rgb(path)
         scale = long_side / max(truth.shape[:2])
         if scale < 1:
-            truth = cv2.resize(truth, (round(truth.shape[1] * scale), round(truth.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            truth = cv2.resize(
+                truth, (round(truth.shape[1] * scale), round(truth.shape[0] * scale)), interpolation=cv2.INTER_AREA
+            )
         photo = photo_from_array(truth)
         automatic = colorize_photo(photo, colorizer)
         points = colorist_clicks(automatic, truth, clicks)
         hinted = colorize_photo(photo, colorizer, points)
         before, after = _spot_error(automatic, truth, points), _spot_error(hinted, truth, points)
-        rows.append({"photo": path.stem, "psnr_auto": _psnr(automatic, truth), "psnr_hinted": _psnr(hinted, truth),
-                     "spot_error_auto": before, "spot_error_hinted": after})  # fmt: skip
+        rows.append(
+            {
+                "photo": path.stem,
+                "psnr_auto": _psnr(automatic, truth),
+                "psnr_hinted": _psnr(hinted, truth),
+                "spot_error_auto": before,
+                "spot_error_hinted": after,
+            }
+        )
     gains = np.array([r["psnr_hinted"] - r["psnr_auto"] for r in rows])
-    spot = 1 - np.mean([r["spot_error_hinted"] for r in rows]) / max(1e-9, np.mean([r["spot_error_auto"] for r in rows]))
+    spot = 1 - np.mean([r["spot_error_hinted"] for r in rows]) / max(
+        1e-9, np.mean([r["spot_error_auto"] for r in rows])
+    )
     worst = sorted(rows, key=lambda r: r["psnr_hinted"] - r["psnr_auto"])[:3]
     return {
-        "model": str(model), "photos": len(rows), "clicks": clicks,
-        "psnr_auto": float(np.mean([r["psnr_auto"] for r in rows])), "psnr_hinted": float(np.mean([r["psnr_hinted"] for r in rows])),
-        "gain_mean": float(gains.mean()), "gain_median": float(np.median(gains)), "improved": int((gains > 0).sum()),
-        "spot_error_removed": float(spot), "worst": [(r["photo"], round(r["psnr_hinted"] - r["psnr_auto"], 2)) for r in worst],
+        "model": str(model),
+        "photos": len(rows),
+        "clicks": clicks,
+        "psnr_auto": float(np.mean([r["psnr_auto"] for r in rows])),
+        "psnr_hinted": float(np.mean([r["psnr_hinted"] for r in rows])),
+        "gain_mean": float(gains.mean()),
+        "gain_median": float(np.median(gains)),
+        "improved": int((gains > 0).sum()),
+        "spot_error_removed": float(spot),
+        "worst": [(r["photo"], round(r["psnr_hinted"] - r["psnr_auto"], 2)) for r in worst],
         "rows": rows,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -80,13 +99,17 @@ def main() -> None:
     torch.set_grad_enabled(False)
     photos = list_images(args.data)[: args.limit or None]
     results = []
-    print("model                                    photos  auto dB  hinted dB  gain mean  median  improved  spot error removed  worst")
+    print(
+        "model                                    photos  auto dB  hinted dB  gain mean  median  improved  spot error removed  worst"
+    )
     for model in args.model:
         r = score(model, photos, args.clicks, args.long_side)
         results.append(r)
         worst = ", ".join(f"{name} {gain:+.2f}" for name, gain in r["worst"])
-        print(f"{str(model)[-40:]:40} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} {r['gain_mean']:+10.2f} "
-              f"{r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} {100 * r['spot_error_removed']:17.0f}%  {worst}")  # fmt: skip
+        print(
+            f"{str(model)[-40:]:40} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} {r['gain_mean']:+10.2f} "
+            f"{r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} {100 * r['spot_error_removed']:17.0f}%  {worst}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

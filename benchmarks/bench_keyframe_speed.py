@@ -51,8 +51,15 @@ def main() -> None:
     seconds = {"auto": [], "keyframes": []}
     with tempfile.TemporaryDirectory(prefix="bench-keyframe-speed-") as tmp:
         tmp = Path(tmp)
-        film = make_clip(tmp / "film.mp4", width=width, height=height, frames=args.frames, audio_tracks=0, pix_fmt="gray",
-                         options={"crf": "18", "preset": "veryfast", "g": "50"})  # fmt: skip
+        film = make_clip(
+            tmp / "film.mp4",
+            width=width,
+            height=height,
+            frames=args.frames,
+            audio_tracks=0,
+            pix_fmt="gray",
+            options={"crf": "18", "preset": "veryfast", "g": "50"},
+        )
         keys = tmp / "keys"
         keys.mkdir()
         for t in (0, args.frames // 2, args.frames - 1):
@@ -60,19 +67,39 @@ def main() -> None:
         for repeat in range(args.repeats):
             for mode, folder in (("auto", None), ("keyframes", keys)):
                 started = time.perf_counter()
-                report = colorize_video(film.path, tmp / f"{mode}.mp4", make_config(**options), force=True, progress=False,
-                                        colorizer=colorizer, keyframes=folder)  # fmt: skip
+                report = colorize_video(
+                    film.path,
+                    tmp / f"{mode}.mp4",
+                    make_config(**options),
+                    force=True,
+                    progress=False,
+                    colorizer=colorizer,
+                    keyframes=folder,
+                )
                 seconds[mode].append(time.perf_counter() - started)
-                print(f"repeat {repeat} {mode}: {seconds[mode][-1]:.1f} s, {report.segments} segment(s)", file=sys.stderr)
+                print(
+                    f"repeat {repeat} {mode}: {seconds[mode][-1]:.1f} s, {report.segments} segment(s)", file=sys.stderr
+                )
     best = {mode: min(values) for mode, values in seconds.items()}
     load = os.getloadavg()
-    print(json.dumps({
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load_average": [round(x, 1) for x in load]},
-        "film": f"{width}x{height}, {args.frames} frames, keyframes at 0, {args.frames // 2}, {args.frames - 1}",
-        "segment_frames": args.segment_frames, "seconds": seconds, "best": best,
-        "ratio_keyframes_to_auto": round(best["keyframes"] / best["auto"], 3),
-        "ratio_per_repeat": [round(k / a, 3) for a, k in zip(seconds["auto"], seconds["keyframes"])],
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(),
+                    "load_average": [round(x, 1) for x in load],
+                },
+                "film": f"{width}x{height}, {args.frames} frames, keyframes at 0, {args.frames // 2}, {args.frames - 1}",
+                "segment_frames": args.segment_frames,
+                "seconds": seconds,
+                "best": best,
+                "ratio_keyframes_to_auto": round(best["keyframes"] / best["auto"], 3),
+                "ratio_per_repeat": [round(k / a, 3) for a, k in zip(seconds["auto"], seconds["keyframes"])],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

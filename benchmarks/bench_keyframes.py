@@ -61,9 +61,13 @@ def shot_starts(rgb: list[np.ndarray]) -> list[int]:
     """First frame of each shot, by remaster's own detector on the gray film at about 256 px."""
     from remaster.shots import ShotDetector
 
-    luma = torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255  # (T, 1, H, W)
+    luma = (
+        torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255
+    )  # (T, 1, H, W)
     scale = 256 / min(luma.shape[-2:])
-    small = torch.nn.functional.interpolate(luma, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+    small = torch.nn.functional.interpolate(
+        luma, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False
+    )
     cuts = ShotDetector()(small)
     return [0] + [i for i in range(1, len(rgb)) if bool(cuts[i])]
 
@@ -107,7 +111,9 @@ class ChromaWarp:
     def __init__(self, rgb: list[np.ndarray], starts: list[int]):
         from remaster.flow import DISFlow
 
-        luma = torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255  # (T, 1, H, W)
+        luma = (
+            torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255
+        )  # (T, 1, H, W)
         dis = DISFlow("medium")
         self.backward = dis(luma[1:], luma[:-1])  # (T-1, 2, H, W)
         self.forward = dis(luma[:-1], luma[1:])  # (T-1, 2, H, W)
@@ -157,9 +163,21 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames of each clip (from its start)")
     parser.add_argument("--clips", default=None, help="comma-separated clip names (default: all in the data pack)")
     parser.add_argument("--model", default=str(ROOT / "models" / "remaster-default.safetensors"))
-    parser.add_argument("--working", type=int, default=None, help="the network's working short side (default: the model's)")
-    parser.add_argument("--fill", default="local", help="keyframe_fill: local | palette | network | hints (the carry steering a hint model)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a temporal setting, e.g. keyframe_trust=0.25 (repeatable)")
+    parser.add_argument(
+        "--working", type=int, default=None, help="the network's working short side (default: the model's)"
+    )
+    parser.add_argument(
+        "--fill",
+        default="local",
+        help="keyframe_fill: local | palette | network | hints (the carry steering a hint model)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a temporal setting, e.g. keyframe_trust=0.25 (repeatable)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -183,12 +201,24 @@ def main() -> None:
             film = tmp / f"{stem}-gray.mkv"
             write_gray(truth, film)
             warp = ChromaWarp(truth, starts)
-            row = {"clip": name, "frames": len(truth), "size": f"{truth[0].shape[1]}x{truth[0].shape[0]}", "shots": starts,
-                   "truth_chroma_warp": round(warp(truth), 4)}  # fmt: skip
+            row = {
+                "clip": name,
+                "frames": len(truth),
+                "size": f"{truth[0].shape[1]}x{truth[0].shape[0]}",
+                "shots": starts,
+                "truth_chroma_warp": round(warp(truth), 4),
+            }
             for mode, keys in (("auto", None), ("first", starts), ("first+last", sorted(set(starts + lasts)))):
                 out = tmp / f"{stem}-{mode}.mkv"
                 folder = None if keys is None else keyframe_folder(tmp / f"{stem}-{mode}-keys", truth, keys)
-                colorize_video(film, out, make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill, **settings), progress=False, colorizer=colorizer, keyframes=folder)
+                colorize_video(
+                    film,
+                    out,
+                    make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill, **settings),
+                    progress=False,
+                    colorizer=colorizer,
+                    keyframes=folder,
+                )
                 row[mode] = scores(frames_rgb(out, args.frames), truth, starts, warp)
             chained = chained_carry(truth, starts)
             row["chained_carry"] = scores(chained, truth, starts, warp)
@@ -200,18 +230,26 @@ def main() -> None:
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
-    print(f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size {colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the color original")
-    print("| clip | frames | shots | gray film | auto | chained carry | chained carry, 4:2:0 | static | keyframes: first of each shot | "
-          "first and last | chroma warping error / truth's: chained, first, first+last |")  # fmt: skip
+    print(
+        f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size {colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the color original"
+    )
+    print(
+        "| clip | frames | shots | gray film | auto | chained carry | chained carry, 4:2:0 | static | keyframes: first of each shot | "
+        "first and last | chroma warping error / truth's: chained, first, first+last |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ratio = lambda m: r[m]["chroma_warp"] / max(r["truth_chroma_warp"], 1e-9)  # noqa: E731
-        print(f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | "
-              f"{r['chained_carry']['psnr']} | {r['chained_carry_420']['psnr']} | {r['static']['psnr']} | {r['first']['psnr']} | {r['first+last']['psnr']} | "
-              f"{ratio('chained_carry'):.2f} / {ratio('first'):.2f} / {ratio('first+last'):.2f} |")  # fmt: skip
-    mean = lambda m: np.mean([r[m]["psnr"] for r in rows])  # noqa: E731
-    print(f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('chained_carry_420'):.2f} | {mean('static'):.2f} | {mean('first'):.2f} | "
-          f"{mean('first+last'):.2f} | |")  # fmt: skip
+        ratio = lambda m: r[m]["chroma_warp"] / max(r["truth_chroma_warp"], 1e-9)
+        print(
+            f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | "
+            f"{r['chained_carry']['psnr']} | {r['chained_carry_420']['psnr']} | {r['static']['psnr']} | {r['first']['psnr']} | {r['first+last']['psnr']} | "
+            f"{ratio('chained_carry'):.2f} / {ratio('first'):.2f} / {ratio('first+last'):.2f} |"
+        )
+    mean = lambda m: np.mean([r[m]["psnr"] for r in rows])
+    print(
+        f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('chained_carry_420'):.2f} | {mean('static'):.2f} | {mean('first'):.2f} | "
+        f"{mean('first+last'):.2f} | |"
+    )
 
 
 if __name__ == "__main__":

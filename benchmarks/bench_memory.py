@@ -102,8 +102,21 @@ def _status(pid: int) -> tuple[int, int] | None:
 
 def run_colorize(film: Path, output: Path, args, env: dict, interval: float = 1.0) -> dict:
     """Run the CLI in a child; its peak RSS (wait4's ru_maxrss), wall time and /proc samples."""
-    command = [sys.executable, "-m", "remaster.cli", "colorize", str(film), "-o", str(output), "--force", "--json",
-               "--flow", args.flow, "--cpu-threads", str(args.cpu_threads)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "remaster.cli",
+        "colorize",
+        str(film),
+        "-o",
+        str(output),
+        "--force",
+        "--json",
+        "--flow",
+        args.flow,
+        "--cpu-threads",
+        str(args.cpu_threads),
+    ]
     if args.model:
         command += ["--model", str(args.model)]
     command += args.extra
@@ -141,21 +154,42 @@ def run_colorize(film: Path, output: Path, args, env: dict, interval: float = 1.
     if child.returncode != 0:
         raise SystemExit(f"remaster failed ({child.returncode}) on {film.name}:\n{stderr.decode()[-2000:]}")
     report = json.loads(stdout)
-    return {"peak_mb": peak_kib / 1024, "seconds": seconds, "frames": report["frames"],
-            "segments": report.get("segments", 1), "samples": samples}  # fmt: skip
+    return {
+        "peak_mb": peak_kib / 1024,
+        "seconds": seconds,
+        "frames": report["frames"],
+        "segments": report.get("segments", 1),
+        "samples": samples,
+    }
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds-short", type=float, default=5.0, help="the short film's length (default 5 s)")
-    parser.add_argument("--seconds-long", type=float, default=240.0, help="the long film's length (default 240 s = 6000 frames)")
+    parser.add_argument(
+        "--seconds-long", type=float, default=240.0, help="the long film's length (default 240 s = 6000 frames)"
+    )
     parser.add_argument("--sizes", default="640x480", help="comma-separated WxH list (default 640x480)")
     parser.add_argument("--rate", type=int, default=25, help="frames per second of the films (default 25)")
-    parser.add_argument("--flow", default="dis", help="--flow for remaster (default dis; none skips the temporal stage)")
+    parser.add_argument(
+        "--flow", default="dis", help="--flow for remaster (default dis; none skips the temporal stage)"
+    )
     parser.add_argument("--cpu-threads", type=int, default=1, help="--cpu-threads for remaster (default 1)")
-    parser.add_argument("--model", default=None, help="a .safetensors model (default: a random-weights model made here)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the child (repeatable), e.g. MALLOC_ARENA_MAX=2")
-    parser.add_argument("--films", default=None, help="folder to keep the films in and reuse them (default: a temporary one)")
+    parser.add_argument(
+        "--model", default=None, help="a .safetensors model (default: a random-weights model made here)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the child (repeatable), e.g. MALLOC_ARENA_MAX=2",
+    )
+    parser.add_argument(
+        "--films", default=None, help="folder to keep the films in and reuse them (default: a temporary one)"
+    )
     parser.add_argument("--trace", action="store_true", help="print the RSS/thread samples of each run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("extra", nargs="*", help="more remaster colorize options, after --")
@@ -189,8 +223,11 @@ def main(argv=None) -> None:
                 result = run_colorize(film, tmp / f"out-{label}.mp4", args, env)
                 result.update(size=f"{width}x{height}", film=label, film_seconds=seconds)
                 rows.append(result)
-                print(f"{result['size']} {label}: {result['frames']} frames, peak {result['peak_mb']:.0f} MB, "
-                      f"{result['seconds']:.0f} s", file=sys.stderr)  # fmt: skip
+                print(
+                    f"{result['size']} {label}: {result['frames']} frames, peak {result['peak_mb']:.0f} MB, "
+                    f"{result['seconds']:.0f} s",
+                    file=sys.stderr,
+                )
                 if args.trace:
                     for t, rss, threads in result["samples"]:
                         print(f"  {t:7.1f} s  {rss / 1024:7.0f} MB  {threads:3d} threads", file=sys.stderr)
@@ -198,14 +235,20 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "samples"} for r in rows], indent=1))
         return
-    print(f"{'size':>10} {'film':>6} {'frames':>7} {'segments':>8} {'peak RSS MB':>12} {'max threads':>11} {'seconds':>8}")
+    print(
+        f"{'size':>10} {'film':>6} {'frames':>7} {'segments':>8} {'peak RSS MB':>12} {'max threads':>11} {'seconds':>8}"
+    )
     for r in rows:
         threads = max((s[2] for s in r["samples"]), default=0)
-        print(f"{r['size']:>10} {r['film']:>6} {r['frames']:>7} {r['segments']:>8} {r['peak_mb']:>12.0f} {threads:>11} {r['seconds']:>8.0f}")
+        print(
+            f"{r['size']:>10} {r['film']:>6} {r['frames']:>7} {r['segments']:>8} {r['peak_mb']:>12.0f} {threads:>11} {r['seconds']:>8.0f}"
+        )
     for size in dict.fromkeys(r["size"] for r in rows):
         short, long = (next(r for r in rows if r["size"] == size and r["film"] == f) for f in ("short", "long"))
         per_frame = (long["peak_mb"] - short["peak_mb"]) * 1024 / max(long["frames"] - short["frames"], 1)
-        print(f"{size}: long/short peak RSS {long['peak_mb'] / short['peak_mb']:.2f}x ({per_frame:+.1f} KB per extra frame)")
+        print(
+            f"{size}: long/short peak RSS {long['peak_mb'] / short['peak_mb']:.2f}x ({per_frame:+.1f} KB per extra frame)"
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,16 @@ DEFAULT_CLIPS = "book.mkv,sister.mkv,hungry.mkv,car-detection.mp4,bottle-detecti
 OURS = {"ours: deflicker": "deflicker", "ours: deflicker+dust": "deflicker,dust", "ours: all three": "all"}
 FFMPEG = {
     "ffmpeg: deflicker": [("deflicker", "size=15:mode=pm")],
-    "ffmpeg: deflicker+tmedian+atadenoise": [("deflicker", "size=15:mode=pm"), ("tmedian", "radius=1"), ("atadenoise", "")],
-    "ffmpeg: deflicker+tmedian+nlmeans": [("deflicker", "size=15:mode=pm"), ("tmedian", "radius=1"), ("nlmeans", "s=3")],
+    "ffmpeg: deflicker+tmedian+atadenoise": [
+        ("deflicker", "size=15:mode=pm"),
+        ("tmedian", "radius=1"),
+        ("atadenoise", ""),
+    ],
+    "ffmpeg: deflicker+tmedian+nlmeans": [
+        ("deflicker", "size=15:mode=pm"),
+        ("tmedian", "radius=1"),
+        ("nlmeans", "s=3"),
+    ],
     "ffmpeg: deflicker+tmedian+bm3d": [("deflicker", "size=15:mode=pm"), ("tmedian", "radius=1"), ("bm3d", "sigma=5")],
 }
 
@@ -78,8 +86,13 @@ def clean_frames(path: Path, frames: int) -> np.ndarray:
 def run_ours(frames: np.ndarray, stages: str, **options) -> np.ndarray:
     n, h, w = frames.shape
     source = SourceFormat("gray", w, h, 8, True, "bt601", (0, 0), False)
-    restorer = Restorer(RestoreConfig(stages=stages, **options), shots=ShotDetector(), shot_size=lambda hh, ww: (256, round(256 * ww / hh)),
-                        flow=make_flow_provider("dis"), device=torch.device("cpu"))  # fmt: skip
+    restorer = Restorer(
+        RestoreConfig(stages=stages, **options),
+        shots=ShotDetector(),
+        shot_size=lambda hh, ww: (256, round(256 * ww / hh)),
+        flow=make_flow_provider("dis"),
+        device=torch.device("cpu"),
+    )
 
     def batches():
         for i in range(0, n, 8):
@@ -147,13 +160,20 @@ def quality(args) -> list[str]:
             p, s = scores(out, clean)
             rows.setdefault(method, []).append((clip, p, s, len(clean) / seconds if method != "damaged" else None))
             print(f"{clip:34s} {method:40s} {p:6.2f} dB  SSIM {s:.3f}  {len(clean) / seconds:7.1f} fps", flush=True)
-    lines = [f"| method | {' | '.join(n.split('.')[0] for n in names)} | mean PSNR | mean SSIM | fps (mean) |", "|---" * (len(names) + 4) + "|"]
+    lines = [
+        f"| method | {' | '.join(n.split('.')[0] for n in names)} | mean PSNR | mean SSIM | fps (mean) |",
+        "|---" * (len(names) + 4) + "|",
+    ]
     for method, values in rows.items():
         cells = " | ".join(f"{p:.2f} / {s:.3f}" for _, p, s, _ in values)
         fps = [f for *_, f in values if f]
-        lines.append(f"| {method} | {cells} | {np.mean([v[1] for v in values]):.2f} | {np.mean([v[2] for v in values]):.3f} | "
-                     f"{np.mean(fps):.1f} |" if fps else f"| {method} | {cells} | {np.mean([v[1] for v in values]):.2f} | "
-                     f"{np.mean([v[2] for v in values]):.3f} | - |")  # fmt: skip
+        lines.append(
+            f"| {method} | {cells} | {np.mean([v[1] for v in values]):.2f} | {np.mean([v[2] for v in values]):.3f} | "
+            f"{np.mean(fps):.1f} |"
+            if fps
+            else f"| {method} | {cells} | {np.mean([v[1] for v in values]):.2f} | "
+            f"{np.mean([v[2] for v in values]):.3f} | - |"
+        )
     return lines
 
 
@@ -199,12 +219,19 @@ def pipeline_speed(args) -> list[str]:
     best_cpu = {k: min(v) for k, v in cpu.items()}
     # CPU seconds do not grow when other jobs take the cores (wall time does): frames per CPU
     # second is about what one idle core gives, a floor for two.
-    lines = [f"| run (book.mkv, 640x480, {n} frames) | best of {args.repeats}, wall s | fps (wall) | CPU s | frames per CPU s | x transcode (wall) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"| run (book.mkv, 640x480, {n} frames) | best of {args.repeats}, wall s | fps (wall) | CPU s | frames per CPU s | x transcode (wall) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, seconds in best.items():
-        lines.append(f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {best_cpu[name]:.2f} | {n / best_cpu[name]:.1f} | {seconds / best['transcode']:.1f} |")
+        lines.append(
+            f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {best_cpu[name]:.2f} | {n / best_cpu[name]:.1f} | {seconds / best['transcode']:.1f} |"
+        )
     lines.append("")
-    lines.append("Stage fps with --restore all: " + ", ".join(f"{k} {v}" for k, v in stage["colorize --restore all"].items() if v))
+    lines.append(
+        "Stage fps with --restore all: "
+        + ", ".join(f"{k} {v}" for k, v in stage["colorize --restore all"].items() if v)
+    )
     return lines
 
 
@@ -214,7 +241,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--skip", default="", help="FFmpeg filters to leave out (e.g. bm3d,nlmeans): they are slow")
-    parser.add_argument("--pipeline", action="store_true", help="also time whole colorize runs with and without --restore")
+    parser.add_argument(
+        "--pipeline", action="store_true", help="also time whole colorize runs with and without --restore"
+    )
     parser.add_argument("--no-quality", action="store_true", help="only the --pipeline timing")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
@@ -223,7 +252,10 @@ def main() -> None:
     if not CLIPS.is_dir():
         sys.exit(f"bench_restore: the data pack's clips are not at {CLIPS}")
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, {sys.platform}"
-    lines = [f"Machine: {machine}; seed {args.seed}; first {args.frames} frames of each clip; PSNR dB / SSIM of the luma against the clean clip.", ""]
+    lines = [
+        f"Machine: {machine}; seed {args.seed}; first {args.frames} frames of each clip; PSNR dB / SSIM of the luma against the clean clip.",
+        "",
+    ]
     if not args.no_quality:
         lines += quality(args)
     if args.pipeline:

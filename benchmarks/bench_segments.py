@@ -31,7 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--frames", type=int, default=240)
-    parser.add_argument("--gop", type=int, default=24, help="keyframe interval of the input (segments cut at keyframes)")
+    parser.add_argument(
+        "--gop", type=int, default=24, help="keyframe interval of the input (segments cut at keyframes)"
+    )
     parser.add_argument("--segments", default="24,48,120,240", help="segment lengths in frames")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--cpu-threads", type=int, default=1)
@@ -39,15 +41,22 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from conftest import make_clip
+
     from remaster.model import Colorizer
     from remaster.pipeline import colorize_video, make_config
 
     width, height = map(int, args.size.split("x"))
     folder = Path(tempfile.mkdtemp(prefix="bench-resume-"))
-    clip = make_clip(folder / "in.mp4", width=width, height=height, frames=args.frames, rate=Fraction(24), audio_tracks=1,
-                     options={"preset": "veryfast", "crf": "20", "g": str(args.gop), "keyint_min": str(args.gop)})  # fmt: skip
+    clip = make_clip(
+        folder / "in.mp4",
+        width=width,
+        height=height,
+        frames=args.frames,
+        rate=Fraction(24),
+        audio_tracks=1,
+        options={"preset": "veryfast", "crf": "20", "g": str(args.gop), "keyint_min": str(args.gop)},
+    )
     colorizer = Colorizer.random(seed=0)  # the default architecture; speed as the shipped model's
     lengths = [int(v) for v in args.segments.split(",")]
     runs = {"one segment": []} | {f"segments of {n}": [] for n in lengths}
@@ -68,23 +77,39 @@ def main() -> None:
     for name, seconds in best.items():
         fps = args.frames / seconds
         n = args.frames if name == "one segment" else int(name.split()[-1])
-        rows.append({
-            "run": name, "segments": segments_made[name], "seconds": round(seconds, 2), "fps": round(fps, 2),
-            "vs one segment": round(best["one segment"] / seconds, 3),
-            "size vs one segment": round(sizes[name] / sizes["one segment"], 4),
-            "worst repeated work on resume (s)": round((n or args.frames) / fps, 1),
-        })  # fmt: skip
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "load": os.getloadavg()[0],
-               "torch_threads": args.cpu_threads, "torch": torch.__version__}  # fmt: skip
+        rows.append(
+            {
+                "run": name,
+                "segments": segments_made[name],
+                "seconds": round(seconds, 2),
+                "fps": round(fps, 2),
+                "vs one segment": round(best["one segment"] / seconds, 3),
+                "size vs one segment": round(sizes[name] / sizes["one segment"], 4),
+                "worst repeated work on resume (s)": round((n or args.frames) / fps, 1),
+            }
+        )
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load": os.getloadavg()[0],
+        "torch_threads": args.cpu_threads,
+        "torch": torch.__version__,
+    }
     if args.json:
         print(json.dumps({"machine": machine, "clip": vars(args), "rows": rows}, indent=2))
         return
-    print(f"{args.size}, {args.frames} frames at 24 fps, keyframe every {args.gop}; libx264 CRF 18 medium, DIS; {machine}")
-    print("| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on resume |")
+    print(
+        f"{args.size}, {args.frames} frames at 24 fps, keyframe every {args.gop}; libx264 CRF 18 medium, DIS; {machine}"
+    )
+    print(
+        "| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on resume |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one segment']} | {r['size vs one segment']} | "
-              f"{r['worst repeated work on resume (s)']} s |")
+        print(
+            f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one segment']} | {r['size vs one segment']} | "
+            f"{r['worst repeated work on resume (s)']} s |"
+        )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,10 @@ def load_clips(size: tuple[int, int]) -> dict[str, tuple[np.ndarray, float]]:
     for name in SHORT + LONG:
         with av.open(str(CLIPS / name)) as container:
             stream = container.streams.video[0]
-            frames = [cv2.resize(f.to_ndarray(format="gray"), size[::-1], interpolation=cv2.INTER_AREA) for f in container.decode(stream)]
+            frames = [
+                cv2.resize(f.to_ndarray(format="gray"), size[::-1], interpolation=cv2.INTER_AREA)
+                for f in container.decode(stream)
+            ]
             clips[name] = (np.stack(frames).astype(np.float32) / 255, float(stream.average_rate))
     return clips
 
@@ -263,7 +266,9 @@ def main() -> None:
     parser.add_argument("--size", default="256x352", help="h x w the films are made at (the chroma working size)")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--only", default="", help="run only the detectors whose label contains this")
-    parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (1: every detector on one core)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and OpenCV threads (1: every detector on one core)"
+    )
     args = parser.parse_args()
     if not all((CLIPS / n).is_file() for n in SHORT + LONG):
         print(f"skipped: the data pack's clips are not in {CLIPS}")
@@ -281,9 +286,17 @@ def main() -> None:
     negatives = negative_films(clips, rng)
     cuts = sum(len(c) for _, c, _ in clean + damaged)
     within = sum(sum(s) for _, _, s in clean + damaged)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; seed {args.seed}, {args.size}")
-    print(f"# {len(clean) + len(damaged)} cut films ({len(clean)} clean, {len(damaged)} old-film damage), {cuts} cuts ({within} within one clip); {len(negatives)} negative films")
-    head = "| detector | P | R | F1 | F1 clean | F1 damaged | R within one clip | false cuts on negatives (" + " / ".join(EVENTS) + ") | ms/frame |"
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; seed {args.seed}, {args.size}"
+    )
+    print(
+        f"# {len(clean) + len(damaged)} cut films ({len(clean)} clean, {len(damaged)} old-film damage), {cuts} cuts ({within} within one clip); {len(negatives)} negative films"
+    )
+    head = (
+        "| detector | P | R | F1 | F1 clean | F1 damaged | R within one clip | false cuts on negatives ("
+        + " / ".join(EVENTS)
+        + ") | ms/frame |"
+    )
     print(head)
     print("|" + "---|" * 9)
     for label, run in detectors(args.sweep).items():

@@ -64,32 +64,50 @@ def _memory_child(source: str, options_json: str) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    report = pipeline_run(Path(source), Path(source).with_name(Path(source).stem + "-out.mp4"), run_config(options), colorizer)
+    report = pipeline_run(
+        Path(source), Path(source).with_name(Path(source).stem + "-out.mp4"), run_config(options), colorizer
+    )
     done.set()
     sampler.join()
     # VmHWM, not getrusage's ru_maxrss: the latter keeps the high-water mark of the forked
     # parent across exec, so every child would report the benchmark parent's size.
     half = len(samples) // 2
-    print(json.dumps({
-        "peak_rss_mib": round(_rss_mib("VmHWM:"), 1),
-        "rss_before_run_mib": round(baseline, 1),
-        "rss_max_first_half_mib": round(max(samples[:half] or [0]), 1),
-        "rss_max_second_half_mib": round(max(samples[half:] or [0]), 1),
-        "frames": report["frames"],
-        "seconds": report["seconds"],
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "peak_rss_mib": round(_rss_mib("VmHWM:"), 1),
+                "rss_before_run_mib": round(baseline, 1),
+                "rss_max_first_half_mib": round(max(samples[:half] or [0]), 1),
+                "rss_max_second_half_mib": round(max(samples[half:] or [0]), 1),
+                "frames": report["frames"],
+                "seconds": report["seconds"],
+            }
+        )
+    )
 
 
 def memory_runs(workdir: Path, options: BenchOptions, size: tuple[int, int], rate: int) -> dict:
     width, height = size
-    plain = {"device": options.device, "flow": options.flow, "flow_weights": options.flow_weights, "codec": options.codec,
-             "crf": options.crf, "preset": options.preset, "batch_size": options.batch_size, "cpu_threads": options.cpu_threads}  # fmt: skip
+    plain = {
+        "device": options.device,
+        "flow": options.flow,
+        "flow_weights": options.flow_weights,
+        "codec": options.codec,
+        "crf": options.crf,
+        "preset": options.preset,
+        "batch_size": options.batch_size,
+        "cpu_threads": options.cpu_threads,
+    }
     results = {}
     for label, seconds in (("5 s", 5), ("2 min", 120)):
         # 10 fps keeps the 2-minute run short on a CPU; memory depends on batches, not rate
         path = make_input(workdir / f"memory-{seconds}s.mp4", width, height, seconds * rate, rate=rate)
-        child = subprocess.run([sys.executable, __file__, "--memory-child", str(path), json.dumps(plain)],
-                               capture_output=True, text=True, check=False)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(path), json.dumps(plain)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if child.returncode != 0:
             raise SystemExit(f"memory run failed: {child.stderr.strip().splitlines()[-1:]}")
         results[label] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -110,12 +128,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--sizes", default="640x480,1920x1080")
     parser.add_argument("--frames", default="60,24", help="frames per size (comma list, one per size, or one for all)")
-    parser.add_argument("--repeats", type=int, default=1, help="pipeline runs per size (transcode runs before and after each)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="pipeline runs per size (transcode runs before and after each)"
+    )
     parser.add_argument("--torch-threads", type=int, default=None, help="default: torch's")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--memory-size", type=parse_size, default=(96, 64))
     parser.add_argument("--memory-rate", type=int, default=10, help="frame rate of the memory clips")
-    parser.add_argument("--clip", type=Path, default=None, help=f"real clip to scale (default: {CLIP}; synthetic if absent)")
+    parser.add_argument(
+        "--clip", type=Path, default=None, help=f"real clip to scale (default: {CLIP}; synthetic if absent)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -124,17 +146,31 @@ def main(argv=None) -> dict:
         return {}
     clip = args.clip or (CLIP if CLIP.is_file() else None)
     options = BenchOptions(
-        sizes=tuple(parse_size(s) for s in args.sizes.split(",")), frames=tuple(int(n) for n in str(args.frames).split(",")),
-        device=args.device, flow=args.flow, flow_weights=args.flow_weights, batch_size=args.batch_size, precision=args.precision,
-        codec=args.codec, crf=args.crf, preset=args.preset, clip=clip, repeats=args.repeats, cpu_threads=args.torch_threads,
-    )  # fmt: skip
+        sizes=tuple(parse_size(s) for s in args.sizes.split(",")),
+        frames=tuple(int(n) for n in str(args.frames).split(",")),
+        device=args.device,
+        flow=args.flow,
+        flow_weights=args.flow_weights,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        clip=clip,
+        repeats=args.repeats,
+        cpu_threads=args.torch_threads,
+    )
     out = sys.stderr if args.json else sys.stdout
     results = run_bench(options, log=lambda line: print(line, file=out, flush=True))
     if args.memory:
         with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
             results["memory"] = m = memory_runs(Path(tmp), options, args.memory_size, args.memory_rate)
-        print(f"peak RSS at {m['size']}: 5 s {m['5 s']['peak_rss_mib']} MiB, 2 min {m['2 min']['peak_rss_mib']} MiB "
-              f"(ratio {m['ratio_2min_to_5s']})", file=out, flush=True)  # fmt: skip
+        print(
+            f"peak RSS at {m['size']}: 5 s {m['5 s']['peak_rss_mib']} MiB, 2 min {m['2 min']['peak_rss_mib']} MiB "
+            f"(ratio {m['ratio_2min_to_5s']})",
+            file=out,
+            flush=True,
+        )
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return results
 

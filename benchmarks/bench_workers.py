@@ -50,8 +50,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from conftest import decode_all
+
     from remaster.execute import cores
     from remaster.pipeline import colorize_video, make_config
 
@@ -68,7 +68,7 @@ def main() -> None:
         source = make_input(folder / f"in-{size}.mp4", width, height, n, args.gop)
         times: dict[str, list[float]] = {v: [] for v in variants}
         segments, reference = 0, None
-        for repeat in range(args.repeats):
+        for _repeat in range(args.repeats):
             for name in variants:
                 options = VARIANTS[name]
                 out = folder / f"out-{size}-{name.replace(' ', '').replace(',', '')}.mp4"
@@ -88,18 +88,34 @@ def main() -> None:
         base = min(times[variants[0]])
         for name in variants:
             best = min(times[name])
-            rows.append({"size": size, "frames": n, "segments": segments, "run": name, "seconds": round(best, 2),
-                         "fps": round(n / best, 2), "speed vs 1 process": round(base / best, 3),
-                         "all seconds": [round(t, 2) for t in times[name]]})  # fmt: skip
-    machine = {"cpu": _cpu_name(), "cores": cores(), "load_1min_at_end": round(os.getloadavg()[0], 2), "torch": torch.__version__,
-               "python": platform.python_version()}  # fmt: skip
+            rows.append(
+                {
+                    "size": size,
+                    "frames": n,
+                    "segments": segments,
+                    "run": name,
+                    "seconds": round(best, 2),
+                    "fps": round(n / best, 2),
+                    "speed vs 1 process": round(base / best, 3),
+                    "all seconds": [round(t, 2) for t in times[name]],
+                }
+            )
+    machine = {
+        "cpu": _cpu_name(),
+        "cores": cores(),
+        "load_1min_at_end": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     if args.json:
         print(json.dumps({"machine": machine, "options": vars(args), "rows": rows}, indent=2))
         return
     print(f"machine: {machine}")
     print(f"{'size':<10} {'frames':>6} {'segs':>4}  {'run':<22} {'seconds':>8} {'fps':>7} {'vs 1 process':>13}")
     for r in rows:
-        print(f"{r['size']:<10} {r['frames']:>6} {r['segments']:>4}  {r['run']:<22} {r['seconds']:>8.2f} {r['fps']:>7.2f} {r['speed vs 1 process']:>12.3f}x")
+        print(
+            f"{r['size']:<10} {r['frames']:>6} {r['segments']:>4}  {r['run']:<22} {r['seconds']:>8.2f} {r['fps']:>7.2f} {r['speed vs 1 process']:>12.3f}x"
+        )
 
 
 def make_input(path: Path, width: int, height: int, frames: int, gop: int) -> Path:
@@ -119,7 +135,9 @@ def make_input(path: Path, width: int, height: int, frames: int, gop: int) -> Pa
                     break
     y, x = np.mgrid[0:height, 0:width]
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=25, options={"crf": "20", "preset": "veryfast", "g": str(gop), "keyint_min": str(gop)})
+        video = out.add_stream(
+            "libx264", rate=25, options={"crf": "20", "preset": "veryfast", "g": str(gop), "keyint_min": str(gop)}
+        )
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=48000, layout="stereo")
         for i in range(frames):
@@ -140,8 +158,11 @@ def make_input(path: Path, width: int, height: int, frames: int, gop: int) -> Pa
         samples = int(48000 * frames / 25)
         tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
         for start in range(0, samples, 1024):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(np.repeat(tone[None, start : start + 1024], 2, axis=0)),
-                                               format="fltp", layout="stereo")  # fmt: skip
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(np.repeat(tone[None, start : start + 1024], 2, axis=0)),
+                format="fltp",
+                layout="stereo",
+            )
             chunk.sample_rate, chunk.pts = 48000, start
             for packet in sound.encode(chunk):
                 out.mux(packet)

@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("dest", type=Path)
     parser.add_argument("--size", type=int, default=0, help="square thumbnail side (training packs)")
-    parser.add_argument("--long-side", type=int, default=0, help="scale so the long side is at most this (validation packs)")
+    parser.add_argument(
+        "--long-side", type=int, default=0, help="scale so the long side is at most this (validation packs)"
+    )
     parser.add_argument("--format", choices=("jpg", "webp"), default="jpg")
     parser.add_argument("--quality", type=int, default=90)
     args = parser.parse_args()
@@ -38,7 +40,12 @@ def main() -> None:
     if args.format == "webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, args.quality]
     else:
-        params = [cv2.IMWRITE_JPEG_QUALITY, args.quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            args.quality,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+        ]
     total = 0
     for path in list_images(args.source):
         rgb = read_rgb(path)
@@ -46,7 +53,9 @@ def main() -> None:
             rgb = square_thumbnail(rgb, args.size)
         elif args.long_side and max(rgb.shape[:2]) > args.long_side:
             scale = args.long_side / max(rgb.shape[:2])
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            rgb = cv2.resize(
+                rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA
+            )
         out = args.dest / f"{path.stem}.{args.format}"
         cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
         total += out.stat().st_size

@@ -45,7 +45,11 @@ def main() -> None:
         pictures = list(container.decode(video=0))
     shown = [int(v) for v in args.show.split(",")]
     cell_w, cell_h = 320, 240
-    labels = ["damaged input (synthetic flicker, dust, grain)", "luma written with --restore all", "colorized (shipped model)"]
+    labels = [
+        "damaged input (synthetic flicker, dust, grain)",
+        "luma written with --restore all",
+        "colorized (shipped model)",
+    ]
     sheet = Image.new("RGB", (3 * cell_w, 18 + len(shown) * cell_h), "white")
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(labels):

@@ -51,13 +51,21 @@ def main() -> None:
     # Rows strictly between the keyframes: frames whose colors came from the carry.
     rows = [round(last * (r + 1) / (args.rows + 1)) for r in range(args.rows)]
     height = round(args.width * truth[0].shape[0] / truth[0].shape[1])
-    small = lambda im: cv2.resize(im, (args.width, height), interpolation=cv2.INTER_AREA)  # noqa: E731
+    small = lambda im: cv2.resize(im, (args.width, height), interpolation=cv2.INTER_AREA)
     sheets = []
     for t in rows:
         gray = np.repeat(cv2.cvtColor(truth[t], cv2.COLOR_RGB2GRAY)[..., None], 3, -1)
         keyed_name = "keyframes 0" if args.keys == "first" else f"keyframes 0 and {last}"
-        sheets.append(contact_sheet([(f"frame {t}: input", small(gray)), ("automatic", small(auto[t])),
-                                     (keyed_name, small(keyed[t])), ("truth", small(truth[t]))]))  # fmt: skip
+        sheets.append(
+            contact_sheet(
+                [
+                    (f"frame {t}: input", small(gray)),
+                    ("automatic", small(auto[t])),
+                    (keyed_name, small(keyed[t])),
+                    ("truth", small(truth[t])),
+                ]
+            )
+        )
     sheet = np.concatenate(sheets, 0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])

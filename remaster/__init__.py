@@ -1,8 +1,8 @@
 """remaster: colorize black-and-white film, archival footage and photographs.
 
-    import remaster
-    rgb = remaster.colorize_image("scan.tif")                  # numpy array, input's size and depth
-    report = remaster.colorize_video("reel.mp4", "reel-color.mp4")
+import remaster
+rgb = remaster.colorize_image("scan.tif")                  # numpy array, input's size and depth
+report = remaster.colorize_video("reel.mp4", "reel-color.mp4")
 """
 
 __version__ = "0.1.0"

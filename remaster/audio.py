@@ -25,8 +25,18 @@ from .errors import OutputError
 AUDIO_MODES = ("lossless", "copy", "drop")
 
 # Decoded sample format -> the PCM encoder that stores it bit for bit.
-_PCM_FOR_FORMAT = {"u8": "pcm_s16le", "u8p": "pcm_s16le", "s16": "pcm_s16le", "s16p": "pcm_s16le", "s32": "pcm_s32le",
-                   "s32p": "pcm_s32le", "flt": "pcm_f32le", "fltp": "pcm_f32le", "dbl": "pcm_f64le", "dblp": "pcm_f64le"}  # fmt: skip
+_PCM_FOR_FORMAT = {
+    "u8": "pcm_s16le",
+    "u8p": "pcm_s16le",
+    "s16": "pcm_s16le",
+    "s16p": "pcm_s16le",
+    "s32": "pcm_s32le",
+    "s32p": "pcm_s32le",
+    "flt": "pcm_f32le",
+    "fltp": "pcm_f32le",
+    "dbl": "pcm_f64le",
+    "dblp": "pcm_f64le",
+}
 # The packed sample format each PCM encoder takes.
 PCM_INPUT_FORMAT = {"pcm_s16le": "s16", "pcm_s24le": "s32", "pcm_s32le": "s32", "pcm_f32le": "flt", "pcm_f64le": "dbl"}
 
@@ -42,8 +52,10 @@ class Track:
 
     def note(self, name: str) -> str | None:
         if self.action == "pcm":
-            return (f"{name}: {self.kind} stream #{self.index} ({self.codec}) cannot be copied into this container; "
-                    f"its decoded samples are stored losslessly as {self.encoder}")  # fmt: skip
+            return (
+                f"{name}: {self.kind} stream #{self.index} ({self.codec}) cannot be copied into this container; "
+                f"its decoded samples are stored losslessly as {self.encoder}"
+            )
         if self.action == "drop":
             return f"{name}: {self.kind} stream #{self.index} ({self.codec}) dropped ({self.why})"
         return None
@@ -59,7 +71,9 @@ def pcm_encoder(stream) -> str:
     return encoder
 
 
-def plan_tracks(input_name: str, streams, supported: set[str], container: str, output_name: str, mode: str = "lossless") -> list[Track]:
+def plan_tracks(
+    input_name: str, streams, supported: set[str], container: str, output_name: str, mode: str = "lossless"
+) -> list[Track]:
     """What happens to each of `streams` (the input's audio/subtitle streams) in a container
     that holds the codecs `supported`; one-line `OutputError` for what cannot be kept."""
     if mode not in AUDIO_MODES:
@@ -77,7 +91,9 @@ def plan_tracks(input_name: str, streams, supported: set[str], container: str, o
         elif stream.type == "audio" and mode == "lossless" and pcm_encoder(stream) in supported:
             tracks.append(Track(stream.index, stream.type, codec, "pcm", pcm_encoder(stream)))
         else:
-            fits = [ext for ext, f in ((".mkv", "matroska"), (".mov", "mov"), (".mp4", "mp4")) if container_holds(f, codec)]
+            fits = [
+                ext for ext, f in ((".mkv", "matroska"), (".mov", "mov"), (".mp4", "mp4")) if container_holds(f, codec)
+            ]
             hint = f"write to {' or '.join(fits)} instead" if fits else "no common container holds it"
             if stream.type == "audio" and mode == "copy":
                 hint += " (or --audio lossless to store its samples as PCM, --audio drop to leave the sound out)"

@@ -112,7 +112,9 @@ def gray_pictures(width: int, height: int, frames: int, clip: Path | None = None
         yield np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
-def make_input(path: Path, width: int, height: int, frames: int, *, rate: int = 25, audio: bool = True, clip: Path | None = None) -> Path:
+def make_input(
+    path: Path, width: int, height: int, frames: int, *, rate: int = 25, audio: bool = True, clip: Path | None = None
+) -> Path:
     """A black-and-white film as users have them: gray pictures in yuv420p H.264, AAC sound."""
     partial = path.with_name(path.name + ".partial" + path.suffix)
     with av.open(str(partial), "w") as out:
@@ -203,9 +205,16 @@ def run_config(options: BenchOptions):
     if options.decoder is not None:
         extra["decoder"] = options.decoder
     return make_config(
-        device=options.device, flow=options.flow, flow_weights=options.flow_weights, codec=options.codec, crf=options.crf,
-        preset=options.preset, batch_size=options.batch_size, cpu_threads=options.cpu_threads, **extra,
-    )  # fmt: skip
+        device=options.device,
+        flow=options.flow,
+        flow_weights=options.flow_weights,
+        codec=options.codec,
+        crf=options.crf,
+        preset=options.preset,
+        batch_size=options.batch_size,
+        cpu_threads=options.cpu_threads,
+        **extra,
+    )
 
 
 def pipeline_run(source: Path, destination: Path, config, colorizer, workers: int | None = None) -> dict:
@@ -213,7 +222,9 @@ def pipeline_run(source: Path, destination: Path, config, colorizer, workers: in
     interpreter importing torch and loading the model, counts: it is part of a real run)."""
     from .pipeline import colorize_video
 
-    return colorize_video(source, destination, config, force=True, progress=False, colorizer=colorizer, workers=workers or 1).to_dict()
+    return colorize_video(
+        source, destination, config, force=True, progress=False, colorizer=colorizer, workers=workers or 1
+    ).to_dict()
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -311,7 +322,9 @@ def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
             runs = []
             for _ in range(options.repeats):
                 runs.append(pipeline_run(source, work / "out.mp4", config, colorizer, options.workers))
-                transcodes.append(plain_transcode(source, work / "transcode.mp4", options.codec, options.crf, options.preset))
+                transcodes.append(
+                    plain_transcode(source, work / "transcode.mp4", options.codec, options.crf, options.preset)
+                )
             rss = _status_mib("VmHWM:")
             row = _row(min(runs, key=lambda r: r["seconds"]), transcodes, width, height, frames, colorizer)
             row["peak_rss_mib"] = rss and round(rss, 1)
@@ -362,8 +375,13 @@ HEADER = ("size", "frames", "end-to-end", "transcode", "ratio", *STAGES, "chain"
 
 
 def format_row(row: dict) -> str:
-    cells = [row["size"], str(row["frames"]), _fps(row["end_to_end_fps"]), _fps(row["transcode_fps"]),
-             _ratio(row["ratio_to_transcode"])]  # fmt: skip
+    cells = [
+        row["size"],
+        str(row["frames"]),
+        _fps(row["end_to_end_fps"]),
+        _fps(row["transcode_fps"]),
+        _ratio(row["ratio_to_transcode"]),
+    ]
     cells += [_fps(row["stage_fps"][k]) for k in STAGES] + [_fps(row["chain_fps"])]
     cells += [_fps(row["peak_rss_mib"]), _fps(row["peak_gpu_mib"])]
     return "  ".join(f"{c:>{max(len(h), 9)}}" for c, h in zip(cells, HEADER))
@@ -373,17 +391,25 @@ def format_table(results: dict) -> str:
     """The readable form: what ran where, then one row per size (fps unless said otherwise)."""
     s = results["settings"]
     lines = [
-        (f"remaster bench on {results['machine']} ({results['device']}, torch {results['torch']}, {results['torch_threads']} threads; "
-         f"load {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)"),
-        (f"model {results['model']} ({results['precision']}), flow {results['runs'][0]['flow_provider'] if results['runs'] else s['flow']}, "
-         f"batch {s['batch_size']}, {s['codec']} crf {s['crf']} {s['preset']}, source {results['source']}"),
-        ("fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
-         "chain = colorize + shots + temporal"),
+        (
+            f"remaster bench on {results['machine']} ({results['device']}, torch {results['torch']}, {results['torch_threads']} threads; "
+            f"load {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)"
+        ),
+        (
+            f"model {results['model']} ({results['precision']}), flow {results['runs'][0]['flow_provider'] if results['runs'] else s['flow']}, "
+            f"batch {s['batch_size']}, {s['codec']} crf {s['crf']} {s['preset']}, source {results['source']}"
+        ),
+        (
+            "fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
+            "chain = colorize + shots + temporal"
+        ),
         "  ".join(f"{h:>{max(len(h), 9)}}" for h in HEADER),
     ]
     lines += [format_row(row) for row in results["runs"]]
     for row in results["runs"]:
         if row["projected_minutes_film"] is not None:
-            lines.append(f"{row['size']}: a 90-minute film ({FILM_FRAMES:,} frames) would take {row['projected_minutes_film']} min end to end")
+            lines.append(
+                f"{row['size']}: a 90-minute film ({FILM_FRAMES:,} frames) would take {row['projected_minutes_film']} min end to end"
+            )
     lines.append(f"{results['seconds']} s in all")
     return "\n".join(lines)

@@ -55,15 +55,20 @@ def blur(image: Tensor) -> Tensor:
 def identity_positions(size: tuple[int, int], device) -> Tensor:
     """`(1, 2, h, w)`: every pixel at its own (x, y), the positions on a keyframe's own frame."""
     h, w = size
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device), torch.arange(w, dtype=torch.float32, device=device),
-                            indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32, device=device),
+        torch.arange(w, dtype=torch.float32, device=device),
+        indexing="ij",
+    )
     return torch.stack((xs, ys))[None]  # (1, 2, h, w)
 
 
 def sample(image: Tensor, positions: Tensor) -> Tensor:
     """`image (1, C, h, w)` sampled bilinearly at `positions (1, 2, h, w)` (pixels, edges repeated)."""
     h, w = image.shape[-2:]
-    grid = torch.stack((2 * positions[:, 0] / max(w - 1, 1) - 1, 2 * positions[:, 1] / max(h - 1, 1) - 1), dim=-1)  # (1, h, w, 2)
+    grid = torch.stack(
+        (2 * positions[:, 0] / max(w - 1, 1) - 1, 2 * positions[:, 1] / max(h - 1, 1) - 1), dim=-1
+    )  # (1, h, w, 2)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (1, C, h, w)
 
 
@@ -114,7 +119,7 @@ def palette(luma: Tensor, chroma: Tensor, bins: int = PALETTE_BINS) -> Tensor:
     lo, hi = known[place - 1], known[place.clamp(max=len(known) - 1)]
     span = (hi - lo).clamp_min(1).float()
     t = ((torch.arange(bins, device=known.device) - lo).float() / span).clamp(0, 1)[:, None]
-    at = lambda k: table[torch.searchsorted(known, k)]  # noqa: E731
+    at = lambda k: table[torch.searchsorted(known, k)]
     return at(lo) * (1 - t) + at(hi) * t  # (bins, 2)
 
 
@@ -126,7 +131,9 @@ def paint(table: Tensor, luma: Tensor) -> Tensor:
     return torch.stack([torch.lerp(table[lo, c], table[lo + 1, c], t) for c in range(2)])[None]  # (1, 2, h, w)
 
 
-def local_fill(luma: Tensor, chroma: Tensor, confidence: Tensor, fallback: Tensor, cell: int = 8, bins: int = 16) -> Tensor:
+def local_fill(
+    luma: Tensor, chroma: Tensor, confidence: Tensor, fallback: Tensor, cell: int = 8, bins: int = 16
+) -> Tensor:
     """Colors for where the carry is not confident, from where it is: the confident carried
     colors of nearby pixels of the same tone (a bilateral grid, Chen et al. 2007: `cell` px
     by `1/bins` of the tone range, slices trilinear), and `fallback (1, 2, h, w)` where no such
@@ -141,13 +148,17 @@ def local_fill(luma: Tensor, chroma: Tensor, confidence: Tensor, fallback: Tenso
     values = torch.cat([chroma * confidence, confidence], 1)[0].flatten(1)  # (3, h*w)
     grid = torch.stack([torch.bincount(index, weights=v, minlength=bins * gh * gw) for v in values])  # (3, cells)
     grid = grid.reshape(1, 3, bins, gh, gw).to(chroma.dtype)
-    grid = F.avg_pool3d(grid, 3, stride=1, padding=1, count_include_pad=False)  # spread over neighbouring cells and tones
+    grid = F.avg_pool3d(
+        grid, 3, stride=1, padding=1, count_include_pad=False
+    )  # spread over neighbouring cells and tones
     # Slice: every pixel reads the grid at its own (x, y, tone), trilinear (align_corners: cell centres).
     gx = ((torch.arange(w, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gw - 1, 1) * 2 - 1
     gy = ((torch.arange(h, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gh - 1, 1) * 2 - 1
     gz = luma[0, 0].clamp(0, 1) * 2 - 1  # (h, w)
     where = torch.stack((gx.view(1, w).expand(h, w), gy.view(h, 1).expand(h, w), gz), -1)[None, None]  # (1, 1, h, w, 3)
-    sliced = F.grid_sample(grid, where, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]  # (1, 3, h, w)
+    sliced = F.grid_sample(grid, where, mode="bilinear", padding_mode="border", align_corners=True)[
+        :, :, 0
+    ]  # (1, 3, h, w)
     found = sliced[:, 2:]  # (1, 1, h, w): confident same-tone pixels nearby (a few make it count)
     near = sliced[:, :2] / found.clamp_min(1e-6)  # (1, 2, h, w)
     weight = found / (found + 0.5)
@@ -196,7 +207,9 @@ def hint(forward: Carried | None, backward: Carried | None, palettes, luma: Tens
         if one is None:
             return None
         fill = palettes(one.key)
-        return Hint(one.chroma, one.trust, fill if luma is None else local_fill(luma, one.chroma, one.trust, fill), one.weight)
+        return Hint(
+            one.chroma, one.trust, fill if luma is None else local_fill(luma, one.chroma, one.trust, fill), one.weight
+        )
     near_f = backward.distance / (forward.distance + backward.distance)
     a, b = forward.trust * near_f, backward.trust * (1 - near_f)  # (1, 1, h, w)
     chroma = (a * forward.chroma + b * backward.chroma) / (a + b).clamp_min(1e-6)  # (1, 2, h, w)
@@ -285,7 +298,9 @@ class BackwardCarries:
             return None
         d, weight = int(self.distance[i]), taper(int(self.distance[i]), self.reach)
         chroma = torch.from_numpy(np.asarray(self.chroma[i : i + 1], dtype=np.float32)).to(device)  # (1, 2, h, w)
-        trust = torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * weight  # (1, 1, h, w)
+        trust = (
+            torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * weight
+        )  # (1, 1, h, w)
         return Carried(chroma, trust, d, frame + d, weight)
 
     def close(self) -> None:
@@ -304,10 +319,16 @@ def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, T
     cfg = stage.config
     h, w = current.shape[-2:]
     fh, fw = stage._flow_size(h, w)
-    small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False) if (fh, fw) != (h, w) else t  # noqa: E731
+    small = lambda t: (
+        F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
+        if (fh, fw) != (h, w)
+        else t
+    )
     flow = resize_flow(stage.provider(small(current), small(following)), (h, w))  # (P, 2, h, w)
     warped, inside = warp(blur(following), flow)  # (P, 1, h, w)
-    matched = blur(inside.float() * torch.exp(-(((blur(current) - warped).abs() / cfg.residual_tolerance) ** 2)))  # (P, 1, h, w)
+    matched = blur(
+        inside.float() * torch.exp(-(((blur(current) - warped).abs() / cfg.residual_tolerance) ** 2))
+    )  # (P, 1, h, w)
     lost = (matched > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,)
     return flow, matched, lost
 
@@ -370,17 +391,21 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
         return
     positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 2, h, w)
     trust = torch.ones_like(positions[:, :1])  # (1, 1, h, w)
-    lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # noqa: E731  (1, 1, h, w)
+    lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # (1, 1, h, w)
     key_luma = blur(lumas(k))
     for t in range(k - 1, max(s, a) - 1, -1):
         i = t - a
         if store.stop[i]:
             break
         flow = torch.from_numpy(np.asarray(store.flow[i : i + 1])).to(stage.device)  # (1, 2, h, w)
-        matched = torch.from_numpy(np.asarray(store.matched[i : i + 1], dtype=np.float32)).to(stage.device)  # (1, 1, h, w)
+        matched = torch.from_numpy(np.asarray(store.matched[i : i + 1], dtype=np.float32)).to(
+            stage.device
+        )  # (1, 1, h, w)
         positions, trust = follow(positions, trust, flow, matched, stage.config)
         store.chroma[i] = sample(keyframe, positions)[0].cpu().numpy()
-        store.trust[i] = anchored(trust, lumas(t), key_luma, positions, stage.config.residual_tolerance)[0].cpu().numpy()
+        store.trust[i] = (
+            anchored(trust, lumas(t), key_luma, positions, stage.config.residual_tolerance)[0].cpu().numpy()
+        )
         store.distance[i] = k - t
         if i % 16 == 0:
             store.release()

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import click
 
-from .errors import RemasterError
-
 from .cli_measure import DEVICE  # one device choice for every command
 from .config import DOUBT_HELP
+from .errors import RemasterError
 
 
 class _Group(click.Group):
@@ -63,12 +62,32 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the colorized images (created if missing).")
-@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option(
+    "-o",
+    "--out-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the colorized images (created if missing).",
+)
+@click.option(
+    "--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model)."
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--compare", is_flag=True, help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.")
-@click.option("--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's.")
-@click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB", help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Without --model, the shipped model for steered colors (remaster-hints) does the work; a --model must be hint-conditioned.")
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Also write NAME-compare.EXT: the original (a color input) or the gray input, and the output, side by side under captions.",
+)
+@click.option(
+    "--format", "suffix", default=None, help="Output format by extension (png, tif, jpg, webp); default: the input's."
+)
+@click.option(
+    "--hint",
+    "hint_texts",
+    multiple=True,
+    metavar="X,Y,#RRGGBB",
+    help="Steer a color: the pixel at X,Y (from the top left of the input) should be this color. Repeat for more points; a handful usually does it. Without --model, the shipped model for steered colors (remaster-hints) does the work; a --model must be hint-conditioned.",
+)
 @click.option("--doubt", type=float, default=None, help=DOUBT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def image(inputs, out_dir, model, device, compare, suffix, hint_texts, doubt, force):
@@ -97,7 +116,9 @@ def image(inputs, out_dir, model, device, compare, suffix, hint_texts, doubt, fo
     points = [_parse_hint(text) for text in hint_texts]
     colorizer = Colorizer.load(model, device=device, hints=bool(points), doubt=doubt)
     if points and not colorizer.takes_hints:
-        raise click.UsageError(f"model {colorizer.name!r} takes no hints: use a hint-conditioned model (remaster train --hints)")
+        raise click.UsageError(
+            f"model {colorizer.name!r} takes no hints: use a hint-conditioned model (remaster train --hints)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, photo in photos:
         extension = "." + suffix.lstrip(".") if suffix else path.suffix
@@ -120,13 +141,24 @@ def _parse_hint(text: str) -> tuple[float, float, float, float]:
         if len(parts) != 3:
             raise ValueError
     except (ValueError, IndexError):
-        raise click.BadParameter(f"expected X,Y,#RRGGBB such as 410,220,#c0392b, got {text!r}", param_hint="--hint") from None
+        raise click.BadParameter(
+            f"expected X,Y,#RRGGBB such as 410,220,#c0392b, got {text!r}", param_hint="--hint"
+        ) from None
     return (x, y, *parse_color(parts[2]))
 
 
 @main.command()
-@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("remaster-demo"), show_default=True, help="Folder for the demo's images (created if missing).")
-@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option(
+    "-o",
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    default=Path("remaster-demo"),
+    show_default=True,
+    help="Folder for the demo's images (created if missing).",
+)
+@click.option(
+    "--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model)."
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 # The demo always overwrites its own files; --force is still accepted for old scripts.
 @click.option("--force", is_flag=True, hidden=True)
@@ -156,31 +188,190 @@ def demo(out_dir, model, device, force):
 
 @main.command()
 @click.argument("data_dirs", metavar="DATA_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--val", "val_dir", type=click.Path(path_type=Path), default=None, help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report, and the model of the best validation so far is kept beside --out as NAME.best.safetensors. Default: no validation.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Where to write the model (.safetensors); its report goes beside it as NAME.json and its checkpoint as NAME.ckpt.safetensors.")
-@click.option("--recipe", type=click.Choice(["bins", "ab"]), default="bins", show_default=True, help="bins: classification over quantized CIELAB a,b with class rebalancing (Zhang et al. 2016); ab: rebalanced regression of a,b.")
-@click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps (batches) to train for. The learning rate warms up over the first 100 steps, then follows a cosine down to zero.")
-@click.option("--minutes", type=float, default=None, help="Time budget in minutes (a resumed run counts the time before the stop): training ends at --steps or the budget, whichever comes first, and the learning-rate schedule follows whichever is further along. Default: no budget.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Crops per optimizer step; larger uses more memory and is faster per image on a GPU.")
-@click.option("--crop", type=int, default=176, show_default=True, help="Side of the square training crops in pixels: a multiple of 16, at most --cache-size (photos are cached as squares of that side; each crop covers 0.75-1.5x its side there, with random flips).")
-@click.option("--cache-size", type=int, default=256, show_default=True, help="Photos are cached as squares of this side (short side resized, centre crop). Use the size of your smallest photos or less (e.g. 192 for 200-300 px sets): small photos are never worth upscaling.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate of the AdamW optimizer (weight decay 1e-4).")
-@click.option("--rebalance", type=float, default=0.5, show_default=True, help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).")
-@click.option("--doubt", type=float, default=0.0, show_default=True, help="Uncertainty-aware decoding (CIELAB units; 0 = off) used at validation and by --decoded-loss, and stored with the model: where the net's color distribution is wider than this, chroma fades toward gray.")
-@click.option("--decoded-loss", type=float, default=0.0, show_default=True, help="Weight of a second loss on the colors as decoded: each crop's color error relative to a gray crop's, what PSNR gain measures, at --doubt. 1 is comparable to the classification loss. (On a 33-minute CPU continuation it did not stop the colors growing bolder after the first 1,200 steps: benchmarks/RESULTS.md.)")
-@click.option("--widths", default="24,48,96,192", show_default=True, help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.")
-@click.option("--blocks", type=int, default=4, show_default=True, help="Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network sees at once.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints (what --resume continues from) and exports of the model so far; both are also written at the end.")
-@click.option("--val-every", type=int, default=0, show_default=True, help="Steps between validations on --val; 0 = once per epoch (number of photos / batch size steps). The final model is always validated.")
-@click.option("--val-limit", type=int, default=0, show_default=True, help="Validate on the first N photos of --val (sorted by path) only; 0 = all of them.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the network's initialisation and the crop sampler: on the CPU the same seed, photos and options give the same model.")
-@click.option("--workers", type=int, default=0, show_default=True, help="Threads decoding the photos into the in-memory cache at the start; 0 = one per CPU core, at most 8.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train: auto = CUDA when torch sees a GPU (bfloat16 mixed precision there), else the CPU.")
-@click.option("--hints", is_flag=True, help="Train a hint-conditioned network (Zhang et al. 2017): besides gray it takes color hints (points, palettes, a colorist's keyframes carried along the film), simulated during training; with no hints it is the automatic colorizer.")
-@click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Start from this trained model (.safetensors) instead of random weights; its widths, blocks and color bins are kept. With --hints, a model without hint inputs gains them, zero-initialised, so training starts from its colors.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT's checkpoint: network, optimizer, step, time spent and sampler state. Use the same --recipe, --widths and --blocks as before.")
-@click.option("--json", "as_json", is_flag=True, help="Print the final report (steps, speed, validation scores, sha256) as JSON.")
-def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cache_size, lr, rebalance, doubt, decoded_loss, widths, blocks, checkpoint_every, val_every, val_limit, seed, workers, device, hints, init, resume, as_json):
+@click.option(
+    "--val",
+    "val_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of held-out color photos (none of them in DATA_DIR): PSNR, SSIM and colorfulness are measured on them during training and stored in the model's report, and the model of the best validation so far is kept beside --out as NAME.best.safetensors. Default: no validation.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the model (.safetensors); its report goes beside it as NAME.json and its checkpoint as NAME.ckpt.safetensors.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(["bins", "ab"]),
+    default="bins",
+    show_default=True,
+    help="bins: classification over quantized CIELAB a,b with class rebalancing (Zhang et al. 2016); ab: rebalanced regression of a,b.",
+)
+@click.option(
+    "--steps",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Optimizer steps (batches) to train for. The learning rate warms up over the first 100 steps, then follows a cosine down to zero.",
+)
+@click.option(
+    "--minutes",
+    type=float,
+    default=None,
+    help="Time budget in minutes (a resumed run counts the time before the stop): training ends at --steps or the budget, whichever comes first, and the learning-rate schedule follows whichever is further along. Default: no budget.",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Crops per optimizer step; larger uses more memory and is faster per image on a GPU.",
+)
+@click.option(
+    "--crop",
+    type=int,
+    default=176,
+    show_default=True,
+    help="Side of the square training crops in pixels: a multiple of 16, at most --cache-size (photos are cached as squares of that side; each crop covers 0.75-1.5x its side there, with random flips).",
+)
+@click.option(
+    "--cache-size",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Photos are cached as squares of this side (short side resized, centre crop). Use the size of your smallest photos or less (e.g. 192 for 200-300 px sets): small photos are never worth upscaling.",
+)
+@click.option(
+    "--lr",
+    type=float,
+    default=2e-3,
+    show_default=True,
+    help="Peak learning rate of the AdamW optimizer (weight decay 1e-4).",
+)
+@click.option(
+    "--rebalance",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Class rebalancing, the λ of Zhang et al. 2016, 0..1: 1 = every pixel weighs the same (no rebalancing); smaller = rare, saturated colors weigh more (0 = in inverse proportion to how often they occur).",
+)
+@click.option(
+    "--doubt",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Uncertainty-aware decoding (CIELAB units; 0 = off) used at validation and by --decoded-loss, and stored with the model: where the net's color distribution is wider than this, chroma fades toward gray.",
+)
+@click.option(
+    "--decoded-loss",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Weight of a second loss on the colors as decoded: each crop's color error relative to a gray crop's, what PSNR gain measures, at --doubt. 1 is comparable to the classification loss. (On a 33-minute CPU continuation it did not stop the colors growing bolder after the first 1,200 steps: benchmarks/RESULTS.md.)",
+)
+@click.option(
+    "--widths",
+    default="24,48,96,192",
+    show_default=True,
+    help="The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four comma-separated integers. Wider is slower; it may color better given data and time.",
+)
+@click.option(
+    "--blocks",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network sees at once.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Steps between checkpoints (what --resume continues from) and exports of the model so far; both are also written at the end.",
+)
+@click.option(
+    "--val-every",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Steps between validations on --val; 0 = once per epoch (number of photos / batch size steps). The final model is always validated.",
+)
+@click.option(
+    "--val-limit",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Validate on the first N photos of --val (sorted by path) only; 0 = all of them.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the network's initialisation and the crop sampler: on the CPU the same seed, photos and options give the same model.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Threads decoding the photos into the in-memory cache at the start; 0 = one per CPU core, at most 8.",
+)
+@click.option(
+    "--device",
+    type=DEVICE,
+    default="auto",
+    show_default=True,
+    help="Where to train: auto = CUDA when torch sees a GPU (bfloat16 mixed precision there), else the CPU.",
+)
+@click.option(
+    "--hints",
+    is_flag=True,
+    help="Train a hint-conditioned network (Zhang et al. 2017): besides gray it takes color hints (points, palettes, a colorist's keyframes carried along the film), simulated during training; with no hints it is the automatic colorizer.",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Start from this trained model (.safetensors) instead of random weights; its widths, blocks and color bins are kept. With --hints, a model without hint inputs gains them, zero-initialised, so training starts from its colors.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from OUT's checkpoint: network, optimizer, step, time spent and sampler state. Use the same --recipe, --widths and --blocks as before.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the final report (steps, speed, validation scores, sha256) as JSON."
+)
+def train(
+    data_dirs,
+    val_dir,
+    out,
+    recipe,
+    steps,
+    minutes,
+    batch_size,
+    crop,
+    cache_size,
+    lr,
+    rebalance,
+    doubt,
+    decoded_loss,
+    widths,
+    blocks,
+    checkpoint_every,
+    val_every,
+    val_limit,
+    seed,
+    workers,
+    device,
+    hints,
+    init,
+    resume,
+    as_json,
+):
     """Train a colorization network on DATA_DIR, one or more folders of color photographs.
 
     Each DATA_DIR is searched recursively for JPEG, PNG, TIFF, WebP and BMP files. The best colors
@@ -202,18 +393,37 @@ def train(data_dirs, val_dir, out, recipe, steps, minutes, batch_size, crop, cac
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected four comma-separated integers, got {widths!r}", param_hint="--widths") from None
+        raise click.BadParameter(
+            f"expected four comma-separated integers, got {widths!r}", param_hint="--widths"
+        ) from None
     config = TrainConfig(
-        recipe=recipe, net=NetConfig(widths=width_tuple, blocks=blocks, hints=hints), steps=steps, minutes=minutes, batch_size=batch_size,
-        crop=crop, cache_size=cache_size, lr=lr, rebalance=rebalance, doubt=doubt, decoded_loss=decoded_loss, checkpoint_every=checkpoint_every, val_every=val_every, val_limit=val_limit, seed=seed,
-        workers=workers, device=device, init=str(init or ""),
+        recipe=recipe,
+        net=NetConfig(widths=width_tuple, blocks=blocks, hints=hints),
+        steps=steps,
+        minutes=minutes,
+        batch_size=batch_size,
+        crop=crop,
+        cache_size=cache_size,
+        lr=lr,
+        rebalance=rebalance,
+        doubt=doubt,
+        decoded_loss=decoded_loss,
+        checkpoint_every=checkpoint_every,
+        val_every=val_every,
+        val_limit=val_limit,
+        seed=seed,
+        workers=workers,
+        device=device,
+        init=str(init or ""),
     )
     report = run_training(config, list(data_dirs), out, val_dir=val_dir, resume=resume)
     click.echo(json.dumps(report, indent=2) if as_json else _format_training(report))
 
 
 def _format_training(report: dict) -> str:
-    lines = [f"wrote {report['out']} ({report['parameters']:,} parameters, {report['steps']} steps, {report['images_per_second']} img/s)"]
+    lines = [
+        f"wrote {report['out']} ({report['parameters']:,} parameters, {report['steps']} steps, {report['images_per_second']} img/s)"
+    ]
     if report["validation"]:
         v = report["validation"]
         lines.append(
@@ -236,29 +446,62 @@ def _config_options(command):
         choices = f.metadata.get("choices")
         help_text = f.metadata["help"] + ("" if default is None else f" [default: {default}]")
         if isinstance(default, bool):  # a switch: absent leaves the preset's value (None)
-            command = click.option(flag, f"{section}__{f.name}", is_flag=True, flag_value=True, default=None, help=f.metadata["help"])(command)
+            command = click.option(
+                flag, f"{section}__{f.name}", is_flag=True, flag_value=True, default=None, help=f.metadata["help"]
+            )(command)
             continue
         command = click.option(
-            flag, f"{section}__{f.name}", default=None, help=help_text,
+            flag,
+            f"{section}__{f.name}",
+            default=None,
+            help=help_text,
             type=click.Choice(list(choices)) if choices else kind,
-        )(command)  # fmt: skip
+        )(command)
     return command
 
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The colorized video (.mp4, .mkv, .mov); its extension picks the container.")
-@click.option("--pipeline", default=None, help="A preset from pipelines/ (film-reel, news-footage, fast) or a .toml file; flags override it.")
-@click.option("--keyframes", type=click.Path(path_type=Path), default=None,
-              help="A folder of color images of some frames (NNNNNN.png is frame NNNNNN, 0-based; other names are matched by content); their colors are carried through their shots.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The colorized video (.mp4, .mkv, .mov); its extension picks the container.",
+)
+@click.option(
+    "--pipeline",
+    default=None,
+    help="A preset from pipelines/ (film-reel, news-footage, fast) or a .toml file; flags override it.",
+)
+@click.option(
+    "--keyframes",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of color images of some frames (NNNNNN.png is frame NNNNNN, 0-based; other names are matched by content); their colors are carried through their shots.",
+)
 @_config_options
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (and drop the work of an interrupted run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its finished segments.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Colorize segments in N processes on this machine (with --ray: N Ray actors; default there: one per GPU, else per CPU). The output is the same.")
-@click.option("--devices", default=None, help="Devices of the --workers, round-robin, e.g. cuda:0,cuda:1 (default: every GPU, else the CPU).")
-@click.option("--ray", "ray_address", default=None, metavar="ADDRESS|local",
-              help="Run the segments as Ray tasks: 'local' starts Ray on this machine only (127.0.0.1, no dashboard); ADDRESS joins a cluster (pip install 'remaster[ray]').")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Colorize segments in N processes on this machine (with --ray: N Ray actors; default there: one per GPU, else per CPU). The output is the same.",
+)
+@click.option(
+    "--devices",
+    default=None,
+    help="Devices of the --workers, round-robin, e.g. cuda:0,cuda:1 (default: every GPU, else the CPU).",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS|local",
+    help="Run the segments as Ray tasks: 'local' starts Ray on this machine only (127.0.0.1, no dashboard); ADDRESS joins a cluster (pip install 'remaster[ray]').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress).")
 def colorize(input_path, output, pipeline, keyframes, force, resume, workers, devices, ray_address, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
@@ -299,10 +542,22 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
         click.echo(f"remaster: note: {line}", err=True)
     scale = {"workers": workers, "devices": devices, "ray": ray_address}
     if input_path.is_dir():
-        _colorize_folder(input_path, output, config, keyframes, force=force, resume=resume, as_json=as_json, notes=len(warnings), **scale)
+        _colorize_folder(
+            input_path,
+            output,
+            config,
+            keyframes,
+            force=force,
+            resume=resume,
+            as_json=as_json,
+            notes=len(warnings),
+            **scale,
+        )
         return
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
-        report = colorize_video(input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale)
+        report = colorize_video(
+            input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale
+        )
     for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
     if as_json:
@@ -311,7 +566,9 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
     stages = ", ".join(f"{name} {fps} fps" for name, fps in report.stage_fps.items() if fps)
     resumed = f", {report.segments_resumed} of {report.segments} segments resumed" if report.segments_resumed else ""
     for keyframe in report.keyframes:
-        how = f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
+        how = (
+            f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
+        )
         click.echo(f"remaster: keyframe {keyframe['file']} -> frame {keyframe['frame']} ({how})", err=True)
     where = report.device
     if report.execution.get("executor") in ("workers", "ray"):  # stage fps are per worker there
@@ -332,7 +589,7 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
         rows = colorize_folder(folder, out_dir, config, progress=not as_json, **options)
     for row in rows:
-        for notice in (row.report.notices[notes:] if row.report else []):
+        for notice in row.report.notices[notes:] if row.report else []:
             click.echo(f"remaster: note: {notice}", err=True)
     click.echo(json.dumps([row.to_dict() for row in rows], indent=2) if as_json else format_rows(rows))
     if any(row.error for row in rows):
@@ -341,8 +598,16 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--at", "at", required=True, help="Frame numbers, 0-based in presentation order, comma-separated: 0,120,300.")
-@click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for NNNNNN.png (created if missing).")
+@click.option(
+    "--at", "at", required=True, help="Frame numbers, 0-based in presentation order, comma-separated: 0,120,300."
+)
+@click.option(
+    "-o",
+    "--out-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for NNNNNN.png (created if missing).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing images.")
 def frames(input_path, at, out_dir, force):
     """Export frames of a film as numbered gray PNGs, to color as keyframes.

@@ -16,27 +16,105 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 @click.command()
-@click.option("--sizes", default=None, help="Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 on CUDA).")
-@click.option("--frames", default=None, help="Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).")
-@click.option("--clip", type=click.Path(path_type=Path), default=None, help="A video whose pictures are scaled to each size (default: synthetic moving shapes).")
+@click.option(
+    "--sizes",
+    default=None,
+    help="Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 on CUDA).",
+)
+@click.option(
+    "--frames",
+    default=None,
+    help="Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).",
+)
+@click.option(
+    "--clip",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A video whose pictures are scaled to each size (default: synthetic moving shapes).",
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--flow", default="dis", show_default=True, help="Flow provider of the temporal stage: dis, raft, raft-small, none or auto.")
-@click.option("--flow-weights", default=None, help="A local RAFT weights file (.safetensors or .pth) instead of torchvision's download.")
+@click.option(
+    "--flow",
+    default="dis",
+    show_default=True,
+    help="Flow provider of the temporal stage: dis, raft, raft-small, none or auto.",
+)
+@click.option(
+    "--flow-weights",
+    default=None,
+    help="A local RAFT weights file (.safetensors or .pth) instead of torchvision's download.",
+)
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per batch through the networks.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="The network's arithmetic on CUDA (auto: bf16 where the GPU has it); the CPU runs fp32.")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder, for the pipeline and the plain transcode alike.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="The network's arithmetic on CUDA (auto: bf16 where the GPU has it); the CPU runs fp32.",
+)
+@click.option(
+    "--codec",
+    default="libx264",
+    show_default=True,
+    help="Video encoder, for the pipeline and the plain transcode alike.",
+)
 @click.option("--crf", type=int, default=18, show_default=True)
 @click.option("--preset", default="medium", show_default=True)
-@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
-@click.option("--repeats", type=int, default=1, show_default=True, help="Pipeline runs per size; the fastest is reported.")
-@click.option("--workers", type=int, default=None, help="Colorize segments in this many processes, as `colorize --workers` does (their start counts).")
-@click.option("--decoder", type=click.Choice(["cpu", "nvdec"]), default=None, help="Decode on the CPU or with NVDEC (falls back to the CPU with a note).")
+@click.option(
+    "--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model)."
+)
+@click.option(
+    "--repeats", type=int, default=1, show_default=True, help="Pipeline runs per size; the fastest is reported."
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Colorize segments in this many processes, as `colorize --workers` does (their start counts).",
+)
+@click.option(
+    "--decoder",
+    type=click.Choice(["cpu", "nvdec"]),
+    default=None,
+    help="Decode on the CPU or with NVDEC (falls back to the CPU with a note).",
+)
 @click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU.")
-@click.option("--segment-frames", type=int, default=None, help="Frames per segment of the run plan (what --workers share out; default: the run's).")
-@click.option("--inputs", type=click.Path(path_type=Path), default=None, help="A folder to keep the made films in and reuse on the next call (default: a temporary folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (end_to_end_fps, transcode_fps, ... per size).")
-def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision, codec, crf, preset, model, repeats, workers, decoder,
-          cpu_threads, segment_frames, inputs, as_json):  # fmt: skip
+@click.option(
+    "--segment-frames",
+    type=int,
+    default=None,
+    help="Frames per segment of the run plan (what --workers share out; default: the run's).",
+)
+@click.option(
+    "--inputs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder to keep the made films in and reuse on the next call (default: a temporary folder).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the results as JSON (end_to_end_fps, transcode_fps, ... per size)."
+)
+def bench(
+    sizes,
+    frames,
+    clip,
+    device,
+    flow,
+    flow_weights,
+    batch_size,
+    precision,
+    codec,
+    crf,
+    preset,
+    model,
+    repeats,
+    workers,
+    decoder,
+    cpu_threads,
+    segment_frames,
+    inputs,
+    as_json,
+):
     """Measure throughput: fps per stage and end to end, against a plain transcode of the same file.
 
     The plain transcode (same encoder and settings, sound copied) is the pipeline's physical
@@ -55,13 +133,29 @@ def bench(sizes, frames, clip, device, flow, flow_weights, batch_size, precision
     try:
         frame_list = tuple(int(n) for n in frames.split(",")) if frames else None
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated frame counts, got {frames!r}", param_hint="--frames") from None
+        raise click.BadParameter(
+            f"expected comma-separated frame counts, got {frames!r}", param_hint="--frames"
+        ) from None
     options = BenchOptions(
-        sizes=size_list, frames=frame_list, device=device, flow=flow, flow_weights=flow_weights, batch_size=batch_size,
-        precision=precision, codec=codec, crf=crf, preset=preset, clip=clip, model=str(model) if model else None,
-        repeats=repeats, workers=workers, decoder=decoder, cpu_threads=cpu_threads, inputs=inputs,
+        sizes=size_list,
+        frames=frame_list,
+        device=device,
+        flow=flow,
+        flow_weights=flow_weights,
+        batch_size=batch_size,
+        precision=precision,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        clip=clip,
+        model=str(model) if model else None,
+        repeats=repeats,
+        workers=workers,
+        decoder=decoder,
+        cpu_threads=cpu_threads,
+        inputs=inputs,
         extra={"segment_frames": segment_frames} if segment_frames else {},
-    )  # fmt: skip
+    )
     log = (lambda line: click.echo(line, err=True)) if as_json else None  # progress on stderr with --json
     results = run_bench(options, log=log)
     click.echo(json.dumps(results, indent=2) if as_json else format_table(results))
@@ -74,10 +168,23 @@ def eval_group():
 
 @eval_group.command(name="images")
 @click.argument("truth_dir", type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model).")
+@click.option(
+    "--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model)."
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--long-side", type=int, default=512, show_default=True, help="Scale ground truth down to this long side first (0: full size).")
-@click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: gray | ours | truth.")
+@click.option(
+    "--long-side",
+    type=int,
+    default=512,
+    show_default=True,
+    help="Scale ground truth down to this long side first (0: full size).",
+)
+@click.option(
+    "--sheet",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: gray | ours | truth.",
+)
 @click.option("--doubt", type=float, default=None, help=DOUBT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print summary and per-image scores as JSON.")
 def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
@@ -97,7 +204,9 @@ def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
     from .model import Colorizer
 
     colorizer = Colorizer.load(model, device=device, doubt=doubt)
-    result = evaluate_images(colorizer, truth_dir, long_side=long_side, progress=not as_json, keep=(lambda name: True) if sheet else None)
+    result = evaluate_images(
+        colorizer, truth_dir, long_side=long_side, progress=not as_json, keep=(lambda name: True) if sheet else None
+    )
     kept = result.pop("kept")
     result["model"] = colorizer.describe()
     if sheet:
@@ -107,10 +216,16 @@ def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
         return
     s = result["summary"]
     click.echo(f"{s['images']} images at long side {long_side}, model {colorizer.name}")
-    click.echo(f"  PSNR          {s['psnr']:.2f} dB   gray baseline {s['psnr_gray']:.2f} dB   gain {s['psnr_gain']:+.2f} dB")
+    click.echo(
+        f"  PSNR          {s['psnr']:.2f} dB   gray baseline {s['psnr_gray']:.2f} dB   gain {s['psnr_gain']:+.2f} dB"
+    )
     click.echo(f"  SSIM          {s['ssim']:.4f}     gray baseline {s['ssim_gray']:.4f}")
-    click.echo(f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%")
-    click.echo(f"  beat gray     {s['beat_gray']} of {s['images']}   median gain {s['gain_median']:+.2f} dB   10th percentile {s['gain_p10']:+.2f} dB")
+    click.echo(
+        f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%"
+    )
+    click.echo(
+        f"  beat gray     {s['beat_gray']} of {s['images']}   median gain {s['gain_median']:+.2f} dB   10th percentile {s['gain_p10']:+.2f} dB"
+    )
     click.echo("  worst         " + ", ".join(f"{w['image']} {w['psnr_gain']:+.1f} dB" for w in s["worst"]))
     if sheet:
         click.echo(f"  gallery       {sheet}")
@@ -118,11 +233,27 @@ def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
 
 @eval_group.command(name="video")
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--truth", type=click.Path(path_type=Path), default=None, help="The true-color original, for PSNR and SSIM.")
-@click.option("--input", "bw_input", type=click.Path(path_type=Path), default=None, help="The black-and-white input to take the flow from (default: the output's own luma, which is the input's).")
-@click.option("--flow", type=click.Choice(["dis", "raft", "raft-small"]), default="dis", show_default=True, help="Flow provider for the warping error.")
+@click.option(
+    "--truth", type=click.Path(path_type=Path), default=None, help="The true-color original, for PSNR and SSIM."
+)
+@click.option(
+    "--input",
+    "bw_input",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The black-and-white input to take the flow from (default: the output's own luma, which is the input's).",
+)
+@click.option(
+    "--flow",
+    type=click.Choice(["dis", "raft", "raft-small"]),
+    default="dis",
+    show_default=True,
+    help="Flow provider for the warping error.",
+)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True)
-@click.option("--long-side", type=int, default=None, help="Scale frames down to this long side first (default: full size).")
+@click.option(
+    "--long-side", type=int, default=None, help="Scale frames down to this long side first (default: full size)."
+)
 @click.option("--max-frames", type=int, default=None, help="Score only the first N frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def eval_video(output, truth, bw_input, flow, device, long_side, max_frames, as_json):
@@ -140,14 +271,26 @@ def eval_video(output, truth, bw_input, flow, device, long_side, max_frames, as_
     from .evaluate_video import evaluate_video
 
     result = evaluate_video(
-        output, truth=truth, input_luma_source=bw_input, flow=flow, device=device, long_side=long_side, max_frames=max_frames
+        output,
+        truth=truth,
+        input_luma_source=bw_input,
+        flow=flow,
+        device=device,
+        long_side=long_side,
+        max_frames=max_frames,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}, flow {result['flow']} on {result['flow_from']}")
+    click.echo(
+        f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}, flow {result['flow']} on {result['flow_from']}"
+    )
     truth_scores = result.get("truth", {})
-    for key, label, fmt in (("warping_error", "warping error", ".6f"), ("cdc", "CDC", ".5f"), ("colorfulness", "colorfulness", ".1f")):
+    for key, label, fmt in (
+        ("warping_error", "warping error", ".6f"),
+        ("cdc", "CDC", ".5f"),
+        ("colorfulness", "colorfulness", ".1f"),
+    ):
         value, reference = result[key], truth_scores.get(key)
         line = f"  {label:<14}{'n/a' if value is None else format(value, fmt)}"
         if reference is not None:

@@ -57,8 +57,14 @@ def start_local(num_cpus: int | None = None, num_gpus: int | None = None) -> Non
     os.environ[_CLUSTER_VARIABLE] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(num_cpus=num_cpus or cores(), num_gpus=num_gpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=False, log_to_driver=False)  # fmt: skip
+        ray.init(
+            num_cpus=num_cpus or cores(),
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            configure_logging=False,
+            log_to_driver=False,
+        )
     finally:
         if saved[0] is None:
             os.environ.pop(_CLUSTER_VARIABLE, None)
@@ -69,8 +75,10 @@ def start_local(num_cpus: int | None = None, num_gpus: int | None = None) -> Non
     host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0]
     if host not in ("127.0.0.1", "localhost", "::1"):
         ray.shutdown()
-        raise ConfigError(f"--ray local: this Ray {ray.__version__} would listen on {host}, not only on 127.0.0.1; "
-                          "start a private cluster yourself (README, Scaling out) and pass its address")  # fmt: skip
+        raise ConfigError(
+            f"--ray local: this Ray {ray.__version__} would listen on {host}, not only on 127.0.0.1; "
+            "start a private cluster yourself (README, Scaling out) and pass its address"
+        )
 
 
 _CLUSTER_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -89,7 +97,9 @@ def connect(address: str) -> bool:
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ConfigError(f"--ray {address}: cannot connect to the Ray cluster ({one_line(error)}); start it with `ray start --head`") from None
+        raise ConfigError(
+            f"--ray {address}: cannot connect to the Ray cluster ({one_line(error)}); start it with `ray start --head`"
+        ) from None
     return True
 
 
@@ -110,7 +120,9 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str, setup: WorkerSetup, *, workers: int | None = None, devices=None, limit: int | None = None):
+    def __init__(
+        self, address: str, setup: WorkerSetup, *, workers: int | None = None, devices=None, limit: int | None = None
+    ):
         self.ray = ray = require_ray()
         if devices:
             raise ConfigError("--devices is for --workers on one machine; with --ray, Ray gives each actor its GPU")
@@ -132,9 +144,15 @@ class RayExecutor:
                 device = "cpu"
             actor = ray.remote(SegmentActor).options(max_restarts=RETRIES, max_task_retries=RETRIES, **options)
             self.actors = [actor.remote(setup, device, threads) for _ in range(count)]
-            self._described = {"executor": self.name, "workers": count, "devices": [device] * count, "torch_threads": threads,
-                               "address": address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
-                               "resources": {k: resources[k] for k in ("CPU", "GPU") if k in resources}}  # fmt: skip
+            self._described = {
+                "executor": self.name,
+                "workers": count,
+                "devices": [device] * count,
+                "torch_threads": threads,
+                "address": address,
+                "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+                "resources": {k: resources[k] for k in ("CPU", "GPU") if k in resources},
+            }
         except BaseException:
             self.close()
             raise

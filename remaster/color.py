@@ -135,7 +135,11 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     lightness, a, b = lab.unbind(-3)
     fy = (lightness + 16.0) / 116.0
     xyz = torch.stack(
-        (_D65[0] * _lab_f_inverse(fy + a / 500.0), _D65[1] * _lab_f_inverse(fy), _D65[2] * _lab_f_inverse(fy - b / 200.0)),
+        (
+            _D65[0] * _lab_f_inverse(fy + a / 500.0),
+            _D65[1] * _lab_f_inverse(fy),
+            _D65[2] * _lab_f_inverse(fy - b / 200.0),
+        ),
         dim=-3,
     )
     linear = _matmul3(_XYZ_TO_RGB, xyz)

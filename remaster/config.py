@@ -22,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from .audio import AUDIO_MODES
 from .encoding import CODECS, X26X_PRESETS, container_holds
@@ -33,17 +34,20 @@ from .hwdecode import DECODERS
 from .restore import RestoreConfig
 from .temporal import TemporalConfig
 
-
 # What a user reads about `doubt` wherever it can be set (remaster image, colorize, eval images).
-DOUBT_HELP = ("How far colors fade toward gray where the network is unsure, in CIELAB units: lower is "
-              "safer and more muted, higher bolder, 0 no fading at all. Default: the model's own "
-              "(20 for the shipped model; models/MODEL_CARD.md shows what each setting gives).")
+DOUBT_HELP = (
+    "How far colors fade toward gray where the network is unsure, in CIELAB units: lower is "
+    "safer and more muted, higher bolder, 0 no fading at all. Default: the model's own "
+    "(20 for the shipped model; models/MODEL_CARD.md shows what each setting gives)."
+)
 
 
 @dataclass(frozen=True)
 class ColorizeConfig:
     model: str | None = field(default=None, metadata={"help": "A .safetensors model (default: the shipped model)."})
-    device: str = field(default="auto", metadata={"help": "Where the networks run.", "choices": ("auto", "cpu", "cuda")})
+    device: str = field(
+        default="auto", metadata={"help": "Where the networks run.", "choices": ("auto", "cpu", "cuda")}
+    )
     # None = the model's own (256): chroma is smooth, so a 256 px short side costs little quality
     # and makes 4K as cheap as 720p for the network.
     working_short_side: int | None = None
@@ -53,7 +57,12 @@ class ColorizeConfig:
     batch_size: int = field(default=8, metadata={"help": "Frames per batch through the networks."})
     # None = torch's default (one per core). On a busy 2-core machine 1 is several times faster:
     # OpenMP threads wait for descheduled partners at every barrier (benchmarks/RESULTS.md).
-    cpu_threads: int | None = field(default=None, metadata={"help": "Torch threads when the networks run on the CPU (1 is fastest on a busy machine; default: one per core)."})
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "Torch threads when the networks run on the CPU (1 is fastest on a busy machine; default: one per core)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.device != "auto" and self.device != "cpu" and not str(self.device).startswith("cuda"):
@@ -75,9 +84,18 @@ class EncodeConfig:
     crf: int = field(default=18, metadata={"help": "Constant rate factor, 0 (lossless for x264/x265) .. 51."})
     # x264/x265 preset names; NVENC maps them onto p1..p7. Checked against the encoder when the
     # writer opens it (NVENC also takes p1..p7 directly).
-    preset: str = field(default="medium", metadata={"help": f"Encoder speed preset ({', '.join(X26X_PRESETS[:3])} .. veryslow; NVENC p1..p7)."})
+    preset: str = field(
+        default="medium",
+        metadata={"help": f"Encoder speed preset ({', '.join(X26X_PRESETS[:3])} .. veryslow; NVENC p1..p7)."},
+    )
     # Sound that the output container cannot hold is never dropped silently (audio.py).
-    audio: str = field(default="lossless", metadata={"help": "Sound tracks: lossless copies each one the container holds and stores any other as PCM; copy refuses those; drop leaves sound out.", "choices": AUDIO_MODES})
+    audio: str = field(
+        default="lossless",
+        metadata={
+            "help": "Sound tracks: lossless copies each one the container holds and stores any other as PCM; copy refuses those; drop leaves sound out.",
+            "choices": AUDIO_MODES,
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -97,13 +115,29 @@ class PipelineConfig:
     # strength 0.8) it does not write: at 500 frames that cost 9% at 640x480 against the
     # earlier one-pass code, so 1000 (40 s at 25 fps; a stop repeats at most that much work).
     # benchmarks/RESULTS.md, "Run plan".
-    segment_frames: int = field(default=1000, metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."})
-    max_frames: int | None = field(default=None, metadata={"help": "Stop after N frames (a preview; audio is cut to match)."})
+    segment_frames: int = field(
+        default=1000,
+        metadata={"help": "Frames per segment of the run plan: the unit of --resume and of parallel work."},
+    )
+    max_frames: int | None = field(
+        default=None, metadata={"help": "Stop after N frames (a preview; audio is cut to match)."}
+    )
     # NVDEC decodes on the GPU's video engine and frees the CPU's cores for the encoder (issue 11);
     # codes are the same either way. Where it is not offered, the CPU decodes, with a note.
-    decoder: str = field(default="cpu", metadata={"help": "Decode on the CPU, or with NVDEC on an NVIDIA GPU (falls back to the CPU with a note).", "choices": DECODERS})
+    decoder: str = field(
+        default="cpu",
+        metadata={
+            "help": "Decode on the CPU, or with NVDEC on an NVIDIA GPU (falls back to the CPU with a note).",
+            "choices": DECODERS,
+        },
+    )
     # Off: a damaged or cut-short film is recovered (every frame that decodes, with a note).
-    strict: bool = field(default=False, metadata={"help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."})
+    strict: bool = field(
+        default=False,
+        metadata={
+            "help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."
+        },
+    )
 
     def __post_init__(self) -> None:
         _positive(self, "queue_depth")
@@ -120,7 +154,13 @@ def _positive(config, name: str) -> None:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-SECTIONS = {"colorize": ColorizeConfig, "temporal": TemporalConfig, "restore": RestoreConfig, "encode": EncodeConfig, "pipeline": PipelineConfig}
+SECTIONS = {
+    "colorize": ColorizeConfig,
+    "temporal": TemporalConfig,
+    "restore": RestoreConfig,
+    "encode": EncodeConfig,
+    "pipeline": PipelineConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +183,9 @@ class VideoConfig:
             known = {f.name for f in dataclasses.fields(current)}
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ConfigError(f"unknown setting {section}.{unknown[0]}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}")
+                raise ConfigError(
+                    f"unknown setting {section}.{unknown[0]}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}"
+                )
             try:
                 changed[section] = dataclasses.replace(current, **{k: v for k, v in values.items() if v is not None})
             except TypeError as error:  # a value of the wrong type reaching __post_init__
@@ -159,7 +201,9 @@ class VideoConfig:
         container = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(output.suffix.lower())
         if self.encode.codec in ("ffv1", "prores") and container == "mp4" and container_holds("mp4", self.encode.codec):
             # FFmpeg writes it, but most players and editors refuse FFV1/ProRes in MP4.
-            lines.append(f"{output.name}: {self.encode.codec} in an .mp4 file plays in few players; .mkv (ffv1) or .mov (prores) is the usual home")
+            lines.append(
+                f"{output.name}: {self.encode.codec} in an .mp4 file plays in few players; .mkv (ffv1) or .mov (prores) is the usual home"
+            )
         return lines
 
 
@@ -192,7 +236,9 @@ def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
     if not (path.suffix == ".toml" or os.sep in text or path.exists()):
         path = next((d / f"{text}.toml" for d in preset_dirs() if (d / f"{text}.toml").is_file()), path)
         if not path.is_file():
-            raise ConfigError(f"unknown pipeline {text!r}: expected one of {', '.join(available_presets())} or a .toml file")
+            raise ConfigError(
+                f"unknown pipeline {text!r}: expected one of {', '.join(available_presets())} or a .toml file"
+            )
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found")
     try:
@@ -204,13 +250,19 @@ def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
         if section == "description" and isinstance(table, str):
             continue
         if section not in SECTIONS or not isinstance(table, dict):
-            raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(f'[{s}]' for s in SECTIONS)}")
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; expected one of {', '.join(f'[{s}]' for s in SECTIONS)}"
+            )
         known = {f.name for f in dataclasses.fields(SECTIONS[section])}
         for key in table:
             if key not in known:
-                raise ConfigError(f"{path}: unknown setting {section}.{key}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}")
+                raise ConfigError(
+                    f"{path}: unknown setting {section}.{key}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}"
+                )
         # "" in a preset means "the default" (TOML has no null): the shipped model, say.
-        sections[section] = {k: (SECTIONS[section].__dataclass_fields__[k].default if v == "" else v) for k, v in table.items()}
+        sections[section] = {
+            k: (SECTIONS[section].__dataclass_fields__[k].default if v == "" else v) for k, v in table.items()
+        }
     return sections
 
 
@@ -233,10 +285,14 @@ def make_config(pipeline: str | os.PathLike | None = None, /, **options) -> Vide
             continue
         owner = _SECTION_OF.get(key)
         if owner is None:
-            raise ConfigError(f"unknown option {key!r}; expected a section ({', '.join(SECTIONS)}) or one of {', '.join(sorted(_SECTION_OF))}")
+            raise ConfigError(
+                f"unknown option {key!r}; expected a section ({', '.join(SECTIONS)}) or one of {', '.join(sorted(_SECTION_OF))}"
+            )
         sections.setdefault(owner, {})[key] = value
     return config.with_options(**sections)
 
 
 _SECTION_OF = {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-assert len(_SECTION_OF) == sum(len(dataclasses.fields(c)) for c in SECTIONS.values()), "option names must be unique across sections"
+assert len(_SECTION_OF) == sum(len(dataclasses.fields(c)) for c in SECTIONS.values()), (
+    "option names must be unique across sections"
+)

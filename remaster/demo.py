@@ -42,7 +42,9 @@ STEER_NAME = "{name}-steered.png"
 CLICKS = 6  # "a handful of hint points"
 
 
-def colorist_clicks(automatic: np.ndarray, truth: np.ndarray, count: int = CLICKS) -> list[tuple[float, float, float, float]]:
+def colorist_clicks(
+    automatic: np.ndarray, truth: np.ndarray, count: int = CLICKS
+) -> list[tuple[float, float, float, float]]:
     """Where a colorist would click: the `count` places where the automatic colors are furthest
     from the original's, each hinted with the original's color there: `(x, y, a, b)`.
 
@@ -114,7 +116,9 @@ def run_demo(out_dir: Path, colorizer, steering=None) -> list[Path]:
             truth = original_panel(photo)
             points = colorist_clicks(colorized, truth)
             steered = colorize_photo(photo, steering, points)
-            sheet = contact_sheet([("automatic", colorized), (f"{len(points)} hints", mark_clicks(steered, points)), ("original", truth)])
+            sheet = contact_sheet(
+                [("automatic", colorized), (f"{len(points)} hints", mark_clicks(steered, points)), ("original", truth)]
+            )
             outputs.append((out_dir / STEER_NAME.format(name=name), sheet))
         for path, image in outputs:
             write_image(path, image, force=True)  # only our own file names: see output_names

@@ -29,9 +29,30 @@ _ENCODER_FORMATS = {
 # FFmpeg encoder behind each --codec name: prores_ks is FFmpeg's full-featured ProRes encoder.
 _ENCODER_NAME = {"prores": "prores_ks"}
 # x264-style --preset names to NVENC's p1 (fastest) .. p7 (best).
-_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
-                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}  # fmt: skip
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p3",
+    "medium": "p4",
+    "slow": "p5",
+    "slower": "p6",
+    "veryslow": "p7",
+    "placebo": "p7",
+}
+X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 def choose_layout(source: SourceFormat, codec: str) -> OutputLayout:
@@ -49,13 +70,19 @@ def choose_layout(source: SourceFormat, codec: str) -> OutputLayout:
     odd = source.width % 2 or source.height % 2
     if odd and shift != _SUB444 and codec != "ffv1":
         shift = _SUB444
-    depth = source.bit_depth if source.bit_depth in depths else min((d for d in depths if d >= source.bit_depth), default=max(depths))
+    depth = (
+        source.bit_depth
+        if source.bit_depth in depths
+        else min((d for d in depths if d >= source.bit_depth), default=max(depths))
+    )
     sub = {_SUB420: "420", _SUB422: "422", _SUB444: "444"}[shift]
     pix_fmt = f"yuv{sub}p" + ("" if depth == 8 else f"{depth}le")
     encoder_pix_fmt = pix_fmt
     if codec.endswith("_nvenc") and depth > 8:
         encoder_pix_fmt = "p010le" if shift == _SUB420 else "yuv444p16le"  # NVENC's 10-bit inputs
-    return OutputLayout(pix_fmt, depth, source.full_range, source.matrix, shift, encoder_pix_fmt, source.width, source.height)
+    return OutputLayout(
+        pix_fmt, depth, source.full_range, source.matrix, shift, encoder_pix_fmt, source.width, source.height
+    )
 
 
 def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> tuple[str, dict, list[str]]:
@@ -63,7 +90,9 @@ def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> 
     notes: list[str] = []
     if codec in ("libx264", "libx265"):
         if preset not in X26X_PRESETS:
-            raise ConfigError(f"--preset {preset!r} is not an {codec} preset: expected one of {', '.join(X26X_PRESETS)}")
+            raise ConfigError(
+                f"--preset {preset!r} is not an {codec} preset: expected one of {', '.join(X26X_PRESETS)}"
+            )
         options = {"crf": str(crf), "preset": preset}
         if codec == "libx264" and crf == 0:
             # CRF 0 is lossless only at 8 bits; QP 0 is lossless at every depth (x264 --qp 0).
@@ -91,7 +120,6 @@ def encoder_options(codec: str, crf: int, preset: str, layout: OutputLayout) -> 
             options["slices"] = "1"
         return codec, options, notes
     raise ConfigError(f"unknown codec {codec!r}: expected one of {', '.join(CODECS)}")
-
 
 
 def container_holds(format_name: str, codec_name: str) -> bool:

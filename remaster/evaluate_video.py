@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -159,7 +159,8 @@ def evaluate_video(
             # A stream that filled the batch may go on; one that came up short has ended.
             seen = scores["output"].frames
             lengths = ", ".join(
-                f"{name} {'more than ' if n == batch_size else ''}{seen + n - (n == batch_size)}" for name, n in counted.items()
+                f"{name} {'more than ' if n == batch_size else ''}{seen + n - (n == batch_size)}"
+                for name, n in counted.items()
             )
             raise InputError(f"{paths['output']}: videos differ in length: expected equal frame counts, got {lengths}")
         out = batch["output"].to(device)  # (B, 3, H, W)

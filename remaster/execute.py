@@ -52,7 +52,9 @@ class WorkerSetup:
     model: str | None = None
     net: object | None = None  # nets.ColorNet, CPU copy
     colorizer_args: dict = field(default_factory=dict)  # inference, name, metadata of a sent net
-    keyframes: tuple | None = None  # (frame -> (1, 2, h, w) chroma, frame -> (1, 1, h, w) luma) at working size (temporal.set_keyframes)
+    keyframes: tuple | None = (
+        None  # (frame -> (1, 2, h, w) chroma, frame -> (1, 1, h, w) luma) at working size (temporal.set_keyframes)
+    )
 
     @classmethod
     def of(cls, config, colorizer, loaded: bool, keyframes: dict | None = None) -> WorkerSetup:
@@ -85,7 +87,9 @@ class WorkerSetup:
             colorizer = Colorizer(copy.deepcopy(self.net), device=device, **self.colorizer_args)
         chain = build_chain(self.config, colorizer)
         if self.keyframes:
-            chain.stage("temporal").set_keyframes(*({k: v.to(colorizer.device) for k, v in part.items()} for part in self.keyframes))
+            chain.stage("temporal").set_keyframes(
+                *({k: v.to(colorizer.device) for k, v in part.items()} for part in self.keyframes)
+            )
         return chain
 
 
@@ -109,7 +113,12 @@ class InProcess:
         self.chain, self.config = chain, config
 
     def describe(self) -> dict:
-        return {"executor": self.name, "workers": 1, "devices": [str(self.chain.device)], "torch_threads": torch.get_num_threads()}
+        return {
+            "executor": self.name,
+            "workers": 1,
+            "devices": [str(self.chain.device)],
+            "torch_threads": torch.get_num_threads(),
+        }
 
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         for job in jobs:
@@ -134,7 +143,9 @@ def worker_devices(workers: int, devices: str | list[str] | None, device: str) -
         devices = [d.strip() for d in devices.split(",") if d.strip()]
     if not devices:
         if device != "cpu" and torch.cuda.is_available():
-            devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device in ("auto", "cuda") else [device]
+            devices = (
+                [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device in ("auto", "cuda") else [device]
+            )
         else:
             devices = ["cpu"]
     from .device import resolve_device

@@ -80,9 +80,7 @@ def warp(image: Tensor, flow: Tensor, padding_mode: str = "border") -> tuple[Ten
     `inside` is False where the flow points outside frame t-1 (nothing there to carry over).
     """
     if flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != image.shape[0] or flow.shape[-2:] != image.shape[-2:]:
-        raise ValueError(
-            f"warp expects flow (N, 2, H, W) matching image {tuple(image.shape)}, got {tuple(flow.shape)}"
-        )
+        raise ValueError(f"warp expects flow (N, 2, H, W) matching image {tuple(image.shape)}, got {tuple(flow.shape)}")
     n, _, h, w = image.shape
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
@@ -184,7 +182,7 @@ class DISFlow:
     def __call__(self, current: Tensor, previous: Tensor) -> Tensor:
         _check_pair(current, previous)
         device = current.device
-        to_u8 = lambda t: (t[:, 0].detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()  # noqa: E731
+        to_u8 = lambda t: (t[:, 0].detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         cur, prev = to_u8(current), to_u8(previous)  # (N, H, W) uint8 each; .cpu() is a sync point
         if len(cur) == 1 or self._threads == 1:
             flows = [self._pair(c, p) for c, p in zip(cur, prev)]
@@ -280,7 +278,9 @@ def _read_state_dict(path: Path, name: str, model: torch.nn.Module) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise WeightsError(f"{path}: not a readable {name} state dict ({type(error).__name__}: {error})".splitlines()[0]) from error
+        raise WeightsError(
+            f"{path}: not a readable {name} state dict ({type(error).__name__}: {error})".splitlines()[0]
+        ) from error
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a {name} state dict, got {type(state).__name__}")
     expected = set(model.state_dict())

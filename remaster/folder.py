@@ -17,8 +17,27 @@ from .errors import ConfigError, InputError, OutputError, RemasterError, one_lin
 from .pipeline import Film, RunReport, Session
 
 # Containers FFmpeg reads that hold films (not stills, not sound alone).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".vob",
-                    ".dv", ".wmv", ".flv", ".3gp", ".ogv", ".nut")  # fmt: skip
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mxf",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".mpg",
+    ".mpeg",
+    ".vob",
+    ".dv",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".nut",
+)
 # Containers remaster writes; a film in another one is written as Matroska, which holds any codec.
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
@@ -33,7 +52,12 @@ class FilmRow:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"input": self.input, "output": self.output, "error": self.error, "report": self.report.to_dict() if self.report else None}
+        return {
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "report": self.report.to_dict() if self.report else None,
+        }
 
 
 def films_in(folder: Path) -> list[Path]:
@@ -41,7 +65,11 @@ def films_in(folder: Path) -> list[Path]:
     temporary files, are left out), sorted by name."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
 
 
 def output_for(film: Path, out_dir: Path) -> Path:
@@ -49,8 +77,19 @@ def output_for(film: Path, out_dir: Path) -> Path:
     return out_dir / f"{film.stem}{suffix}"
 
 
-def colorize_folder(folder, out_dir, config: VideoConfig | None = None, *, force: bool = False, resume: bool = False,
-                    progress: bool = True, colorizer=None, workers: int = 1, devices=None, ray: str | None = None) -> list[FilmRow]:  # fmt: skip
+def colorize_folder(
+    folder,
+    out_dir,
+    config: VideoConfig | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    colorizer=None,
+    workers: int = 1,
+    devices=None,
+    ray: str | None = None,
+) -> list[FilmRow]:
     """Colorize every film in `folder` into `out_dir` (created if missing) under its own name
     (extension kept for MP4/MOV/MKV, else .mkv). Returns one `FilmRow` per film, in name order;
     a film that fails has its error there and the others are still written."""
@@ -71,7 +110,9 @@ def colorize_folder(folder, out_dir, config: VideoConfig | None = None, *, force
         raise OutputError(f"{out_dir}: cannot create the output folder: {(error.strerror or '').lower()}") from None
     errors: dict[int, str] = {}
     films: list[Film] = []
-    with Session(config or VideoConfig(), colorizer, workers=workers, devices=devices, ray=ray, progress=progress) as session:
+    with Session(
+        config or VideoConfig(), colorizer, workers=workers, devices=devices, ray=ray, progress=progress
+    ) as session:
         try:
             for k, (source, output) in enumerate(zip(inputs, outputs)):
                 film = Film(source, output, force=force, resume=resume, index=len(films))

@@ -42,8 +42,17 @@ for _bits in (9, 10, 12, 14, 16):
 # AVColorSpace values (libavutil/pixfmt.h) -> the matrix our color module knows.
 _MATRIX_OF_COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt709"}
 COLORSPACE_OF_MATRIX = {"bt709": 1, "bt601": 6}  # tags written when we chose the matrix
-_COLORSPACE_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                     9: "bt2020nc", 10: "bt2020c"}  # fmt: skip
+_COLORSPACE_NAMES = {
+    0: "rgb",
+    1: "bt709",
+    2: "unspecified",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 RANGE_MPEG, RANGE_JPEG = 1, 2  # AVColorRange: limited ("TV") and full ("PC")
 
 
@@ -159,16 +168,21 @@ class SourceFormat:
         name = frame.format.name
         rgb = bool(frame.format.is_rgb) or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8"))
         tagged = int(frame.color_range or 0)
-        src_full = rgb or name.startswith("yuvj") or tagged == RANGE_JPEG or (name.startswith("gray") and tagged != RANGE_MPEG)
+        src_full = (
+            rgb or name.startswith("yuvj") or tagged == RANGE_JPEG or (name.startswith("gray") and tagged != RANGE_MPEG)
+        )
         src_matrix = _MATRIX_OF_COLORSPACE.get(int(frame.colorspace or 2), default_matrix(frame.height))
         target = self.convert_to or self.pix_fmt  # planar, plane 0 is Y' at `bit_depth` (see from_frame)
         fitted = frame.reformat(
-            width=width, height=height, format=target,
+            width=width,
+            height=height,
+            format=target,
             src_colorspace="itu709" if src_matrix == "bt709" else "itu601",
             dst_colorspace="itu709" if self.matrix == "bt709" else "itu601",
-            src_color_range="JPEG" if src_full else "MPEG", dst_color_range="JPEG" if self.full_range else "MPEG",
+            src_color_range="JPEG" if src_full else "MPEG",
+            dst_color_range="JPEG" if self.full_range else "MPEG",
             interpolation=av.video.reformatter.Interpolation.BICUBIC | av.video.reformatter.Interpolation.ACCURATE_RND,
-        )  # fmt: skip
+        )
         black = 0 if self.full_range else 16 << (self.bit_depth - 8)
         codes = np.full((self.height, self.width), black, dtype=codes_to_numpy_dtype(self.bit_depth))
         top, left = (self.height - height) // 2, (self.width - width) // 2
@@ -183,14 +197,22 @@ class SourceFormat:
         space = "itu709" if self.matrix == "bt709" else "itu601"
         if self.pix_fmt.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "pal8")):
             return frame.reformat(
-                format=self.convert_to, src_colorspace=space, dst_colorspace=space,
-                src_color_range="JPEG", dst_color_range="MPEG", interpolation=_EXACT,
-            )  # fmt: skip
+                format=self.convert_to,
+                src_colorspace=space,
+                dst_colorspace=space,
+                src_color_range="JPEG",
+                dst_color_range="MPEG",
+                interpolation=_EXACT,
+            )
         rng = "JPEG" if self.full_range else "MPEG"
         return frame.reformat(
-            format=self.convert_to, src_colorspace=space, dst_colorspace=space,
-            src_color_range=rng, dst_color_range=rng, interpolation=_EXACT,
-        )  # fmt: skip
+            format=self.convert_to,
+            src_colorspace=space,
+            dst_colorspace=space,
+            src_color_range=rng,
+            dst_color_range=rng,
+            interpolation=_EXACT,
+        )
 
 
 def fitted_size(width: int, height: int, into_width: int, into_height: int) -> tuple[int, int]:
@@ -259,7 +281,9 @@ class FrameBatch:
             raise ValueError(f"FrameBatch.y: expected shape (N, 1, H, W), got {tuple(self.y.shape)}")
         expected = code_dtype(self.source.bit_depth)
         if self.y.dtype != expected:
-            raise ValueError(f"FrameBatch.y: expected {expected} codes for {self.source.bit_depth}-bit, got {self.y.dtype}")
+            raise ValueError(
+                f"FrameBatch.y: expected {expected} codes for {self.source.bit_depth}-bit, got {self.y.dtype}"
+            )
         if self.y.shape[-2:] != (self.source.height, self.source.width):
             raise ValueError(
                 f"FrameBatch.y: expected {self.source.height}x{self.source.width} planes, got {tuple(self.y.shape[-2:])}"
@@ -324,7 +348,11 @@ def convert_y_depth(codes: np.ndarray, from_bits: int, to_bits: int, full_range:
         return codes  # the promise: the decoded codes themselves
     wide = codes.astype(np.int64)
     if not full_range:
-        out = wide << (to_bits - from_bits) if to_bits > from_bits else (wide + (1 << (from_bits - to_bits - 1))) >> (from_bits - to_bits)
+        out = (
+            wide << (to_bits - from_bits)
+            if to_bits > from_bits
+            else (wide + (1 << (from_bits - to_bits - 1))) >> (from_bits - to_bits)
+        )
     else:
         out = (wide * ((1 << to_bits) - 1) + ((1 << from_bits) - 1) // 2) // ((1 << from_bits) - 1)
     return out.clip(0, (1 << to_bits) - 1).astype(np.uint8 if to_bits <= 8 else np.uint16)
@@ -359,12 +387,22 @@ def assemble_chroma_async(luma: Tensor, chroma: Tensor, layout: OutputLayout):
     CPU and otherwise a function that waits until `codes` (pinned host memory, filled by a
     non-blocking copy) hold the values. The encode thread calls it, so the calling thread goes on
     to queue the next batch while the copy runs: no host sync in the frame loop for it."""
-    if luma.ndim != 4 or luma.shape[1] != 1 or chroma.ndim != 4 or chroma.shape[1] != 2 or luma.shape[0] != chroma.shape[0]:
-        raise ValueError(f"expected luma (N, 1, H, W) and chroma (N, 2, h, w), got {tuple(luma.shape)} and {tuple(chroma.shape)}")
+    if (
+        luma.ndim != 4
+        or luma.shape[1] != 1
+        or chroma.ndim != 4
+        or chroma.shape[1] != 2
+        or luma.shape[0] != chroma.shape[0]
+    ):
+        raise ValueError(
+            f"expected luma (N, 1, H, W) and chroma (N, 2, h, w), got {tuple(luma.shape)} and {tuple(chroma.shape)}"
+        )
     size = layout.chroma_size
     chroma = chroma.to(luma.device).float()
     if chroma.shape[-2:] != size:
-        chroma = F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)  # (N, 2, Hc, Wc), ours to change
+        chroma = F.interpolate(
+            chroma, size=size, mode="bilinear", align_corners=False
+        )  # (N, 2, Hc, Wc), ours to change
     else:
         chroma = chroma.clone()  # the stages' tensor: fitted in place below
     small_luma = luma if luma.shape[-2:] == size else F.adaptive_avg_pool2d(luma, size)  # (N, 1, Hc, Wc)
@@ -414,8 +452,15 @@ def _fit_and_quantize(luma: Tensor, chroma: Tensor, codes: Tensor, layout: Outpu
     codes.copy_(chroma.round_().clamp_(low, high))
 
 
-def build_frame(y_codes: np.ndarray, chroma_codes: np.ndarray, pts: int, time_base: Fraction, source: SourceFormat,
-                layout: OutputLayout, tags: dict) -> av.VideoFrame:  # fmt: skip
+def build_frame(
+    y_codes: np.ndarray,
+    chroma_codes: np.ndarray,
+    pts: int,
+    time_base: Fraction,
+    source: SourceFormat,
+    layout: OutputLayout,
+    tags: dict,
+) -> av.VideoFrame:
     """One output picture: the source's Y codes (depth-converted only if the output's depth
     differs) and our Cb, Cr codes, in `layout.encoder_pix_fmt`, with pts and color tags set.
 

@@ -37,7 +37,9 @@ def resize_hints(hints: Tensor, size: tuple[int, int]) -> Tensor:
     if hints.shape[-2:] == tuple(size):
         return hints
     confidence = hints[:, 2:3]
-    weighted = F.interpolate(torch.cat((hints[:, :2] * confidence, confidence), 1), size=size, mode="area")  # (N, 3, h, w)
+    weighted = F.interpolate(
+        torch.cat((hints[:, :2] * confidence, confidence), 1), size=size, mode="area"
+    )  # (N, 3, h, w)
     confidence = weighted[:, 2:3]
     ab = weighted[:, :2] / confidence.clamp(min=1e-6)
     return torch.cat((ab * (confidence > 0), confidence), 1)
@@ -107,7 +109,10 @@ def simulate_hints(ab: Tensor, generator: torch.Generator, *, none: float = 0.5,
     kind = torch.rand(batch, generator=generator)
     values = torch.zeros_like(ab)
     confidence = torch.zeros(batch, 1, height, width, device=device)
-    for chosen, make in (((kind >= none) & (kind < none + points), _point_patches), (kind >= none + points, _dense_carry)):
+    for chosen, make in (
+        ((kind >= none) & (kind < none + points), _point_patches),
+        (kind >= none + points, _dense_carry),
+    ):
         index = chosen.nonzero().flatten().to(device)
         if len(index):
             values[index], confidence[index] = make(ab[index], generator)
@@ -134,13 +139,20 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     table = F.pad(ab.double().cumsum(2).cumsum(3), (1, 0, 1, 0))  # (n, 2, H+1, W+1); float64: sums of sums
     samples = torch.arange(n, device=device)[:, None].expand(n, _MAX_PATCHES)
     bottom, right = row + size, col + size
-    total = table[samples, :, bottom, right] - table[samples, :, row, right] - table[samples, :, bottom, col] + table[samples, :, row, col]
+    total = (
+        table[samples, :, bottom, right]
+        - table[samples, :, row, right]
+        - table[samples, :, bottom, col]
+        + table[samples, :, row, col]
+    )
     mean = (total / (size * size)[..., None]).to(ab.dtype)  # (n, P, 2)
     # Paint: every pixel covered takes the latest patch over it (the sequential painter's rule).
     offsets = torch.arange(max(_PATCH_SIZES), device=device)
     dy, dx = offsets[:, None].expand(-1, len(offsets)), offsets[None, :].expand(len(offsets), -1)  # (9, 9)
     inside = (dy[None, None] < size[..., None, None]) & (dx[None, None] < size[..., None, None]) & used[..., None, None]
-    pixel = samples[..., None, None] * (height * width) + (row[..., None, None] + dy) * width + (col[..., None, None] + dx)
+    pixel = (
+        samples[..., None, None] * (height * width) + (row[..., None, None] + dy) * width + (col[..., None, None] + dx)
+    )
     order = torch.arange(_MAX_PATCHES, device=device)[None, :, None, None].expand_as(pixel)
     latest = torch.full((n * height * width,), -1, device=device, dtype=torch.long)
     latest.scatter_reduce_(0, pixel[inside], order[inside], reduce="amax")

@@ -29,7 +29,9 @@ def open_decoding(reader, decoder: str) -> None:
         except InputError:
             raise
         except Exception as error:  # noqa: BLE001 - no GPU, no driver, an FFmpeg without CUDA (PyAV raises several kinds): the CPU decodes
-            reader.decoder_note = f"{reader.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
+            reader.decoder_note = (
+                f"{reader.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
+            )
         else:
             if reader.video.codec_context.is_hwaccel:
                 reader.decoder = "nvdec"

@@ -66,7 +66,9 @@ def photo_from_array(image: np.ndarray) -> Photo:
     alpha = image[:, :, 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     pixels = image[:, :, :3] if image.ndim == 3 else image
     luma = _pixels_to_luma(pixels, _full_scale(image.dtype))
-    color = pixels.ndim == 3 and not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
+    color = pixels.ndim == 3 and not (
+        np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])
+    )
     return Photo(luma=luma, dtype=image.dtype, alpha=alpha, rgb=np.ascontiguousarray(pixels) if color else None)
 
 
@@ -116,7 +118,9 @@ def colorize_photo(photo: Photo, colorizer, points=None) -> np.ndarray:
         height, width = photo.luma.shape
         for x, y, _, _ in points:
             if not (0 <= x < width and 0 <= y < height):
-                raise InputError(f"hint at {x:g},{y:g} is outside the {width}x{height} picture: x and y are pixels from the top left")
+                raise InputError(
+                    f"hint at {x:g},{y:g} is outside the {width}x{height} picture: x and y are pixels from the top left"
+                )
         relative = [(y / max(1, height - 1), x / max(1, width - 1), a, b) for x, y, a, b in points]
         hints = point_hints(colorizer.working_size(height, width), relative)
     rgb = colorize_luma(colorizer, luma, hints=hints)[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
@@ -197,7 +201,10 @@ def contact_sheet(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
     channels = max(image.shape[2] for image in images)
     if channels == 4:
         opaque = np.full((height, 1), white, dtype)
-        images = [image if image.shape[2] == 4 else np.dstack((image, np.broadcast_to(opaque, image.shape[:2]))) for image in images]
+        images = [
+            image if image.shape[2] == 4 else np.dstack((image, np.broadcast_to(opaque, image.shape[:2])))
+            for image in images
+        ]
     strips = _caption_strips([label for label, _ in panels], [image.shape[1] for image in images])
     columns = []
     for strip, image in zip(strips, images):  # strip: (h, W) uint8 text mask, white text on black

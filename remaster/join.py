@@ -15,17 +15,24 @@ from pathlib import Path
 
 import av
 
+from .audio import PCM_INPUT_FORMAT, Track
 from .errors import OutputError
 from .files import temporary_path
-from .audio import PCM_INPUT_FORMAT, Track
 from .loop import fault
 from .reader import VideoReader
 from .recover import demux_resilient
 from .writer import muxer_options
 
 
-def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], tracks: list[Track], *, max_frames: int | None = None,
-                  force: bool = False) -> None:  # fmt: skip
+def join_segments(
+    input: Path,
+    output: Path,
+    parts: list[tuple[Path, int]],
+    tracks: list[Track],
+    *,
+    max_frames: int | None = None,
+    force: bool = False,
+) -> None:
     """Remux the segments' video and the input's audio/subtitle tracks into `output` (temporary
     name, then rename), each track as `tracks` (audio.plan_tracks) says: copied packet for
     packet, or decoded and stored as PCM. Packets are interleaved by time as they are read, so
@@ -91,14 +98,20 @@ def join_segments(input: Path, output: Path, parts: list[tuple[Path, int]], trac
         def other_packets():
             if not outputs:
                 return
-            for packet in demux_resilient(source, *[source.streams[i] for i in outputs]):  # as far as the file can be read
+            for packet in demux_resilient(
+                source, *[source.streams[i] for i in outputs]
+            ):  # as far as the file can be read
                 index = packet.stream.index
                 if index in pcm:  # decoded, repacked without loss, encoded as PCM (the flush too)
                     yield from pcm[index](packet, end_seconds)
                     continue
                 if not packet.size:
                     continue
-                if end_seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) >= end_seconds:
+                if (
+                    end_seconds is not None
+                    and packet.pts is not None
+                    and float(packet.pts * packet.time_base) >= end_seconds
+                ):
                     continue
                 yield packet
 
@@ -150,7 +163,12 @@ def _pcm_stream(out, stream, encoder: str):
     def convert(packet, end_seconds):
         frames = packet.decode() if packet.size else [*packet.decode(), None]  # an empty packet flushes
         for frame in frames:
-            if frame is not None and end_seconds is not None and frame.pts is not None and float(frame.pts * frame.time_base) >= end_seconds:
+            if (
+                frame is not None
+                and end_seconds is not None
+                and frame.pts is not None
+                and float(frame.pts * frame.time_base) >= end_seconds
+            ):
                 continue
             for repacked in repack.resample(frame):
                 yield from pcm.encode(repacked)

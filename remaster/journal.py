@@ -96,9 +96,13 @@ class Journal:
     def record(self, segment: Segment, result) -> None:
         """The segment's file is on disk: from now on it counts as done. `result`: a `SegmentResult`."""
         self.done[str(segment.index)] = {
-            "file": self.segment_path(segment).name, "frames": result.frames, "damaged": result.damaged, "resized": result.resized,
-            "cut_short": result.cut_short, "retimed": result.retimed,
-        }  # fmt: skip
+            "file": self.segment_path(segment).name,
+            "frames": result.frames,
+            "damaged": result.damaged,
+            "resized": result.resized,
+            "cut_short": result.cut_short,
+            "retimed": result.retimed,
+        }
         self._save()
 
     def parts(self) -> list[tuple[Path, int]]:
@@ -135,7 +139,9 @@ class Journal:
 
     def cut_short(self) -> list | None:
         """[frame number, why] where unreadable data ended the film, if it did."""
-        return next(([first + cut[0], cut[1]] for first, entry in self._numbered() if (cut := entry.get("cut_short"))), None)
+        return next(
+            ([first + cut[0], cut[1]] for first, entry in self._numbered() if (cut := entry.get("cut_short"))), None
+        )
 
     def retimed(self) -> int:
         return sum(entry.get("retimed", 0) for entry in self.done.values())

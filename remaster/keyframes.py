@@ -43,8 +43,12 @@ class Keyframe:
     score: float | None = None  # similarity of the matched frame; None when named by its index
 
     def describe(self) -> dict:
-        return {"file": self.path.name, "frame": self.frame, "matched": self.score is not None,
-                "similarity": None if self.score is None else round(self.score, 4)}  # fmt: skip
+        return {
+            "file": self.path.name,
+            "frame": self.frame,
+            "matched": self.score is not None,
+            "similarity": None if self.score is None else round(self.score, 4),
+        }
 
 
 def _small(luma: torch.Tensor) -> torch.Tensor:
@@ -52,7 +56,9 @@ def _small(luma: torch.Tensor) -> torch.Tensor:
     h, w = luma.shape[-2:]
     scale = _MATCH_SIDE / min(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    small = F.interpolate(luma.float(), size=size, mode="bilinear", antialias=True, align_corners=False).flatten(1)  # (N, D)
+    small = F.interpolate(luma.float(), size=size, mode="bilinear", antialias=True, align_corners=False).flatten(
+        1
+    )  # (N, D)
     small = small - small.mean(1, keepdim=True)
     return small / small.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
@@ -69,7 +75,9 @@ def _image(path: Path, width: int, height: int, matrix: str) -> tuple[torch.Tens
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
     h, w = photo.rgb.shape[:2]
     if abs(w / h - width / height) > 0.01 * width / height:
-        raise InputError(f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} (aspect {width / height:.3f}); crop it to the film's frame")
+        raise InputError(
+            f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} (aspect {width / height:.3f}); crop it to the film's frame"
+        )
     rgb = torch.from_numpy(np.asarray(photo.rgb, dtype=np.float32) / photo.scale).permute(2, 0, 1)[None]  # (1, 3, h, w)
     if (h, w) != (height, width):
         rgb = F.interpolate(rgb, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
@@ -95,7 +103,9 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
         if path.stem.isdigit():
             index = int(path.stem)
             if index >= frames:
-                raise InputError(f"{path}: keyframe for frame {index}, but the film has {frames} frames (0..{frames - 1})")
+                raise InputError(
+                    f"{path}: keyframe for frame {index}, but the film has {frames} frames (0..{frames - 1})"
+                )
             if index in named:
                 raise InputError(f"{path}: a second keyframe for frame {index} (also {named[index].name})")
             named[index] = path
@@ -107,14 +117,18 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
     taken: dict[int, Keyframe] = {}
     for keyframe in sorted(keyframes, key=lambda k: k.frame):
         if keyframe.frame in taken:
-            raise InputError(f"{keyframe.path}: fits frame {keyframe.frame}, which {taken[keyframe.frame].path.name} already colors")
+            raise InputError(
+                f"{keyframe.path}: fits frame {keyframe.frame}, which {taken[keyframe.frame].path.name} already colors"
+            )
         taken[keyframe.frame] = keyframe
     return list(taken.values())
 
 
 def _match(paths: list[Path], images: dict, film_lumas) -> list[Keyframe]:
     if film_lumas is None:
-        raise InputError(f"{paths[0]}: keyframe is not named by a frame number, and no film was given to match it against")
+        raise InputError(
+            f"{paths[0]}: keyframe is not named by a frame number, and no film was given to match it against"
+        )
     wanted = torch.cat([_small(images[p][0]) for p in paths])  # (K, D)
     best = torch.full((len(paths),), -2.0)
     where = torch.zeros(len(paths), dtype=torch.long)

@@ -33,7 +33,9 @@ class DestinationLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as error:
                 reason = (error.strerror or type(error).__name__).lower()
-                raise OutputError(f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})") from None
+                raise OutputError(
+                    f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -67,29 +67,49 @@ def _encode(writer):
     return write
 
 
-def run_segment(input: Path, segment: Segment, destination: Path, chain, config, layout, *, on_frames=None) -> SegmentResult:
+def run_segment(
+    input: Path, segment: Segment, destination: Path, chain, config, layout, *, on_frames=None
+) -> SegmentResult:
     """Colorize `segment` of `input` into `destination` (video only, in the output's container;
     renamed into place and synced when complete). The chain is reset first and warmed up on the
     segment's lead frames, so the result depends only on the segment, the chain and the config.
     `on_frames(n)` is called as frames are handed to the encoder (progress)."""
     first = segment.first_frame == 0
-    reader = VideoReader(input, max_frames=config.pipeline.max_frames if first else None, strict=config.pipeline.strict,
-                         decoder=getattr(config.pipeline, "decoder", "cpu"))  # fmt: skip
+    reader = VideoReader(
+        input,
+        max_frames=config.pipeline.max_frames if first else None,
+        strict=config.pipeline.strict,
+        decoder=getattr(config.pipeline, "decoder", "cpu"),
+    )
     writer = backward = batches = None
     timings: dict[str, float] = {"decode": 0.0}
     on_gpu = chain.device.type == "cuda"
     timer = StageTimer(chain.device, names=["assemble"])  # CUDA events on the GPU (timing.py)
     try:
-        reader.seek(segment.start_pts, segment.end_pts, lead_pts=segment.lead_pts, keyframe_pts=segment.keyframe_pts,
-                    rewind=not first, tail=chain.ahead)  # fmt: skip
-        writer = VideoWriter(destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
+        reader.seek(
+            segment.start_pts,
+            segment.end_pts,
+            lead_pts=segment.lead_pts,
+            keyframe_pts=segment.keyframe_pts,
+            rewind=not first,
+            tail=chain.ahead,
+        )
+        writer = VideoWriter(
+            destination, reader, layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset
+        )
         chain.reset()
         backward = _backward_carries(input, segment, chain, config, layout, destination.parent)
         frames = 0
         # On CUDA the decode thread puts the codes in pinned memory, so their copy to the GPU is asynchronous.
-        batches = prefetch(lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings, pin=on_gpu),
-                           depth=config.pipeline.queue_depth, name="decode")  # fmt: skip
-        with batches, Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode") as sink:
+        batches = prefetch(
+            lambda: reader.batches(config.colorize.batch_size, layout.chroma_size, timings, pin=on_gpu),
+            depth=config.pipeline.queue_depth,
+            name="decode",
+        )
+        with (
+            batches,
+            Sink(_encode(writer), finish=writer.finish, depth=config.pipeline.queue_depth, name="encode") as sink,
+        ):
             number = 0  # batches written, for the test hook
             start = segment.first_frame - segment.lead_frames  # the film's number of the first frame read
             # Warm-up further back than the stages' own (a keyframe's carry from before the
@@ -100,7 +120,9 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
                 if batch.lead:
                     continue  # warm-up: only the state it leaves in the stages matters
                 with timer("assemble"):
-                    codes, ready = assemble_chroma_async(work.luma, work.chroma, layout)  # (N, 2, Hc, Wc) int16 on the CPU
+                    codes, ready = assemble_chroma_async(
+                        work.luma, work.chroma, layout
+                    )  # (N, 2, Hc, Wc) int16 on the CPU
                 sink.put((batch, codes, ready))
                 frames += len(batch)
                 if on_frames is not None:
@@ -108,7 +130,9 @@ def run_segment(input: Path, segment: Segment, destination: Path, chain, config,
                 fault(f"segment {segment.index} batch {number}")
                 number += 1
         if not frames:
-            raise InputError(f"{input}: no decodable video frame from pts {segment.start_pts} (segment {segment.index})")
+            raise InputError(
+                f"{input}: no decodable video frame from pts {segment.start_pts} (segment {segment.index})"
+            )
         writer.commit(force=True, durable=True)
     except BaseException:
         if writer is not None:
@@ -151,7 +175,10 @@ def _backward_carries(input: Path, segment: Segment, chain, config, layout, fold
             reader.seek(start, end, keyframe_pts=keyframe, rewind=a > 0)
             frame = a
             for batch in reader.batches(config.colorize.batch_size, layout.chroma_size):
-                yield frame, Work(batch, batch.luma(chain.device)).luma_at(size)  # (N, 1, h, w) as the frame loop sees it
+                yield (
+                    frame,
+                    Work(batch, batch.luma(chain.device)).luma_at(size),
+                )  # (N, 1, h, w) as the frame loop sees it
                 frame += len(batch)
 
     carries = backward_carries(temporal, lumas(), windows, (a, b), folder)

@@ -35,7 +35,9 @@ def ssim(image: Tensor, reference: Tensor, max_value: float = 1.0) -> Tensor:
     skimage's float64 to ~1e-6).
     """
     if image.shape != reference.shape or image.ndim != 4:
-        raise ValueError(f"ssim expects two (N, C, H, W) tensors of one shape, got {tuple(image.shape)} and {tuple(reference.shape)}")
+        raise ValueError(
+            f"ssim expects two (N, C, H, W) tensors of one shape, got {tuple(image.shape)} and {tuple(reference.shape)}"
+        )
     x, y = image.float(), reference.float()
     n, c, h, w = x.shape
     if min(h, w) < 11:
@@ -103,7 +105,9 @@ def warping_errors(frames: Tensor, flow: Tensor, flow_forward: Tensor) -> Tensor
     squared = (frames[1:].double() - warped.double()).square().sum(1, keepdim=True)  # (T-1, 1, H, W)
     count = valid.flatten(1).sum(1)  # (T-1,)
     # Lai et al.'s code falls back to all pixels when every pixel is masked.
-    masked = torch.where(count > 0, (squared * valid).flatten(1).sum(1) / count.clamp(min=1), squared.flatten(1).mean(1))
+    masked = torch.where(
+        count > 0, (squared * valid).flatten(1).sum(1) / count.clamp(min=1), squared.flatten(1).mean(1)
+    )
     return masked.float()
 
 

@@ -20,8 +20,8 @@ from torch import Tensor
 from .color import lab_to_chroma, luma_to_lightness
 from .device import resolve_device
 from .errors import ConfigError, WeightsError
-from .hints import resize_hints
 from .files import atomic_path, sha256_of
+from .hints import resize_hints
 from .nets import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
 FORMAT = "remaster-colornet"
@@ -112,9 +112,13 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises several types for corrupt headers/data
         hint = " (it looks like a pickle; remaster only loads safetensors)" if _looks_like_pickle(path) else ""
-        raise WeightsError(f"{path}: not a readable safetensors model{hint}: {str(error).splitlines()[0][:120]}") from None
+        raise WeightsError(
+            f"{path}: not a readable safetensors model{hint}: {str(error).splitlines()[0][:120]}"
+        ) from None
     if metadata.get("format") != FORMAT:
-        raise WeightsError(f"{path}: expected a remaster model (metadata format={FORMAT!r}), got {metadata.get('format')!r}")
+        raise WeightsError(
+            f"{path}: expected a remaster model (metadata format={FORMAT!r}), got {metadata.get('format')!r}"
+        )
     return tensors, metadata
 
 
@@ -135,7 +139,9 @@ def net_from_weights(tensors: dict[str, Tensor], metadata: dict[str, str], path:
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise WeightsError(f"{path}: tensors do not match the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise WeightsError(
+            f"{path}: tensors do not match the network: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     for name, tensor in tensors.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise WeightsError(
@@ -148,7 +154,9 @@ def net_from_weights(tensors: dict[str, Tensor], metadata: dict[str, str], path:
 class Colorizer:
     """Runs a `ColorNet` on full-range luma and returns chroma offsets (see docs/CONTRACTS.md)."""
 
-    def __init__(self, net: ColorNet, *, inference: InferenceConfig | None = None, device="auto", name: str = "", metadata=None):
+    def __init__(
+        self, net: ColorNet, *, inference: InferenceConfig | None = None, device="auto", name: str = "", metadata=None
+    ):
         self.device = resolve_device(device)
         self.inference = inference or InferenceConfig()
         self.name = name
@@ -177,12 +185,21 @@ class Colorizer:
         if precision not in dtypes:
             raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
         if self.device.type != "cuda" and precision != "fp32":
-            raise ConfigError(f"precision {precision} needs a CUDA device; the CPU runs fp32 (use --precision auto or fp32)")
+            raise ConfigError(
+                f"precision {precision} needs a CUDA device; the CPU runs fp32 (use --precision auto or fp32)"
+            )
         self._autocast_dtype = dtypes[precision]
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device="auto", working_short_side: int | None = None, hints: bool = False,
-             doubt: float | None = None) -> Colorizer:
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        device="auto",
+        working_short_side: int | None = None,
+        hints: bool = False,
+        doubt: float | None = None,
+    ) -> Colorizer:
         """The model at `path`, or the shipped default (with `hints`, the shipped model for steered colors).
         `working_short_side` and `doubt` (InferenceConfig) replace the model's own when given."""
         if doubt is not None and not doubt >= 0:
@@ -217,7 +234,10 @@ class Colorizer:
         """Network resolution for an H x W frame: short side about `working_short_side`, never
         upscaled beyond the frame by more than the rounding to a multiple of `STRIDE`."""
         scale = min(1.0, self.inference.working_short_side / min(height, width))
-        return (max(STRIDE, round(height * scale / STRIDE) * STRIDE), max(STRIDE, round(width * scale / STRIDE) * STRIDE))
+        return (
+            max(STRIDE, round(height * scale / STRIDE) * STRIDE),
+            max(STRIDE, round(width * scale / STRIDE) * STRIDE),
+        )
 
     @torch.inference_mode()
     def chroma(self, luma: Tensor, matrix: str = "bt601", hints: Tensor | None = None) -> Tensor:
@@ -235,9 +255,13 @@ class Colorizer:
         net_input = lightness.contiguous(memory_format=torch.channels_last)
         if hints is not None:
             if not self.takes_hints:
-                raise ConfigError(f"model {self.name!r} takes no color hints: use a hint-conditioned model (remaster train --hints)")
+                raise ConfigError(
+                    f"model {self.name!r} takes no color hints: use a hint-conditioned model (remaster train --hints)"
+                )
             hints = resize_hints(hints.to(self.device).float(), (h, w))  # (N, 3, h, w)
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32, enabled=self._autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self._autocast_dtype or torch.float32, enabled=self._autocast_dtype is not None
+        ):
             output = self.net(net_input, hints)  # (N, K, h/4, w/4)
         ab = self.net.decode_ab(output, self.inference.temperature, self.inference.doubt)  # (N, 2, h/4, w/4)
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)  # (N, 2, h, w)

@@ -236,4 +236,13 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-__all__ = ["NetConfig", "ColorNet", "build_net", "add_hint_inputs", "default_ab_bins", "count_parameters", "STRIDE", "AB_BIN_SIZE"]
+__all__ = [
+    "NetConfig",
+    "ColorNet",
+    "build_net",
+    "add_hint_inputs",
+    "default_ab_bins",
+    "count_parameters",
+    "STRIDE",
+    "AB_BIN_SIZE",
+]

@@ -44,9 +44,20 @@ from .stages import build_chain
 from .writer import VideoWriter, check_destination
 
 
-def colorize_video(input, output, config: VideoConfig | None = None, *, force: bool = False, resume: bool = False,
-                   progress: bool = True, colorizer=None, keyframes=None, workers: int = 1, devices=None,
-                   ray: str | None = None) -> RunReport:  # fmt: skip
+def colorize_video(
+    input,
+    output,
+    config: VideoConfig | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    colorizer=None,
+    keyframes=None,
+    workers: int = 1,
+    devices=None,
+    ray: str | None = None,
+) -> RunReport:
     """Colorize the video `input` into `output`, keeping its luma, sound and timing.
 
     `keyframes`: a folder of color images of some frames (keyframes.py); their colors are
@@ -60,7 +71,9 @@ def colorize_video(input, output, config: VideoConfig | None = None, *, force: b
     Raises `InputError` for a bad input and `OutputError` for an output that cannot or must not
     be written; the destination is then untouched.
     """
-    with Session(config or VideoConfig(), colorizer, workers=workers, devices=devices, ray=ray, progress=progress) as session:
+    with Session(
+        config or VideoConfig(), colorizer, workers=workers, devices=devices, ray=ray, progress=progress
+    ) as session:
         film = Film(input, output, force=force, resume=resume)
         try:
             film.open(session, keyframes)
@@ -74,8 +87,16 @@ class Session:
     """What the films of one run share: the model and chain (built once, on first need), the
     executor of their segments, and torch's thread count (restored on close)."""
 
-    def __init__(self, config: VideoConfig, colorizer=None, *, workers: int = 1, devices=None, ray: str | None = None,
-                 progress: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        config: VideoConfig,
+        colorizer=None,
+        *,
+        workers: int = 1,
+        devices=None,
+        ray: str | None = None,
+        progress: bool = True,
+    ):
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
         if devices and workers == 1 and ray is None:
@@ -98,12 +119,16 @@ class Session:
             if self.colorizer is None:
                 from .model import Colorizer
 
-                self.colorizer = Colorizer.load(c.model, device=c.device, working_short_side=c.working_short_side, doubt=c.doubt)
+                self.colorizer = Colorizer.load(
+                    c.model, device=c.device, working_short_side=c.working_short_side, doubt=c.doubt
+                )
             if self.colorizer.device.type == "cpu" and c.cpu_threads:
                 torch.set_num_threads(c.cpu_threads)  # restored on close: a library must not keep it
             self.chain = build_chain(self.config, self.colorizer)
             temporal = self.chain.stage("temporal")
-            if self.config.temporal.flow == "auto" and temporal is not None and self.progress:  # DESIGN: auto says which it picked
+            if (
+                self.config.temporal.flow == "auto" and temporal is not None and self.progress
+            ):  # DESIGN: auto says which it picked
                 print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
         return self.chain
 
@@ -115,7 +140,9 @@ class Session:
         if self.ray is not None:
             from .cluster import RayExecutor
 
-            return RayExecutor(self.ray, setup, workers=self.workers if self.workers > 1 else None, devices=self.devices, limit=jobs)
+            return RayExecutor(
+                self.ray, setup, workers=self.workers if self.workers > 1 else None, devices=self.devices, limit=jobs
+            )
         workers = min(self.workers, jobs)
         devices = worker_devices(workers, self.devices, self.config.colorize.device)
         from .workers import WorkerPool
@@ -127,7 +154,9 @@ class Session:
         segment is in, and leave each film's `report` (or the error that stopped the run)."""
         films = [f for f in films if f.journal is not None]
         jobs = [job for film in films for job in film.jobs()]
-        bar = Progress(sum(f.plan.frames for f in films), name, enabled=self.progress, done=sum(f.resumed_frames for f in films))
+        bar = Progress(
+            sum(f.plan.frames for f in films), name, enabled=self.progress, done=sum(f.resumed_frames for f in films)
+        )
 
         def on_done(job: Job, outcome: Outcome) -> None:
             film = films[job.film]
@@ -137,7 +166,9 @@ class Session:
 
         try:
             executor = self.executor(len(jobs)) if jobs else None
-            self.execution = executor.describe() if executor is not None else {"executor": "none (every segment was resumed)"}
+            self.execution = (
+                executor.describe() if executor is not None else {"executor": "none (every segment was resumed)"}
+            )
             try:
                 if executor is not None:
                     executor.run(jobs, on_done, on_frames=bar.update)
@@ -151,7 +182,9 @@ class Session:
         except KeyboardInterrupt:
             stopped = [f for f in films if f.stop_interrupted(self)]
             if stopped:
-                raise OutputError(stopped[0].kept("interrupted") if len(films) == 1 else _kept_films(stopped, "interrupted")) from None
+                raise OutputError(
+                    stopped[0].kept("interrupted") if len(films) == 1 else _kept_films(stopped, "interrupted")
+                ) from None
             if any(f.report is None for f in films):
                 raise
         except RemasterError as error:
@@ -178,8 +211,10 @@ def _kept_films(films: list[Film], what: str) -> str:
     kept = [f for f in films if f.kept_segments]
     if not kept:
         return f"{what}; nothing was written for {len(films)} film(s)"
-    return (f"{what}; {len(films)} film(s) not written; the finished segments of {len(kept)} are kept in their work folders: "
-            "rerun with --resume to continue")  # fmt: skip
+    return (
+        f"{what}; {len(films)} film(s) not written; the finished segments of {len(kept)} are kept in their work folders: "
+        "rerun with --resume to continue"
+    )
 
 
 class Film:
@@ -204,16 +239,35 @@ class Film:
         self.lock = DestinationLock(output)  # one writer per output: a second run refuses
         self.lock.acquire()
         remove_stale_partials(output)  # of runs killed before they could clean up (we hold the lock)
-        with VideoReader(input, max_frames=config.pipeline.max_frames, strict=config.pipeline.strict,
-                         decoder=config.pipeline.decoder) as reader:  # fmt: skip
+        with VideoReader(
+            input, max_frames=config.pipeline.max_frames, strict=config.pipeline.strict, decoder=config.pipeline.decoder
+        ) as reader:
             self.layout = choose_layout(reader.source, config.encode.codec)
-            notices = config.warnings(output) + stream_notices(reader, self.layout) + ([reader.decoder_note] if reader.decoder_note else [])
+            notices = (
+                config.warnings(output)
+                + stream_notices(reader, self.layout)
+                + ([reader.decoder_note] if reader.decoder_note else [])
+            )
             # Preflight: the output container takes every stream and the encoder starts. Fail
             # now, not after hours, when the segments are joined.
-            preflight = VideoWriter(output, reader, self.layout, codec=config.encode.codec, crf=config.encode.crf, preset=config.encode.preset)
+            preflight = VideoWriter(
+                output,
+                reader,
+                self.layout,
+                codec=config.encode.codec,
+                crf=config.encode.crf,
+                preset=config.encode.preset,
+            )
             self.encoder = preflight.describe()
             preflight.discard()
-            self.tracks = plan_tracks(str(input), reader.copy_streams, preflight.supported, preflight.container_name, output.name, config.encode.audio)
+            self.tracks = plan_tracks(
+                str(input),
+                reader.copy_streams,
+                preflight.supported,
+                preflight.container_name,
+                output.name,
+                config.encode.audio,
+            )
             notices += [note for track in self.tracks if (note := track.note(input.name))]
             self.source, source_format = reader.describe(), reader.source
         chain = session.build()
@@ -222,10 +276,19 @@ class Film:
         notices += plan.notes
         self.placed = []
         if keyframes is not None:  # read and placed before any work: every problem is one line now
-            self.placed, session.keyframes = _keyframes(keyframes, input, source_format, plan.frames, session.colorizer, chain.stage("temporal"))
+            self.placed, session.keyframes = _keyframes(
+                keyframes, input, source_format, plan.frames, session.colorizer, chain.stage("temporal")
+            )
             anchors = tuple(k.frame for k in self.placed)
-            plan = plan_segments(input, p.segment_frames, p.max_frames, warmup=chain.warmup_frames, strict=p.strict, anchors=anchors,
-                                 reach=config.temporal.keyframe_reach)  # fmt: skip
+            plan = plan_segments(
+                input,
+                p.segment_frames,
+                p.max_frames,
+                warmup=chain.warmup_frames,
+                strict=p.strict,
+                anchors=anchors,
+                reach=config.temporal.keyframe_reach,
+            )
         self.plan, self.notices, self.source_format = plan, notices, source_format
         options = config.to_dict() | {"keyframes": [k.describe() | {"sha256": sha256_of(k.path)} for k in self.placed]}
         ident = identity(input, options, session.colorizer.describe(), plan.segments)
@@ -236,7 +299,10 @@ class Film:
 
     def jobs(self) -> list[Job]:
         # Absolute paths: a worker or a Ray actor may run in another folder (or on another node).
-        return [Job(self.index, self.input.absolute(), s, self.journal.segment_path(s).absolute(), self.layout) for s in self.journal.pending()]
+        return [
+            Job(self.index, self.input.absolute(), s, self.journal.segment_path(s).absolute(), self.layout)
+            for s in self.journal.pending()
+        ]
 
     def record(self, job: Job, outcome: Outcome) -> None:
         self.journal.record(job.segment, outcome.result)  # the segment now counts as done
@@ -254,7 +320,14 @@ class Film:
     def finish(self, session: Session) -> None:
         """Join the segments into the output, remove the work folder, and write the report."""
         t = time.perf_counter()
-        join_segments(self.input, self.output, self.journal.parts(), self.tracks, max_frames=session.config.pipeline.max_frames, force=self.force)
+        join_segments(
+            self.input,
+            self.output,
+            self.journal.parts(),
+            self.tracks,
+            max_frames=session.config.pipeline.max_frames,
+            force=self.force,
+        )
         self.joined = True
         join = time.perf_counter() - t
         self.journal.remove()
@@ -263,16 +336,32 @@ class Film:
     def _report(self, session: Session, join: float) -> RunReport:
         chain, journal, input = session.chain, self.journal, self.input
         stages = {"decode": self.seconds.get("decode", 0.0), **{n: self.seconds.get(n, 0.0) for n in chain.seconds}}
-        seconds = stages | {k: v for k, v in self.seconds.items() if k not in stages} | {"join": join}  # in pipeline order
+        seconds = (
+            stages | {k: v for k, v in self.seconds.items() if k not in stages} | {"join": join}
+        )  # in pipeline order
         damaged = journal.damaged()
         report = build_report(
-            input=input, output=self.output, config=session.config, frames=journal.frames, made=self.made,
-            seconds=time.perf_counter() - self.started, segments=len(self.plan.segments), resumed=self.resumed, stage_seconds=seconds,
-            colorizer=session.colorizer, chain=chain, encoder=self.encoder, layout=self.layout, source=self.source, damaged=damaged,
+            input=input,
+            output=self.output,
+            config=session.config,
+            frames=journal.frames,
+            made=self.made,
+            seconds=time.perf_counter() - self.started,
+            segments=len(self.plan.segments),
+            resumed=self.resumed,
+            stage_seconds=seconds,
+            colorizer=session.colorizer,
+            chain=chain,
+            encoder=self.encoder,
+            layout=self.layout,
+            source=self.source,
+            damaged=damaged,
             keyframes=[k.describe() for k in self.placed],
-            notices=self.notices + damage_notice(input, damaged) + size_notice(input, self.source_format, journal.resized())
+            notices=self.notices
+            + damage_notice(input, damaged)
+            + size_notice(input, self.source_format, journal.resized())
             + loss_notice(input, journal.cut_short(), journal.retimed()),
-        )  # fmt: skip
+        )
         if report.temporal:  # this film's cuts, wherever its segments ran (the chain counts all of its own)
             report = dataclasses.replace(report, temporal=report.temporal | {"cuts": self.cuts})
         return dataclasses.replace(report, execution=dict(session.execution))
@@ -311,19 +400,32 @@ def _keyframes(folder, input: Path, source, frames: int, colorizer, temporal) ->
     from .keyframes import read_keyframes
 
     if temporal is None:
-        raise ConfigError("keyframes are carried along the film's motion: use --flow dis or raft (not none), and a strength above 0")
+        raise ConfigError(
+            "keyframes are carried along the film's motion: use --flow dis or raft (not none), and a strength above 0"
+        )
 
     def film_lumas():  # only read when some keyframe must be matched by content
         with VideoReader(input) as reader:
             for batch in reader.batches(8, (1, 1)):
                 yield batch.index, batch.luma()  # (N, 1, H, W)
 
-    placed = read_keyframes(folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas)
+    placed = read_keyframes(
+        folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas
+    )
     size = colorizer.working_size(source.height, source.width)
-    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
     chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
     temporal.set_keyframes(chroma, lumas)
     return placed, (chroma, lumas)
 
 
-__all__ = ["Film", "RunReport", "Session", "VideoConfig", "available_presets", "colorize_video", "load_preset", "make_config"]
+__all__ = [
+    "Film",
+    "RunReport",
+    "Session",
+    "VideoConfig",
+    "available_presets",
+    "colorize_video",
+    "load_preset",
+    "make_config",
+]

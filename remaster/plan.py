@@ -57,8 +57,16 @@ class Plan:
         return sum(s.frames for s in self.segments)
 
 
-def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None, warmup: int = 0, *, strict: bool = False,
-                  anchors: tuple[int, ...] = (), reach: int = 0) -> Plan:  # fmt: skip
+def plan_segments(
+    path: Path,
+    segment_frames: int,
+    max_frames: int | None = None,
+    warmup: int = 0,
+    *,
+    strict: bool = False,
+    anchors: tuple[int, ...] = (),
+    reach: int = 0,
+) -> Plan:
     """Cut the film at keyframes into segments of at least `segment_frames` frames (the last may
     be shorter), each warmed up on up to `warmup` frames before it. A segment that starts within
     `reach` frames after one of the `anchors` (frames a colorist colored) warms up from that
@@ -94,9 +102,15 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
             times.append(packet.pts)
             if packet.is_keyframe:
                 keys.add(packet.pts)
-        claimed = container.duration / av.time_base if container.format.name.startswith("matroska") and container.duration else None
+        claimed = (
+            container.duration / av.time_base
+            if container.format.name.startswith("matroska") and container.duration
+            else None
+        )
     if unreadable:
-        lost(f"unreadable data after {len(times) + missing} video packets ({str(unreadable[0]).splitlines()[0][:120]}): cut short")
+        lost(
+            f"unreadable data after {len(times) + missing} video packets ({str(unreadable[0]).splitlines()[0][:120]}): cut short"
+        )
     if missing and len(times) + missing > segment_frames:
         raise InputError(f"{path}: {missing} video packets have no timestamp, so the film cannot be cut into segments")
     if max_frames is None and not unreadable:
@@ -129,11 +143,23 @@ def plan_segments(path: Path, segment_frames: int, max_frames: int | None = None
         frames_back = max([warmup] + [first - a for a in anchors if 0 < first - a <= reach])
         lead = first if first == 0 or frames_back < 1 else max(0, first - frames_back)
         back = carry_range(windows, lead, last)
-        extra = {} if back is None else {"back_frames": back, "back_pts": (times[back[0]], times[back[1] + 1] if back[1] + 1 < len(times) else None,
-                                                                            key_before(back[0]))}  # fmt: skip
+        extra = (
+            {}
+            if back is None
+            else {
+                "back_frames": back,
+                "back_pts": (
+                    times[back[0]],
+                    times[back[1] + 1] if back[1] + 1 < len(times) else None,
+                    key_before(back[0]),
+                ),
+            }
+        )
         if lead == first:
             return Segment(index, first, last - first, times[first], end_pts, **extra)
-        return Segment(index, first, last - first, times[first], end_pts, times[lead], first - lead, key_before(lead), **extra)
+        return Segment(
+            index, first, last - first, times[first], end_pts, times[lead], first - lead, key_before(lead), **extra
+        )
 
     return Plan([segment(k, a, b) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], tuple(notes))
 

@@ -90,7 +90,9 @@ class prefetch(Generic[T]):  # noqa: N801 - used like a generator function
         self._finished = False
         # The worker gets the queue and the event, not `self`, so an abandoned prefetch can be
         # garbage collected and its __del__ can release the worker.
-        self._thread = threading.Thread(target=self._work, args=(source, self._queue, self._stop), name=name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(source, self._queue, self._stop), name=name, daemon=True
+        )
         _start(self._thread, self._stop)
 
     @staticmethod
@@ -162,7 +164,12 @@ class Sink(Generic[T]):
     """
 
     def __init__(
-        self, consume: Callable[[T], None], *, finish: Callable[[], None] | None = None, depth: int = 2, name: str = "sink"
+        self,
+        consume: Callable[[T], None],
+        *,
+        finish: Callable[[], None] | None = None,
+        depth: int = 2,
+        name: str = "sink",
     ):
         if depth < 1:
             raise ValueError(f"sink depth must be >= 1, got {depth}")

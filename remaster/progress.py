@@ -32,7 +32,9 @@ class Progress:
         if enabled and getattr(self.stream, "isatty", lambda: False)():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=done, unit="frame", desc=name, dynamic_ncols=True, smoothing=0.1, file=self.stream)
+            self._bar = tqdm(
+                total=total, initial=done, unit="frame", desc=name, dynamic_ncols=True, smoothing=0.1, file=self.stream
+            )
 
     def update(self, frames: int) -> None:
         self.done += frames

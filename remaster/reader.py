@@ -30,7 +30,17 @@ from .recover import Clock, Picture, demux_resilient
 MAX_SIDE = 8192
 
 # FFmpeg demuxers that read one still picture (a JPEG or PNG named .mp4 opens as a 1-frame "video").
-_STILL_IMAGE_FORMATS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe", "gif", "j2k_pipe", "jpegxl_pipe")
+_STILL_IMAGE_FORMATS = (
+    "image2",
+    "jpeg_pipe",
+    "png_pipe",
+    "webp_pipe",
+    "tiff_pipe",
+    "bmp_pipe",
+    "gif",
+    "j2k_pipe",
+    "jpegxl_pipe",
+)
 
 
 def _fraction(value) -> Fraction | None:
@@ -48,7 +58,9 @@ class VideoReader:
     attachments, extra video) in `skipped`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_frames: int | None = None, strict: bool = False, decoder: str = "cpu"):
+    def __init__(
+        self, path: str | os.PathLike, *, max_frames: int | None = None, strict: bool = False, decoder: str = "cpu"
+    ):
         self.path = Path(path)
         self.max_frames = max_frames
         self.strict = strict  # refuse any damage instead of recovering (--strict)
@@ -80,7 +92,9 @@ class VideoReader:
         fmt = self.container.format.name.split(",")[0]
         if fmt in _STILL_IMAGE_FORMATS:
             self.container.close()
-            raise InputError(f"{self.path}: is a still image ({fmt.removesuffix('_pipe')}), not a video; use `remaster image`")
+            raise InputError(
+                f"{self.path}: is a still image ({fmt.removesuffix('_pipe')}), not a video; use `remaster image`"
+            )
         try:
             self._setup()
         except BaseException:
@@ -237,7 +251,9 @@ class VideoReader:
                         heapq.heappop(pending)
                 if frame.is_corrupt and self._in_span(frame.pts):
                     if self.strict:
-                        raise InputError(f"{self.path}: damaged picture at frame {self.frames_read}; without --strict it is kept as concealed")
+                        raise InputError(
+                            f"{self.path}: damaged picture at frame {self.frames_read}; without --strict it is kept as concealed"
+                        )
                     self.damaged.append(self.frames_read - self.lead_frames)
                 last = frame
                 yield frame
@@ -251,8 +267,10 @@ class VideoReader:
                 frames = packet.decode()  # an empty packet at the end flushes the decoder
             except av.FFmpegError as error:
                 if self.strict:
-                    raise InputError(f"{self.path}: damaged video data after frame {self.frames_read} ({ffmpeg_reason(error)}); "
-                                     "without --strict the film is recovered") from None  # fmt: skip
+                    raise InputError(
+                        f"{self.path}: damaged video data after frame {self.frames_read} ({ffmpeg_reason(error)}); "
+                        "without --strict the film is recovered"
+                    ) from None
                 errors += last is not None  # before the first picture there is nothing to repeat
                 continue
             yield from emit(frames)
@@ -310,8 +328,16 @@ class VideoReader:
             return True
         return pts >= self.span[0] and (self.span[1] is None or pts < self.span[1])
 
-    def seek(self, start_pts: int, end_pts: int | None = None, *, lead_pts: int | None = None,
-             keyframe_pts: int | None = None, rewind: bool = True, tail: int = 0) -> None:  # fmt: skip
+    def seek(
+        self,
+        start_pts: int,
+        end_pts: int | None = None,
+        *,
+        lead_pts: int | None = None,
+        keyframe_pts: int | None = None,
+        rewind: bool = True,
+        tail: int = 0,
+    ) -> None:
         """Read one segment of the run plan (plan.py): the pictures with `start_pts <= pts < end_pts`,
         after the warm-up pictures from `lead_pts` (flagged `lead` in their batches), decoding from
         the keyframe at `keyframe_pts`. `rewind=False` (the film's first segment) goes on from where
@@ -343,7 +369,12 @@ class VideoReader:
         clock = Clock(self.rate, self.time_base)
         for frame in self.frames():
             lead = self.span is not None and frame.pts is not None and frame.pts < self.span[0]
-            tail = self.span is not None and self.span[1] is not None and frame.pts is not None and frame.pts >= self.span[1]
+            tail = (
+                self.span is not None
+                and self.span[1] is not None
+                and frame.pts is not None
+                and frame.pts >= self.span[1]
+            )
             try:
                 if self.source.matches(frame):
                     codes = self.source.y_codes(frame)

@@ -46,9 +46,26 @@ class RunReport:
         return dataclasses.asdict(self)
 
 
-def build_report(*, input, output, config, frames: int, made: int, seconds: float, segments: int, resumed: int,
-                 stage_seconds: dict, colorizer, chain, encoder: dict, layout, source: dict, damaged: list[int],
-                 notices: list[str], keyframes: list[dict] = ()) -> RunReport:  # fmt: skip
+def build_report(
+    *,
+    input,
+    output,
+    config,
+    frames: int,
+    made: int,
+    seconds: float,
+    segments: int,
+    resumed: int,
+    stage_seconds: dict,
+    colorizer,
+    chain,
+    encoder: dict,
+    layout,
+    source: dict,
+    damaged: list[int],
+    notices: list[str],
+    keyframes: list[dict] = (),
+) -> RunReport:
     """`made`: frames this run colorized (the others were resumed)."""
     temporal = chain.stage("temporal")
     return RunReport(
@@ -60,13 +77,19 @@ def build_report(*, input, output, config, frames: int, made: int, seconds: floa
         segments=segments,
         segments_resumed=resumed,
         stage_seconds={k: round(v, 3) for k, v in stage_seconds.items()},
-        stage_fps={k: (round(made / v, 1) if v > 0 and made else None) for k, v in stage_seconds.items() if k != "join"},
+        stage_fps={
+            k: (round(made / v, 1) if v > 0 and made else None) for k, v in stage_seconds.items() if k != "join"
+        },
         model=colorizer.describe(),
         device=str(colorizer.device),
         flow_provider=temporal.provider_name if temporal is not None else "none",
         temporal=temporal.describe() if temporal is not None else {},
         encoder=encoder,
-        output_format={"pix_fmt": layout.encoder_pix_fmt, "range": "full" if layout.full_range else "limited", "matrix": layout.matrix},
+        output_format={
+            "pix_fmt": layout.encoder_pix_fmt,
+            "range": "full" if layout.full_range else "limited",
+            "matrix": layout.matrix,
+        },
         source=source,
         damaged_frames=len(damaged),
         luma_changed_by=chain.luma_changed_by,
@@ -104,10 +127,14 @@ def loss_notice(path, cut_short: list | None, retimed: int) -> list[str]:
     """Where unreadable data ended the film, and frames whose time had to be made up."""
     lines = []
     if cut_short:
-        lines.append(f"{path.name}: the film ends at frame {cut_short[0]}: the data after it cannot be read ({cut_short[1]}); "
-                     "every frame before it is colorized")  # fmt: skip
+        lines.append(
+            f"{path.name}: the film ends at frame {cut_short[0]}: the data after it cannot be read ({cut_short[1]}); "
+            "every frame before it is colorized"
+        )
     if retimed:
-        lines.append(f"{path.name}: {retimed} frame(s) had no usable timestamp and were given the next one at the film's rate")
+        lines.append(
+            f"{path.name}: {retimed} frame(s) had no usable timestamp and were given the next one at the film's rate"
+        )
     return lines
 
 

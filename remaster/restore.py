@@ -47,7 +47,13 @@ RESTORE_STAGES = ("deflicker", "dust", "denoise")
 @dataclass(frozen=True)
 class RestoreConfig:
     # Off by default: the archive's luma is untouched unless restoration is asked for (DESIGN promise 1).
-    stages: str | None = field(default=None, metadata={"help": "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; default none: luma untouched.", "flag": "--restore"})
+    stages: str | None = field(
+        default=None,
+        metadata={
+            "help": "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; default none: luma untouched.",
+            "flag": "--restore",
+        },
+    )
     # ±7 frames (half a second at 30 fps): the median of 15 frames' exposure steadies a flicker
     # of ±18% to about ±3%, and a real change shows within 8 frames of where it happened.
     deflicker_radius: int = 7
@@ -60,7 +66,9 @@ class RestoreConfig:
     denoise_radius: int = 2
     # 1: the full motion-compensated average (grain σ down by about √(2·radius + 1) where the motion is
     # followed); lower keeps more of the film's grain.
-    denoise_strength: float = field(default=1.0, metadata={"help": "0..1: how much of the motion-compensated average replaces the grain."})
+    denoise_strength: float = field(
+        default=1.0, metadata={"help": "0..1: how much of the motion-compensated average replaces the grain."}
+    )
     # A moved neighbour's difference (3x3 mean) at which its weight falls to 1/e: grain averages
     # below it, a mismatch (occlusion, a flow error) lies far above it.
     denoise_tolerance: float = 0.03
@@ -69,9 +77,13 @@ class RestoreConfig:
         names = self.names
         unknown = [n for n in names if n not in RESTORE_STAGES]
         if unknown:
-            raise ConfigError(f"restore stage {unknown[0]!r} unknown: expected {', '.join(RESTORE_STAGES)} or all (comma-separated)")
+            raise ConfigError(
+                f"restore stage {unknown[0]!r} unknown: expected {', '.join(RESTORE_STAGES)} or all (comma-separated)"
+            )
         if self.deflicker_radius < 1 or self.denoise_radius < 1:
-            raise ConfigError(f"deflicker_radius and denoise_radius must be >= 1, got {self.deflicker_radius} and {self.denoise_radius}")
+            raise ConfigError(
+                f"deflicker_radius and denoise_radius must be >= 1, got {self.deflicker_radius} and {self.denoise_radius}"
+            )
         if not 0.0 <= self.denoise_strength <= 1.0:
             raise ConfigError(f"denoise_strength must be in [0, 1], got {self.denoise_strength}")
         if self.dust_threshold <= 0 or self.dust_agree <= 0 or self.denoise_tolerance <= 0:
@@ -123,7 +135,9 @@ class Restorer:
 
     name = "restore"
 
-    def __init__(self, config: RestoreConfig, *, shots, shot_size, flow, device: torch.device, flow_short_side: int = 256):
+    def __init__(
+        self, config: RestoreConfig, *, shots, shot_size, flow, device: torch.device, flow_short_side: int = 256
+    ):
         self.config = config
         self.names = config.names
         self.shots = shots
@@ -146,7 +160,11 @@ class Restorer:
         return self.config.reach
 
     def describe(self) -> dict:
-        return {"stages": list(self.names), **{k: v for k, v in dataclasses.asdict(self.config).items() if k != "stages"}, **self.counts}
+        return {
+            "stages": list(self.names),
+            **{k: v for k, v in dataclasses.asdict(self.config).items() if k != "stages"},
+            **self.counts,
+        }
 
     def reset(self) -> None:
         self.known = 0  # frames arrived since the reset
@@ -193,7 +211,11 @@ class Restorer:
                 continue
             luma = batch.luma(self.device)  # (N, 1, H, W)
             size = self.shot_size(*luma.shape[-2:])
-            small = luma if tuple(size) == tuple(luma.shape[-2:]) else F.interpolate(luma, size=size, mode="bilinear", antialias=True, align_corners=False)
+            small = (
+                luma
+                if tuple(size) == tuple(luma.shape[-2:])
+                else F.interpolate(luma, size=size, mode="bilinear", antialias=True, align_corners=False)
+            )
             cuts = self.shots(small)  # (N,) bool
             first = self.known
             for i, flag in enumerate(cuts.tolist()):  # CPU-GPU sync point: cut flags steer the windows
@@ -219,7 +241,9 @@ class Restorer:
             batch, first, cuts = pending.popleft()
             luma = torch.cat([self.done.pop(first + i) for i in range(len(batch))])  # (N, 1, H, W)
             src = batch.source
-            codes = luma_to_codes(luma, src.bit_depth, src.full_range, batch.y.dtype).cpu()  # (N, 1, H, W): a sync point on CUDA
+            codes = luma_to_codes(
+                luma, src.bit_depth, src.full_range, batch.y.dtype
+            ).cpu()  # (N, 1, H, W): a sync point on CUDA
             self.counts["frames"] += 0 if batch.lead else len(batch)
             yield dataclasses.replace(batch, y=codes), cuts, self._flows_of(first, len(batch))
 
@@ -260,7 +284,9 @@ class Restorer:
             return
         if r:
             stats = torch.stack([self.stats[k] for k, _ in ready])  # (M, 2)
-            reference = torch.stack([window_reference(torch.stack([self.stats[j] for j in range(k - q, k + q + 1)])) for k, q in ready])
+            reference = torch.stack(
+                [window_reference(torch.stack([self.stats[j] for j in range(k - q, k + q + 1)])) for k, q in ready]
+            )
             gain, offset = deflicker_params(stats, reference)  # (M,), (M,)
             toned = apply_tone(torch.cat([self.raw[k] for k, _ in ready]), gain, offset)  # (M, 1, H, W)
         else:
@@ -283,10 +309,16 @@ class Restorer:
         h, w = current.shape[-2:]
         scale = min(1.0, self.flow_short_side / min(h, w))
         fh, fw = max(1, round(h * scale)), max(1, round(w * scale))
-        small = (lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)) if scale < 1 else (lambda t: t)
+        small = (
+            (lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False))
+            if scale < 1
+            else (lambda t: t)
+        )
         # Kept at the flow's size (a 16th of the pixels at 640x480): chained and tested there,
         # scaled to the picture only to warp.
-        both = self.flow(torch.cat([small(current), small(previous)]), torch.cat([small(previous), small(current)]))  # (2P, 2, fh, fw)
+        both = self.flow(
+            torch.cat([small(current), small(previous)]), torch.cat([small(previous), small(current)])
+        )  # (2P, 2, fh, fw)
         backward, forward = both.chunk(2)
         for i, k in enumerate(pairs):
             self.back_flow[k] = backward[i : i + 1]  # k -> k-1
@@ -310,10 +342,14 @@ class Restorer:
         if not both:
             return
         cleaned, mask = despot(
-            torch.cat([self.toned[k] for k in both]), torch.cat([self.toned[k - 1] for k in both]),
-            torch.cat([self.toned[k + 1] for k in both]), torch.cat([self.back_flow[k] for k in both]),
-            torch.cat([self.fore_flow[k] for k in both]), threshold=self.config.dust_threshold, agree=self.config.dust_agree,
-        )  # fmt: skip
+            torch.cat([self.toned[k] for k in both]),
+            torch.cat([self.toned[k - 1] for k in both]),
+            torch.cat([self.toned[k + 1] for k in both]),
+            torch.cat([self.back_flow[k] for k in both]),
+            torch.cat([self.fore_flow[k] for k in both]),
+            threshold=self.config.dust_threshold,
+            agree=self.config.dust_agree,
+        )
         self.counts["speck_pixels"] += int(mask.sum())
         for i, k in enumerate(both):
             self.clean[k] = cleaned[i : i + 1]
@@ -347,8 +383,13 @@ class Restorer:
                     flow = step if flow is None else compose(flow, step)
                     neighbours.append(torch.cat([self.clean[k + sign * d] for k in ks]))  # (M, 1, H, W)
                     flows.append(flow)
-            done = denoise(torch.cat([self.clean[k] for k in ks]), neighbours, flows, strength=self.config.denoise_strength,
-                           tolerance=self.config.denoise_tolerance)  # fmt: skip
+            done = denoise(
+                torch.cat([self.clean[k] for k in ks]),
+                neighbours,
+                flows,
+                strength=self.config.denoise_strength,
+                tolerance=self.config.denoise_tolerance,
+            )
             for i, k in enumerate(ks):
                 self.done[k] = done[i : i + 1]
 

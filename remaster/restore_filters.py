@@ -106,7 +106,9 @@ def moved(image: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
             # pixel of where a smooth field is read, not in the vectors.
             f = cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) * scale
         map_x, map_y = xs + f[..., 0], ys + f[..., 1]
-        out[i, 0] = torch.from_numpy(cv2.remap(image[i, 0].contiguous().numpy(), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        out[i, 0] = torch.from_numpy(
+            cv2.remap(image[i, 0].contiguous().numpy(), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        )
         inside[i, 0] = torch.from_numpy((map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1))
     return out, inside
 
@@ -119,7 +121,9 @@ def box3(image: Tensor) -> Tensor:
 
     out = torch.empty_like(image)
     for i in range(image.shape[0]):
-        out[i, 0] = torch.from_numpy(cv2.blur(image[i, 0].contiguous().numpy(), (3, 3), borderType=cv2.BORDER_REPLICATE))
+        out[i, 0] = torch.from_numpy(
+            cv2.blur(image[i, 0].contiguous().numpy(), (3, 3), borderType=cv2.BORDER_REPLICATE)
+        )
     return out
 
 
@@ -151,8 +155,16 @@ def _near_boundary(flow: Tensor, size) -> Tensor:
     return F.interpolate(near, size=tuple(size), mode="nearest") > 0  # (N, 1, H, W)
 
 
-def despot(luma: Tensor, before: Tensor, after: Tensor, to_before: Tensor, to_after: Tensor, *,
-           threshold: float = 0.1, agree: float = 0.05) -> tuple[Tensor, Tensor]:  # fmt: skip
+def despot(
+    luma: Tensor,
+    before: Tensor,
+    after: Tensor,
+    to_before: Tensor,
+    to_after: Tensor,
+    *,
+    threshold: float = 0.1,
+    agree: float = 0.05,
+) -> tuple[Tensor, Tensor]:
     """Remove one-frame specks.
 
     `luma, before, after (N, 1, H, W)`: frames t, t-1, t+1; `to_before, to_after (N, 2, h, w)`:
@@ -176,8 +188,9 @@ def despot(luma: Tensor, before: Tensor, after: Tensor, to_before: Tensor, to_af
     return cleaned, mask
 
 
-def denoise(luma: Tensor, neighbours: list[Tensor], flows: list[Tensor], *, strength: float = 1.0,
-            tolerance: float = 0.03) -> Tensor:  # fmt: skip
+def denoise(
+    luma: Tensor, neighbours: list[Tensor], flows: list[Tensor], *, strength: float = 1.0, tolerance: float = 0.03
+) -> Tensor:
     """Motion-compensated temporal filter of frames `luma (N, 1, H, W)` with `neighbours` (each
     `(N, 1, H, W)`, frames t+k for a few k) and `flows` (each `(N, 2, h, w)` at any size, t -> t+k).
 

@@ -112,7 +112,9 @@ def pair_scores(layout: Tensor, tones: Tensor, ref_layout: Tensor, ref_tones: Te
     return 1 - correlation, 0.5 * (tones - ref_tones).abs().sum(1)
 
 
-def detect_cuts(luma: Tensor, state: dict | None = None, config: ShotConfig = ShotConfig(), trusted: Tensor | None = None) -> tuple[Tensor, dict, dict]:
+def detect_cuts(
+    luma: Tensor, state: dict | None = None, config: ShotConfig = ShotConfig(), trusted: Tensor | None = None
+) -> tuple[Tensor, dict, dict]:
     """The core, a pure function: cut flags for a batch and the state to carry to the next one.
 
     `luma (N, 1, h, w)`; `state` from the previous batch (`{}` or None at a film's start: the first
@@ -136,9 +138,13 @@ def detect_cuts(luma: Tensor, state: dict | None = None, config: ShotConfig = Sh
         past_layout = state["layout"].to(dev, layout.dtype)  # (1, g*g)
         past_tones = state["tones"].to(dev, tones.dtype)  # (1, bins)
         if past_layout.shape != (1, layout.shape[1]) or past_tones.shape != (1, tones.shape[1]):
-            raise ValueError(f"shots state of grid/bins {tuple(past_layout.shape)}/{tuple(past_tones.shape)} does not fit {tuple(layout.shape)}/{tuple(tones.shape)}")
+            raise ValueError(
+                f"shots state of grid/bins {tuple(past_layout.shape)}/{tuple(past_tones.shape)} does not fit {tuple(layout.shape)}/{tuple(tones.shape)}"
+            )
         # the carried reference's position relative to this batch's frame 0
-        past_pos = (-1 - state["since"].to(dev, torch.int64)).where(state["has_ref"].to(dev), torch.tensor(never, device=dev))  # (1,)
+        past_pos = (-1 - state["since"].to(dev, torch.int64)).where(
+            state["has_ref"].to(dev), torch.tensor(never, device=dev)
+        )  # (1,)
     else:
         past_layout, past_tones = torch.zeros_like(layout[:1]), torch.zeros_like(tones[:1])
         past_pos = torch.full((1,), never, dtype=torch.int64, device=dev)
@@ -151,7 +157,9 @@ def detect_cuts(luma: Tensor, state: dict | None = None, config: ShotConfig = Sh
     distance = positions - ref_pos  # (N,) frames back to the reference
     has_ref = distance <= config.max_gap
     d_layout, d_tones = pair_scores(layout, tones, all_layout[ref_index], all_tones[ref_index])  # (N,) each
-    changed = ((d_layout > config.layout_threshold) & (d_tones > config.tone_threshold)) | (d_layout > config.layout_alone)  # (N,)
+    changed = ((d_layout > config.layout_threshold) & (d_tones > config.tone_threshold)) | (
+        d_layout > config.layout_alone
+    )  # (N,)
     # Across a gap of unjudged frames (the black of a fade) the picture moved on for several frames:
     # only a change that is large on both counts is a new shot there.
     changed &= (distance <= 1) | ((d_layout > config.layout_alone) & (d_tones > config.tone_threshold))
@@ -161,7 +169,11 @@ def detect_cuts(luma: Tensor, state: dict | None = None, config: ShotConfig = Sh
         # Flow trust is between consecutive frames: it counts wherever there is a predecessor.
         cut |= ~first_seen & (trusted.to(dev).float().reshape(n) < config.min_trusted)
     nan = torch.full_like(d_layout, float("nan"))
-    scores = {"layout": torch.where(has_ref, d_layout, nan), "tones": torch.where(has_ref, d_tones, nan), "judged": judged}
+    scores = {
+        "layout": torch.where(has_ref, d_layout, nan),
+        "tones": torch.where(has_ref, d_tones, nan),
+        "judged": judged,
+    }
     if n == 0:
         return cut, dict(state), scores
     end_pos, end_index = last.values[-1:], last.indices[-1:]  # (1,) the reference for the next batch
@@ -190,7 +202,9 @@ class ShotDetector:
         self.config = config or ShotConfig()
         self.device = resolve_device(device)
         self.size = size  # (h, w) the luma is taken at in `process`; None: the work's chroma size
-        self._cuts = torch.zeros((), dtype=torch.int64, device=self.device)  # cuts seen (all films), counted on the device
+        self._cuts = torch.zeros(
+            (), dtype=torch.int64, device=self.device
+        )  # cuts seen (all films), counted on the device
         self.reset()
 
     @property
@@ -207,7 +221,9 @@ class ShotDetector:
 
     def load_state(self, state: dict) -> None:
         if state and set(state) != STATE_KEYS:
-            raise ValueError(f"shots state expects keys {', '.join(sorted(STATE_KEYS))}, got {', '.join(sorted(state))}")
+            raise ValueError(
+                f"shots state expects keys {', '.join(sorted(STATE_KEYS))}, got {', '.join(sorted(state))}"
+            )
         self._state = {k: v.to(self.device) for k, v in (state or {}).items()}
 
     @torch.inference_mode()

@@ -60,7 +60,9 @@ class Work:
         if size == tuple(self.luma.shape[-2:]):
             return self.luma
         if size not in self._scaled:
-            self._scaled[size] = F.interpolate(self.luma, size=size, mode="bilinear", antialias=True, align_corners=False)
+            self._scaled[size] = F.interpolate(
+                self.luma, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
         return self._scaled[size]
 
 
@@ -91,7 +93,9 @@ class ColorizeStage:
     def process(self, work: Work) -> None:
         if work.carry_only:
             size = self.colorizer.working_size(*work.luma.shape[-2:])
-            work.chroma = work.luma.new_zeros((len(work), 2, *size))  # (N, 2, h, w): no network, only the carry is followed
+            work.chroma = work.luma.new_zeros(
+                (len(work), 2, *size)
+            )  # (N, 2, h, w): no network, only the carry is followed
             return
         work.chroma = self.colorizer.chroma(work.luma, matrix=work.batch.source.matrix)  # (N, 2, h, w)
 
@@ -149,7 +153,12 @@ class Chain:
         for batch, cuts, *flow in stream:
             if not len(batch):
                 continue
-            deep = bool(batch.lead and frame is not None and carry_only_before is not None and frame + len(batch) <= carry_only_before)
+            deep = bool(
+                batch.lead
+                and frame is not None
+                and carry_only_before is not None
+                and frame + len(batch) <= carry_only_before
+            )
             yield self(batch, frame, cuts, flow[0] if flow else None, carry_only=deep)
             if frame is not None:
                 frame += len(batch)
@@ -163,13 +172,21 @@ class Chain:
         for stage in self.stages:
             stage.reset()
 
-    def __call__(self, batch: FrameBatch, frame: int | None = None, cuts: Tensor | None = None, flow=None,
-                 carry_only: bool = False) -> Work:  # fmt: skip
+    def __call__(
+        self,
+        batch: FrameBatch,
+        frame: int | None = None,
+        cuts: Tensor | None = None,
+        flow=None,
+        carry_only: bool = False,
+    ) -> Work:
         """`frame`: the film's frame number of the batch's first frame (keyframes need it); `cuts (N,)`:
         the shot detector's flags where they were found already (the restoration front);
         `carry_only`: a warm-up batch only a keyframe's carry needs (`Work.carry_only`)."""
         self.timer.collect()  # the last batch's stage times, where the GPU has finished them (no wait)
-        work = Work(batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow, carry_only=carry_only)  # (N, 1, H, W)
+        work = Work(
+            batch, batch.luma(self.device), frame=frame, cuts=cuts, flow=flow, carry_only=carry_only
+        )  # (N, 1, H, W)
         for stage in self.stages:
             # Wall time on the CPU, CUDA events on the GPU (timing.py): no synchronize per stage.
             with self.timer(stage.name):
@@ -200,9 +217,19 @@ def build_chain(config, colorizer) -> Chain:
 
         # One flow provider for the run (DESIGN: compute motion once); without a temporal
         # stage, restoration still needs motion: DIS, which needs no weights.
-        flow = temporal.provider if temporal is not None else make_flow_provider("dis", dis_preset=config.temporal.dis_preset)
+        flow = (
+            temporal.provider
+            if temporal is not None
+            else make_flow_provider("dis", dis_preset=config.temporal.dis_preset)
+        )
         # The detector runs in the front, on the decoded luma at the size it sees without
         # restoration (the network's working size), so the cuts are the same either way.
-        front = Restorer(restore, shots=shots, shot_size=colorizer.working_size, flow=flow, device=colorizer.device,
-                         flow_short_side=config.temporal.flow_short_side)  # fmt: skip
+        front = Restorer(
+            restore,
+            shots=shots,
+            shot_size=colorizer.working_size,
+            flow=flow,
+            device=colorizer.device,
+            flow_short_side=config.temporal.flow_short_side,
+        )
     return Chain(stages, colorizer.device, front)

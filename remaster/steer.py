@@ -13,7 +13,7 @@ once, on first use: a film without keyframes never loads it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,9 @@ def steering_for(colorizer) -> KeyframeSteering:
     def load():
         from .model import Colorizer
 
-        return Colorizer.load(device=colorizer.device, hints=True, working_short_side=colorizer.inference.working_short_side)
+        return Colorizer.load(
+            device=colorizer.device, hints=True, working_short_side=colorizer.inference.working_short_side
+        )
 
     return KeyframeSteering(load)
 

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .carry import Carried, anchored, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .device import resolve_device
 from .errors import ConfigError
-from .shots import ShotDetector
-from .carry import Carried, anchored, apply_hint, follow, hint, identity_positions, paint, palette, sample, taper
 from .flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
+from .shots import ShotDetector
 
 KEYFRAME_FILLS = ("local", "palette", "network", "hints")
 
@@ -45,19 +45,32 @@ KEYFRAME_FILLS = ("local", "palette", "network", "hints")
 @dataclass(frozen=True)
 class TemporalConfig:
     # "none" turns the stage off: per-frame colors.
-    flow: str = field(default="auto", metadata={"help": "Optical flow of the temporal stage; none: per-frame colors.", "choices": FLOW_NAMES})
+    flow: str = field(
+        default="auto",
+        metadata={"help": "Optical flow of the temporal stage; none: per-frame colors.", "choices": FLOW_NAMES},
+    )
     # Weight of the motion-carried previous output where the flow is fully trusted. 0.8 gives a
     # memory of about 5 frames: flicker is averaged over ~1/5 s at 25 fps, while a color the
     # colorizer really changes (new lighting, a mistake corrected) settles within a few frames.
-    strength: float = field(default=0.8, metadata={"help": "0..1: how strongly colors are carried along motion.", "flag": "--temporal-strength"})
+    strength: float = field(
+        default=0.8,
+        metadata={"help": "0..1: how strongly colors are carried along motion.", "flag": "--temporal-strength"},
+    )
     # Flow is computed on luma scaled so its short side is at most this. Chroma is smooth and
     # works at ~256 px anyway; flow at that size is cheap (DIS ~13 ms/pair on one CPU core) and
     # its vectors are upsampled with the field.
     flow_short_side: int = 256
     # RAFT weights: None = torchvision's DEFAULT (downloaded and cached when online), a file, or "random".
-    flow_weights: str | None = field(default=None, metadata={"help": "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."})
+    flow_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."
+        },
+    )
     # DIS speed/quality; medium takes about 4x fast's time.
-    dis_preset: str = field(default="medium", metadata={"help": "OpenCV DIS flow speed/quality.", "choices": DIS_PRESETS})
+    dis_preset: str = field(
+        default="medium", metadata={"help": "OpenCV DIS flow speed/quality.", "choices": DIS_PRESETS}
+    )
     raft_iterations: int = 12  # RAFT refinement steps; torchvision's default, fewer is faster
     consistency: str = "both"  # how flow is trusted: fb | residual | both
     # Forward-backward test |b + f~|² <= alpha(|b|² + |f~|²) + beta (Sundaram et al. 2010);
@@ -82,7 +95,9 @@ class TemporalConfig:
     # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
     # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
     # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
-    keyframe_reach: int = field(default=500, metadata={"help": "Frames a keyframe's colors reach, forward and backward, within its shot."})
+    keyframe_reach: int = field(
+        default=500, metadata={"help": "Frames a keyframe's colors reach, forward and backward, within its shot."}
+    )
     # A step of the carry keeps the keyframe's color fully where the moved luma fits at least
     # this well (`matched`), and in proportion below it: trust is a product along the path, and
     # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we
@@ -93,8 +108,13 @@ class TemporalConfig:
     # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's;
     # "hints", the carry steers a hint-conditioned network, which colors those pixels to match
     # (steer.py; the shipped remaster-hints model where the film's model takes no hints).
-    keyframe_fill: str = field(default="local", metadata={"help": "Where a keyframe's carry does not reach: local | palette | network | hints.",
-                                                          "choices": KEYFRAME_FILLS})  # fmt: skip
+    keyframe_fill: str = field(
+        default="local",
+        metadata={
+            "help": "Where a keyframe's carry does not reach: local | palette | network | hints.",
+            "choices": KEYFRAME_FILLS,
+        },
+    )
 
     def __post_init__(self):
         if self.flow not in FLOW_NAMES:
@@ -126,7 +146,6 @@ class TemporalConfig:
         (strength^n < 1/256; confidence below 1 only makes it fade faster): a segment that warms
         up on this many frames before its start shows no seam at 8 bits."""
         return math.ceil(math.log(1 / 256) / math.log(self.strength)) if self.enabled else 0
-
 
 
 def _blur(image: Tensor) -> Tensor:
@@ -189,7 +208,9 @@ class TemporalStage:
             luma = self.keyframe_lumas.get(frame)
             if luma is None:
                 raise ValueError(f"keyframe {frame} has no luma: give set_keyframes its lumas")
-            luma = F.interpolate(luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False)
+            luma = F.interpolate(
+                luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
+            )
             self._palettes[(frame, size)] = palette(luma, self._keyframe(frame, size))
         return self._palettes[(frame, size)]
 
@@ -203,9 +224,11 @@ class TemporalStage:
             return None
         if size not in self._keyframes_at:
             self._keyframes_at[size] = {
-                k: F.interpolate(c.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False)
+                k: F.interpolate(
+                    c.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
+                )
                 for k, c in self.keyframes.items()
-            }  # fmt: skip
+            }
         return self._keyframes_at[size][frame]
 
     # -- state ---------------------------------------------------------------------------------
@@ -228,8 +251,13 @@ class TemporalStage:
             return {}
         state = {"luma": self._luma, "chroma": self._chroma}
         if self._key is not None:
-            state |= {"keyframe": torch.tensor([self._key]), "keyframe_positions": self._positions, "keyframe_trust": self._trust,
-                      "keyframe_age": torch.tensor([self._age]), "keyframe_luma": self._key_luma}  # fmt: skip
+            state |= {
+                "keyframe": torch.tensor([self._key]),
+                "keyframe_positions": self._positions,
+                "keyframe_trust": self._trust,
+                "keyframe_age": torch.tensor([self._age]),
+                "keyframe_luma": self._key_luma,
+            }
         return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_state(self, state: dict) -> None:
@@ -268,13 +296,17 @@ class TemporalStage:
         if self.provider is not None and len(work):
             frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
             luma = work.luma_at(work.chroma.shape[-2:])
-            work.chroma = self(luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix)  # (N, 2, h, w)
+            work.chroma = self(
+                luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix
+            )  # (N, 2, h, w)
 
     def _flow_size(self, h: int, w: int) -> tuple[int, int]:
         scale = min(1.0, self.config.flow_short_side / min(h, w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def confidence(self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def confidence(
+        self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Flow and trust for frame pairs at the working resolution.
 
         `current, previous (P, 1, h, w)` lumas -> `(backward flow (P, 2, h, w), confidence
@@ -288,21 +320,25 @@ class TemporalStage:
         h, w = current.shape[-2:]
         fh, fw = self._flow_size(h, w)
         if (fh, fw) != (h, w):
-            small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+            small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
             cur_small, prev_small = small(current), small(previous)  # (P, 1, fh, fw)
         else:
             cur_small, prev_small = current, previous
         if given is not None:
             # Flow the restoration front already computed for these pairs (DESIGN: motion is
             # computed once and shared): scaled to this stage's flow size.
-            backward_small, forward_small = (resize_flow(f.to(current.device, torch.float32), (fh, fw)) for f in given)  # (P, 2, fh, fw)
+            backward_small, forward_small = (
+                resize_flow(f.to(current.device, torch.float32), (fh, fw)) for f in given
+            )  # (P, 2, fh, fw)
             trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
             trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
             if cfg.consistency == "residual":
                 trusted = torch.ones_like(current)
         elif cfg.consistency in ("fb", "both"):
             # One call for both directions: RAFT batches them, DIS spreads them over its threads.
-            both = self.provider(torch.cat([cur_small, prev_small]), torch.cat([prev_small, cur_small]))  # (2P, 2, fh, fw)
+            both = self.provider(
+                torch.cat([cur_small, prev_small]), torch.cat([prev_small, cur_small])
+            )  # (2P, 2, fh, fw)
             backward_small, forward_small = both.chunk(2)  # (P, 2, fh, fw) each
             trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
             trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
@@ -319,7 +355,9 @@ class TemporalStage:
         return backward, confidence, _blur(matched), cut
 
     @torch.inference_mode()
-    def __call__(self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None, matrix: str = "bt601") -> Tensor:
+    def __call__(
+        self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None, matrix: str = "bt601"
+    ) -> Tensor:
         """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
         `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own;
         `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow from frame i to i-1 and from
@@ -342,14 +380,23 @@ class TemporalStage:
         # Pairs (frame i, frame i-1) for every frame that has a predecessor; flow for all of them
         # at once (batched on the GPU, threaded on the CPU), then the cheap recursive blend.
         previous = luma[:-1] if self._luma is None else torch.cat([self._luma, luma[:-1]])  # (P, 1, h, w)
-        current = luma[-len(previous):] if len(previous) else luma[:0]  # (P, 1, h, w)
+        current = luma[-len(previous) :] if len(previous) else luma[:0]  # (P, 1, h, w)
         first = len(luma) - len(previous)  # 1 when there is no past, else 0
         starts = self.shots(luma) if cuts is None else cuts  # (N,) frame i starts a shot
         if len(previous):
-            given = None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)  # the pairs' (P, 2, h', w')
+            given = (
+                None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)
+            )  # the pairs' (P, 2, h', w')
             backward, confidence, matched, lost = self.confidence(current, previous, given)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
-        carried, key, positions, trust, age, key_luma = self._chroma, self._key, self._positions, self._trust, self._age, self._key_luma
+        carried, key, positions, trust, age, key_luma = (
+            self._chroma,
+            self._key,
+            self._positions,
+            self._trust,
+            self._age,
+            self._key_luma,
+        )
         cfg = self.config
         size = tuple(luma.shape[-2:])
         outputs = []
@@ -380,7 +427,12 @@ class TemporalStage:
                 held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
                 behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
             here = luma[i : i + 1]  # (1, 1, h, w)
-            given = hint(behind, ahead, lambda k, y=here: paint(self._palette(k, size), y), here if cfg.keyframe_fill == "local" else None)
+            given = hint(
+                behind,
+                ahead,
+                lambda k, y=here: paint(self._palette(k, size), y),
+                here if cfg.keyframe_fill == "local" else None,
+            )
             if given is not None and cfg.keyframe_fill == "hints" and self.steering is not None:
                 # The network colors the frame again, steered by the carry: its colors replace
                 # the unsteered ones in the same blend along the motion.

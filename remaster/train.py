@@ -28,13 +28,12 @@ from torch import Tensor
 
 from .color import luma_to_lightness, rgb_to_lab, rgb_to_luma
 from .data import ab_gamut, build_cache, list_images, random_crops, rebalancing_weights
-from .errors import ConfigError, WeightsError
 from .device import resolve_device
+from .errors import ConfigError, WeightsError
 from .files import atomic_path
-from .model import InferenceConfig, save_weights
 from .hints import simulate_hints
+from .model import InferenceConfig, save_weights
 from .nets import ColorNet, NetConfig, add_hint_inputs, build_net, count_parameters
-
 
 # (a, b) units squared added to a crop's gray error in the decoded loss, so that a crop of pure
 # gray (error 0 for gray) does not divide by zero; 4 is JPEG noise's chroma (about 2 units).
@@ -84,7 +83,9 @@ class TrainConfig:
         if self.recipe not in ("bins", "ab"):
             raise ConfigError(f"unknown recipe {self.recipe!r}: expected 'bins' or 'ab'")
         if self.crop % 16 or self.crop > self.cache_size:
-            raise ConfigError(f"crop must be a multiple of 16 and at most cache_size {self.cache_size}, got {self.crop}")
+            raise ConfigError(
+                f"crop must be a multiple of 16 and at most cache_size {self.cache_size}, got {self.crop}"
+            )
         if self.doubt < 0 or self.decoded_loss < 0:
             raise ConfigError(f"doubt and decoded_loss must be 0 or more, got {self.doubt} and {self.decoded_loss}")
 
@@ -200,7 +201,9 @@ class Trainer:
         lightness, ab = photo_batch_to_training_pair(rgb)
         target_ab = F.avg_pool2d(ab, 4)  # (B, 2, h, w): the net predicts at 1/4 resolution
         hints = simulate_hints(ab, self.generator) if self.config.net.hints else None  # (B, 3, H, W)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             output = self.net(lightness.contiguous(memory_format=torch.channels_last), hints)  # (B, K|2, h, w)
         output = output.float()
         if self.config.recipe == "bins":
@@ -224,7 +227,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(fraction)
         rgb = random_crops(
-            self.cache, self.config.batch_size, self.config.crop, scale_range=self.config.scale_range, generator=self.generator
+            self.cache,
+            self.config.batch_size,
+            self.config.crop,
+            scale_range=self.config.scale_range,
+            generator=self.generator,
         )
         loss = self.loss(rgb)
         self.optimizer.zero_grad(set_to_none=True)
@@ -305,7 +312,9 @@ class Trainer:
         benchmark = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = False
         try:
-            summary = evaluate_images(self.colorizer(), paths, long_side=self.config.val_long_side, progress=False)["summary"]
+            summary = evaluate_images(self.colorizer(), paths, long_side=self.config.val_long_side, progress=False)[
+                "summary"
+            ]
         finally:
             torch.backends.cudnn.benchmark = benchmark
         summary["step"] = self.step
@@ -341,7 +350,9 @@ class Trainer:
 
         steps_per_epoch = max(1, len(self.paths) // self.config.batch_size)
         val_every = self.config.val_every or steps_per_epoch
-        bar = tqdm(total=self.config.steps, initial=self.step, unit="step", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.config.steps, initial=self.step, unit="step", disable=not self.progress, dynamic_ncols=True
+        )
         started = time.time() - self.elapsed
         losses: list[float] = []
         while True:

@@ -45,13 +45,20 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         for number, device in enumerate(devices):
             parent, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child, setup, device, threads), name=f"remaster-worker-{number}", daemon=True)
+            process = context.Process(
+                target=_serve, args=(child, setup, device, threads), name=f"remaster-worker-{number}", daemon=True
+            )
             process.start()
             child.close()  # the worker's end lives in the worker: its death closes the pipe
             self._workers.append(_Worker(number, device, process, parent))
 
     def describe(self) -> dict:
-        return {"executor": self.name, "workers": len(self.devices), "devices": self.devices, "torch_threads": self.threads}
+        return {
+            "executor": self.name,
+            "workers": len(self.devices),
+            "devices": self.devices,
+            "torch_threads": self.threads,
+        }
 
     def run(self, jobs: list[Job], on_done, on_frames=None) -> None:
         pending = deque(jobs)
@@ -88,7 +95,9 @@ class WorkerPool:
             worker.process.join(timeout=5)
             code = worker.process.exitcode
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-            raise WorkerError(f"worker {worker.number} ({worker.device}) {how} while colorizing {job.describe()}") from None
+            raise WorkerError(
+                f"worker {worker.number} ({worker.device}) {how} while colorizing {job.describe()}"
+            ) from None
         worker.job = None
         if kind == "done":
             if on_frames is not None:
@@ -99,7 +108,9 @@ class WorkerPool:
         cls = getattr(errors, name, None)
         if isinstance(cls, type) and issubclass(cls, errors.RemasterError):
             raise cls(message)  # the user's problem (a bad input, a full disk): its own one line
-        raise WorkerError(f"worker {worker.number} ({worker.device}) failed on {job.describe()}: {name}: {message}") from RemoteError(remote)
+        raise WorkerError(
+            f"worker {worker.number} ({worker.device}) failed on {job.describe()}: {name}: {message}"
+        ) from RemoteError(remote)
 
     def close(self) -> None:
         """Stop every worker: a clean exit when idle, SIGTERM (then SIGKILL) when not."""

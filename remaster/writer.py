@@ -18,6 +18,7 @@ from .files import replace, temporary_path
 from .frames import COLORSPACE_OF_MATRIX, RANGE_JPEG, RANGE_MPEG, FrameBatch, OutputLayout, build_frame
 from .reader import VideoReader
 
+
 def check_destination(source: Path, destination: Path, force: bool) -> None:
     """One-line `OutputError`s for destinations we must not or cannot write."""
     if not destination.suffix:
@@ -41,7 +42,11 @@ def muxer_options(destination: Path, time_base) -> dict:
     every timestamp moves with it (promise 3). The video's own timescale keeps them exact."""
     # Only where 1/1000 cannot hold the video's ticks: a coarse one (1/25, AVI) makes the muxer
     # refuse the sound track's edit list (EINVAL).
-    if destination.suffix.lower() in (".mov", ".mp4", ".m4v") and 1000 % time_base.denominator and time_base.denominator < 2**31:
+    if (
+        destination.suffix.lower() in (".mov", ".mp4", ".m4v")
+        and 1000 % time_base.denominator
+        and time_base.denominator < 2**31
+    ):
         return {"movie_timescale": str(time_base.denominator)}
     return {}
 
@@ -53,8 +58,16 @@ class VideoWriter:
     destination once the file is complete, `discard()` deletes it. Used from the encode thread.
     """
 
-    def __init__(self, destination: str | os.PathLike, reader: VideoReader, layout: OutputLayout, *, codec: str = "libx264",
-                 crf: int = 18, preset: str = "medium"):  # fmt: skip
+    def __init__(
+        self,
+        destination: str | os.PathLike,
+        reader: VideoReader,
+        layout: OutputLayout,
+        *,
+        codec: str = "libx264",
+        crf: int = 18,
+        preset: str = "medium",
+    ):
         self.destination = Path(destination)
         self.reader = reader
         self.layout = layout
@@ -69,7 +82,9 @@ class VideoWriter:
             self.path.open("wb").close()
         except OSError as error:
             reason = (error.strerror or type(error).__name__).lower()
-            raise OutputError(f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})") from None
+            raise OutputError(
+                f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})"
+            ) from None
         try:
             self.container = av.open(str(self.path), "w", options=muxer_options(self.destination, reader.time_base))
         except (av.FFmpegError, ValueError) as error:
@@ -163,12 +178,16 @@ class VideoWriter:
                 y = batch.y.numpy()  # (N, 1, H, W) codes, shared with the tensor
                 cc = chroma_codes.numpy()  # (N, 2, Hc, Wc) int16 codes
                 for i in range(len(batch)):
-                    frame = build_frame(y[i, 0], cc[i], batch.pts[i], batch.time_base, batch.source, self.layout, self.tags)
+                    frame = build_frame(
+                        y[i, 0], cc[i], batch.pts[i], batch.time_base, batch.source, self.layout, self.tags
+                    )
                     for packet in self.video.encode(frame):
                         self.container.mux(packet)
                     self.frames_written += 1
         except av.FFmpegError as error:
-            raise OutputError(f"{self.destination}: writing failed at frame {self.frames_written}: {ffmpeg_reason(error)}") from None
+            raise OutputError(
+                f"{self.destination}: writing failed at frame {self.frames_written}: {ffmpeg_reason(error)}"
+            ) from None
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -34,7 +34,9 @@ def shapes_frame(index: int, width: int, height: int) -> np.ndarray:
     white and black patches."""
     y, x = np.mgrid[0:height, 0:width]
     image = np.empty((height, width, 3), np.uint8)
-    image[...] = np.stack([40 + 150 * x / max(width - 1, 1), 90 + 100 * y / max(height - 1, 1), 200 - 0 * x], -1).astype(np.uint8)
+    image[...] = np.stack(
+        [40 + 150 * x / max(width - 1, 1), 90 + 100 * y / max(height - 1, 1), 200 - 0 * x], -1
+    ).astype(np.uint8)
     image[height * 2 // 3 :] = (40, 150, 50)
     side = max(4, min(width, height) // 4)
     left = (3 * index) % max(1, width - side)
@@ -96,7 +98,9 @@ def make_clip(
     tracks = [("mono", 48000, 440.0), ("stereo", 44100, 660.0)][:audio_tracks]
     audio = [out.add_stream("aac", rate=rate_hz, layout=layout) for layout, rate_hz, _ in tracks] if audio_first else []
     # veryfast keeps B-frames (reordered pts, an MP4 edit list): the harder case for timing
-    video = out.add_stream(codec, rate=rate, options=options or ({"crf": "20", "preset": "veryfast"} if codec == "libx264" else {}))
+    video = out.add_stream(
+        codec, rate=rate, options=options or ({"crf": "20", "preset": "veryfast"} if codec == "libx264" else {})
+    )
     video.width, video.height, video.pix_fmt = width, height, pix_fmt
     video.time_base = time_base
     video.codec_context.time_base = time_base
@@ -113,7 +117,9 @@ def make_clip(
     srt = subs = None
     if subtitles:  # a real SubRip stream, demuxed from a .srt file and stream-copied in
         srt_path = path.with_suffix(".srt")
-        srt_path.write_text("1\n00:00:00,100 --> 00:00:00,300\nline one\n\n2\n00:00:00,400 --> 00:00:00,500\nline two\n")
+        srt_path.write_text(
+            "1\n00:00:00,100 --> 00:00:00,300\nline one\n\n2\n00:00:00,400 --> 00:00:00,500\nline two\n"
+        )
         srt = av.open(str(srt_path))
         subs = out.add_stream_from_template(srt.streams.subtitles[0])
     for stream, (language, title) in zip(audio, [("eng", "tone 440"), ("fra", "tone 660")]):
@@ -155,7 +161,9 @@ def clip_h264(media_dir) -> Clip:
     """8-bit yuv420p H.264 in MP4 at 30000/1001 with two AAC tracks (440 Hz mono, 660 Hz stereo),
     rotated 90 degrees, sample aspect ratio 4:3, tagged BT.709 limited range."""
     tags = {"colorspace": 1, "color_primaries": 1, "color_trc": 1}
-    return make_clip(media_dir / "shapes.mp4", rotation=90, sample_aspect_ratio=Fraction(4, 3), color_range=1, color_tags=tags)
+    return make_clip(
+        media_dir / "shapes.mp4", rotation=90, sample_aspect_ratio=Fraction(4, 3), color_range=1, color_tags=tags
+    )
 
 
 @pytest.fixture(scope="session")
@@ -266,10 +274,18 @@ def decode_all(path: Path) -> Decoded:
                 times.append(Fraction(frame.pts) * Fraction(frame.time_base))
         sar = video.codec_context.sample_aspect_ratio
         return Decoded(
-            planes, times, first.format.name, int(first.color_range), int(first.colorspace), int(first.color_primaries),
-            int(first.color_trc), int(first.rotation or 0), Fraction(sar) if sar else None, packets,
+            planes,
+            times,
+            first.format.name,
+            int(first.color_range),
+            int(first.colorspace),
+            int(first.color_primaries),
+            int(first.color_trc),
+            int(first.rotation or 0),
+            Fraction(sar) if sar else None,
+            packets,
             [(s.type, s.codec_context.name) for s in container.streams],
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture(scope="session")

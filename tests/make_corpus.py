@@ -25,20 +25,58 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest's clip maker, also as a script
 from conftest import make_clip, shapes_frame  # noqa: E402
 
-
 # The case names, in order (tests are parametrized by them without building the corpus first).
 CASE_NAMES = (
-    "zero-byte", "random-bytes", "text-named-mp4", "jpeg-named-mp4",
-    "truncated-10", "truncated-faststart-10", "truncated-faststart-10-strict", "truncated-50", "truncated-faststart-50",
-    "truncated-faststart-50-strict", "truncated-90", "truncated-90-strict", "truncated-faststart-90",
-    "truncated-faststart-90-strict", "truncated-50-mkv", "truncated-50-mkv-strict", "damaged-packets-ffv1", "damaged-packets-h264",
-    "audio-only", "no-frames", "single-frame", "size-1x1", "size-2x2", "size-odd-33x17", "claims-16k",
-    "two-video-streams", "cover-art", "timecode-track", "interlaced-tff", "rotation-90", "10-bit", "yuv422p",
-    "yuv444p", "prores4444-alpha", "vfr-pts-jumps", "audio-longer-than-video", "subtitles",
-    "model-truncated", "model-wrong-shapes", "model-pickle",
-    "size-change-ts", "dv-ntsc-411", "dv-pal-avi", "mpeg2-ps", "mjpeg-avi", "prores422-10bit", "v210-mov",
-    "dnxhr-mxf", "av1",
-)  # fmt: skip
+    "zero-byte",
+    "random-bytes",
+    "text-named-mp4",
+    "jpeg-named-mp4",
+    "truncated-10",
+    "truncated-faststart-10",
+    "truncated-faststart-10-strict",
+    "truncated-50",
+    "truncated-faststart-50",
+    "truncated-faststart-50-strict",
+    "truncated-90",
+    "truncated-90-strict",
+    "truncated-faststart-90",
+    "truncated-faststart-90-strict",
+    "truncated-50-mkv",
+    "truncated-50-mkv-strict",
+    "damaged-packets-ffv1",
+    "damaged-packets-h264",
+    "audio-only",
+    "no-frames",
+    "single-frame",
+    "size-1x1",
+    "size-2x2",
+    "size-odd-33x17",
+    "claims-16k",
+    "two-video-streams",
+    "cover-art",
+    "timecode-track",
+    "interlaced-tff",
+    "rotation-90",
+    "10-bit",
+    "yuv422p",
+    "yuv444p",
+    "prores4444-alpha",
+    "vfr-pts-jumps",
+    "audio-longer-than-video",
+    "subtitles",
+    "model-truncated",
+    "model-wrong-shapes",
+    "model-pickle",
+    "size-change-ts",
+    "dv-ntsc-411",
+    "dv-pal-avi",
+    "mpeg2-ps",
+    "mjpeg-avi",
+    "prores422-10bit",
+    "v210-mov",
+    "dnxhr-mxf",
+    "av1",
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +140,19 @@ def _video_stream(out, codec="libx264", width=64, height=48, pix_fmt="yuv420p", 
     return stream
 
 
-def _simple(path: Path, *, frames=8, codec="libx264", width=64, height=48, pix_fmt="yuv420p", options=None, source_fmt=None,
-            rgba=False, setup=None) -> Path:  # fmt: skip
+def _simple(
+    path: Path,
+    *,
+    frames=8,
+    codec="libx264",
+    width=64,
+    height=48,
+    pix_fmt="yuv420p",
+    options=None,
+    source_fmt=None,
+    rgba=False,
+    setup=None,
+) -> Path:
     with av.open(str(path), "w") as out:
         stream = _video_stream(out, codec, width, height, pix_fmt, options=options)
         if setup is not None:
@@ -167,7 +216,9 @@ def _pcm(out, stream, seconds: float, samples: int = 1024) -> None:
             data = np.repeat((3000 * tone).astype(np.int16)[:, None], channels, 1).reshape(1, -1)
         else:
             data = np.repeat((0.2 * tone).astype(np.float32)[None], channels, 0)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=stream.format.name, layout=stream.layout.name)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(data), format=stream.format.name, layout=stream.layout.name
+        )
         frame.sample_rate, frame.pts = rate, start
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -175,8 +226,19 @@ def _pcm(out, stream, seconds: float, samples: int = 1024) -> None:
         out.mux(packet)
 
 
-def _archive(path: Path, codec: str, width: int, height: int, pix_fmt: str, *, frames=6, rate=Fraction(25), fmt=None,
-             options=None, audio=None) -> Path:  # fmt: skip
+def _archive(
+    path: Path,
+    codec: str,
+    width: int,
+    height: int,
+    pix_fmt: str,
+    *,
+    frames=6,
+    rate=Fraction(25),
+    fmt=None,
+    options=None,
+    audio=None,
+) -> Path:
     """A clip as an archive's ingest or camera wrote it; `audio` = (codec, rate, layout, samples per frame)."""
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, options=options or {})
@@ -254,14 +316,25 @@ def make_corpus(folder: str | Path) -> list[Case]:
     (d / "zero-byte.mp4").write_bytes(b"")
     add(Case("zero-byte", d / "zero-byte.mp4", "error: empty file", False, ("empty file",)))
     (d / "random-bytes.mp4").write_bytes(random.Random(0).randbytes(50_000))
-    add(Case("random-bytes", d / "random-bytes.mp4", "error: not a readable video file", False, ("not a readable video",)))
+    add(
+        Case(
+            "random-bytes", d / "random-bytes.mp4", "error: not a readable video file", False, ("not a readable video",)
+        )
+    )
     (d / "text.mp4").write_text("Reel 3, scene 12: the harbour at dawn. Notes by the archivist.\n" * 40)
     add(Case("text-named-mp4", d / "text.mp4", "error: not a readable video file", False, ("not a readable video",)))
     from PIL import Image
 
     Image.fromarray(shapes_frame(0, 64, 48)).save(d / "photo.mp4", format="JPEG")
-    add(Case("jpeg-named-mp4", d / "photo.mp4", "error: a still image, pointing at `remaster image`", False,
-             ("still image", "remaster image")))  # fmt: skip
+    add(
+        Case(
+            "jpeg-named-mp4",
+            d / "photo.mp4",
+            "error: a still image, pointing at `remaster image`",
+            False,
+            ("still image", "remaster image"),
+        )
+    )
 
     # --- truncated and damaged ------------------------------------------------------------
     base = make_clip(d / "base.mp4", frames=24, audio_tracks=1).path  # index (moov) at the end
@@ -275,32 +348,93 @@ def make_corpus(folder: str | Path) -> list[Case]:
         # The index (moov) is written last: cut at 10% or 50% it is gone and FFmpeg cannot open
         # the file either; at 90% it is there, and it lists more frames than the file holds.
         if percent < 90:
-            add(Case(f"truncated-{percent}", cut, "error: not a readable video (FFmpeg cannot open it either)", False, ("not a readable video",)))
+            add(
+                Case(
+                    f"truncated-{percent}",
+                    cut,
+                    "error: not a readable video (FFmpeg cannot open it either)",
+                    False,
+                    ("not a readable video",),
+                )
+            )
         else:
             add(Case(f"truncated-{percent}", cut, recovered, True, extra={"note": "truncated"}, **mp4_lossless))
-            add(Case(f"truncated-{percent}-strict", cut, "error with --strict: truncated", False, ("truncated", "--strict"), args=("--strict",)))
+            add(
+                Case(
+                    f"truncated-{percent}-strict",
+                    cut,
+                    "error with --strict: truncated",
+                    False,
+                    ("truncated", "--strict"),
+                    args=("--strict",),
+                )
+            )
         cut = d / f"truncated-faststart-{percent}.mp4"
         cut.write_bytes(fast.read_bytes()[: fast.stat().st_size * percent // 100])
         if percent == 10:  # not even the first picture is in the file: nothing to recover
-            add(Case(f"truncated-faststart-{percent}", cut, "error: no decodable video frame", False, ("no decodable video frame",)))
+            add(
+                Case(
+                    f"truncated-faststart-{percent}",
+                    cut,
+                    "error: no decodable video frame",
+                    False,
+                    ("no decodable video frame",),
+                )
+            )
         else:
-            add(Case(f"truncated-faststart-{percent}", cut, recovered, True, extra={"note": "truncated"}, **mp4_lossless))
-        add(Case(f"truncated-faststart-{percent}-strict", cut, "error with --strict: the index lists more frames than the file holds",
-                 False, ("truncated",), args=("--strict",)))  # fmt: skip
+            add(
+                Case(
+                    f"truncated-faststart-{percent}", cut, recovered, True, extra={"note": "truncated"}, **mp4_lossless
+                )
+            )
+        add(
+            Case(
+                f"truncated-faststart-{percent}-strict",
+                cut,
+                "error with --strict: the index lists more frames than the file holds",
+                False,
+                ("truncated",),
+                args=("--strict",),
+            )
+        )
     mkv = make_clip(d / "base.mkv", frames=24, audio_tracks=1).path
     cut = d / "truncated-50.mkv"
     cut.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
     add(Case("truncated-50-mkv", cut, recovered, True, extra={"note": "truncated"}))
-    add(Case("truncated-50-mkv-strict", cut, "error with --strict: the file ends before its stated duration", False, ("truncated",),
-             args=("--strict",)))  # fmt: skip
-    ffv1 = make_clip(d / "base-ffv1.mkv", frames=12, audio_tracks=1, codec="ffv1", options={"slicecrc": "1", "level": "3", "g": "1"})
-    add(Case("damaged-packets-ffv1", _flip_packets(ffv1.path, d / "damaged-ffv1.mkv", (5, 6)),
-             "output: 2 undecodable frames replaced by the previous good frame; count, timing and sound kept; reported",
-             True, damaged=2, extra={"repeat": (5, 6)}))  # fmt: skip
+    add(
+        Case(
+            "truncated-50-mkv-strict",
+            cut,
+            "error with --strict: the file ends before its stated duration",
+            False,
+            ("truncated",),
+            args=("--strict",),
+        )
+    )
+    ffv1 = make_clip(
+        d / "base-ffv1.mkv", frames=12, audio_tracks=1, codec="ffv1", options={"slicecrc": "1", "level": "3", "g": "1"}
+    )
+    add(
+        Case(
+            "damaged-packets-ffv1",
+            _flip_packets(ffv1.path, d / "damaged-ffv1.mkv", (5, 6)),
+            "output: 2 undecodable frames replaced by the previous good frame; count, timing and sound kept; reported",
+            True,
+            damaged=2,
+            extra={"repeat": (5, 6)},
+        )
+    )
     h264 = make_clip(d / "base-h264.mkv", frames=12, audio_tracks=1, options={"preset": "ultrafast", "crf": "20"})
-    add(Case("damaged-packets-h264", _flip_packets(h264.path, d / "damaged-h264.mkv", (5, 6)),
-             "output: frames the decoder concealed are kept (best picture there is) and reported as damaged",
-             True, damaged=2, lossless=False))  # concealment differs between threaded and plain decoding  # fmt: skip
+    add(
+        Case(
+            "damaged-packets-h264",
+            _flip_packets(h264.path, d / "damaged-h264.mkv", (5, 6)),
+            "output: frames the decoder concealed are kept (best picture there is) and reported as damaged",
+            True,
+            damaged=2,
+            lossless=False,
+        )
+    )  # concealment differs between threaded and plain decoding
 
     # --- no picture ---------------------------------------------------------------------
     audio = d / "audio-only.m4a"
@@ -315,13 +449,32 @@ def make_corpus(folder: str | Path) -> list[Case]:
 
     # --- sizes ------------------------------------------------------------------------------
     add(Case("single-frame", _simple(d / "single-frame.mp4", frames=1), "output: one frame", True, **LOSSLESS_MP4))
-    add(Case("size-1x1", _simple(d / "one.mkv", codec="ffv1", width=1, height=1, pix_fmt="yuv444p", frames=3),
-             "output: 1x1 (the net runs at its minimum size; chroma is averaged down)", True))  # fmt: skip
+    add(
+        Case(
+            "size-1x1",
+            _simple(d / "one.mkv", codec="ffv1", width=1, height=1, pix_fmt="yuv444p", frames=3),
+            "output: 1x1 (the net runs at its minimum size; chroma is averaged down)",
+            True,
+        )
+    )
     add(Case("size-2x2", _simple(d / "two.mkv", codec="ffv1", width=2, height=2, frames=3), "output: 2x2", True))
-    add(Case("size-odd-33x17", _simple(d / "odd.mkv", codec="ffv1", width=33, height=17, frames=4),
-             "output: 33x17 (chroma planes rounded up as FFmpeg does)", True))  # fmt: skip
-    add(Case("claims-16k", _claim_16k(d / "claims-16k.mkv"),
-             "error: refused before decoding: larger than the 8192-pixel sides remaster handles", False, ("15360x8640",)))  # fmt: skip
+    add(
+        Case(
+            "size-odd-33x17",
+            _simple(d / "odd.mkv", codec="ffv1", width=33, height=17, frames=4),
+            "output: 33x17 (chroma planes rounded up as FFmpeg does)",
+            True,
+        )
+    )
+    add(
+        Case(
+            "claims-16k",
+            _claim_16k(d / "claims-16k.mkv"),
+            "error: refused before decoding: larger than the 8192-pixel sides remaster handles",
+            False,
+            ("15360x8640",),
+        )
+    )
 
     # --- streams ----------------------------------------------------------------------------
     two = d / "two-video-streams.mkv"
@@ -336,14 +489,20 @@ def make_corpus(folder: str | Path) -> list[Case]:
         for stream in (first, second):
             for packet in stream.encode(None):
                 out.mux(packet)
-    add(Case("two-video-streams", two, "output: the first video stream colorized; the second dropped with a notice", True))
+    add(
+        Case(
+            "two-video-streams", two, "output: the first video stream colorized; the second dropped with a notice", True
+        )
+    )
     cover = d / "cover-art.mp4"
 
     def with_cover(out, stream):
         art = out.add_stream("mjpeg")
         art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
         art.disposition = av.stream.Disposition.attached_pic
-        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 120, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 120, np.uint8), format="rgb24").reformat(
+            format="yuvj420p"
+        )
         packets = list(art.encode(picture)) + list(art.encode(None))
         with_cover.packets = [(p, art) for p in packets]
 
@@ -356,22 +515,74 @@ def make_corpus(folder: str | Path) -> list[Case]:
         for packet, art in with_cover.packets:
             packet.stream, packet.pts, packet.dts = art, 0, 0
             out.mux(packet)
-    add(Case("cover-art", cover, "output: video and sound; the cover-art picture dropped with a notice", True, **LOSSLESS_MP4))
+    add(
+        Case(
+            "cover-art",
+            cover,
+            "output: video and sound; the cover-art picture dropped with a notice",
+            True,
+            **LOSSLESS_MP4,
+        )
+    )
     timecode = d / "timecode.mov"
     _simple(timecode, frames=5, setup=lambda out, s: s.metadata.__setitem__("timecode", "01:00:00:00"))
-    add(Case("timecode-track", timecode, "output: the start timecode carried (the mov muxer writes a new tmcd track)", True,
-             args=("--codec", "libx264", "--crf", "0"), suffix=".mov", extra={"timecode": "01:00:00:00"}))  # fmt: skip
-    interlaced = _simple(d / "interlaced-tff.mkv", frames=6, options={"preset": "ultrafast", "x264-params": "interlaced=1:tff=1"})
-    add(Case("interlaced-tff", interlaced, "output: fields kept woven as they are (no deinterlacing); field order carried", True,
-             extra={"field_order": 2}))  # AV_FIELD_TT  # fmt: skip
+    add(
+        Case(
+            "timecode-track",
+            timecode,
+            "output: the start timecode carried (the mov muxer writes a new tmcd track)",
+            True,
+            args=("--codec", "libx264", "--crf", "0"),
+            suffix=".mov",
+            extra={"timecode": "01:00:00:00"},
+        )
+    )
+    interlaced = _simple(
+        d / "interlaced-tff.mkv", frames=6, options={"preset": "ultrafast", "x264-params": "interlaced=1:tff=1"}
+    )
+    add(
+        Case(
+            "interlaced-tff",
+            interlaced,
+            "output: fields kept woven as they are (no deinterlacing); field order carried",
+            True,
+            extra={"field_order": 2},
+        )
+    )  # AV_FIELD_TT
     rotated = make_clip(d / "rotation-90.mp4", frames=6, audio_tracks=1, rotation=90).path
-    add(Case("rotation-90", rotated, "output: the display matrix (rotation 90) carried", True, extra={"rotation": 90}, **LOSSLESS_MP4))
-    add(Case("10-bit", _simple(d / "ten-bit.mkv", pix_fmt="yuv420p10le", frames=4), "output: 10-bit, Y codes exact", True))
+    add(
+        Case(
+            "rotation-90",
+            rotated,
+            "output: the display matrix (rotation 90) carried",
+            True,
+            extra={"rotation": 90},
+            **LOSSLESS_MP4,
+        )
+    )
+    add(
+        Case(
+            "10-bit", _simple(d / "ten-bit.mkv", pix_fmt="yuv420p10le", frames=4), "output: 10-bit, Y codes exact", True
+        )
+    )
     add(Case("yuv422p", _simple(d / "yuv422.mkv", pix_fmt="yuv422p", frames=4), "output: 4:2:2", True))
     add(Case("yuv444p", _simple(d / "yuv444.mkv", pix_fmt="yuv444p", frames=4), "output: 4:4:4", True))
-    prores = _simple(d / "prores4444-alpha.mov", codec="prores_ks", pix_fmt="yuva444p10le", frames=4, rgba=True,
-                     options={"profile": "4", "alpha_bits": "16"})  # fmt: skip
-    add(Case("prores4444-alpha", prores, "output: Y at the decoder's 12 bits; the alpha plane dropped with a notice", True))
+    prores = _simple(
+        d / "prores4444-alpha.mov",
+        codec="prores_ks",
+        pix_fmt="yuva444p10le",
+        frames=4,
+        rgba=True,
+        options={"profile": "4", "alpha_bits": "16"},
+    )
+    add(
+        Case(
+            "prores4444-alpha",
+            prores,
+            "output: Y at the decoder's 12 bits; the alpha plane dropped with a notice",
+            True,
+        )
+    )
     gaps = [0, 3003, 6006, 9009, 99099, 102102, 103103, 403403, 406406]  # 1/90000 s: jumps of 1 s and 3.3 s
     vfr = make_clip(d / "vfr-jumps.mkv", pts=gaps, time_base=Fraction(1, 90000), rate=Fraction(30), audio_tracks=1).path
     add(Case("vfr-pts-jumps", vfr, "output: every timestamp kept, jumps included", True))
@@ -388,43 +599,113 @@ def make_corpus(folder: str | Path) -> list[Case]:
     # --- model files ------------------------------------------------------------------------
     models = _model_files(d)
     good = _simple(d / "good.mkv", frames=3)
-    add(Case("model-truncated", good, "error: not a readable safetensors model", False, ("not a readable safetensors",),
-             names=models["truncated"].name, model=models["truncated"]))  # fmt: skip
-    add(Case("model-wrong-shapes", good, "error: tensor with the wrong shape, expected vs got", False,
-             (models["wrong_tensor"], "expected"), names=models["wrong"].name, model=models["wrong"]))  # fmt: skip
-    add(Case("model-pickle", good, "error: a pickle is refused, never unpickled", False, ("pickle",),
-             names=models["pickle"].name, model=models["pickle"]))  # fmt: skip
+    add(
+        Case(
+            "model-truncated",
+            good,
+            "error: not a readable safetensors model",
+            False,
+            ("not a readable safetensors",),
+            names=models["truncated"].name,
+            model=models["truncated"],
+        )
+    )
+    add(
+        Case(
+            "model-wrong-shapes",
+            good,
+            "error: tensor with the wrong shape, expected vs got",
+            False,
+            (models["wrong_tensor"], "expected"),
+            names=models["wrong"].name,
+            model=models["wrong"],
+        )
+    )
+    add(
+        Case(
+            "model-pickle",
+            good,
+            "error: a pickle is refused, never unpickled",
+            False,
+            ("pickle",),
+            names=models["pickle"].name,
+            model=models["pickle"],
+        )
+    )
 
     # --- a picture size change mid-stream -----------------------------------------------------
     # 4:3 then 16:9 at a larger size: the later frames are scaled down to fit and letterboxed.
     changed = _size_change_ts(d / "size-change.ts", [(64, 48, 6), (96, 54, 6)])
-    add(Case("size-change-ts", changed, "output: every frame; the 96x54 ones scaled to 64x48 with bars, and a notice", True,
-             exact_frames=6, extra={"notice": "size-change.ts: 6 frames of 96x54 scaled to 64x48 (aspect kept, bars added): "
-                                              "the picture size changed mid-stream at frame 6", "bars": 6},
-             **LOSSLESS_MP4))  # MPEG-TS times are 1/90000 s: Matroska would round them  # fmt: skip
+    add(
+        Case(
+            "size-change-ts",
+            changed,
+            "output: every frame; the 96x54 ones scaled to 64x48 with bars, and a notice",
+            True,
+            exact_frames=6,
+            extra={
+                "notice": "size-change.ts: 6 frames of 96x54 scaled to 64x48 (aspect kept, bars added): "
+                "the picture size changed mid-stream at frame 6",
+                "bars": 6,
+            },
+            **LOSSLESS_MP4,
+        )
+    )  # MPEG-TS times are 1/90000 s: Matroska would round them
 
     # --- archive formats ----------------------------------------------------------------------
     # Full-size DV (its only sizes), everything else tiny. Outputs are FFV1 in Matroska where the
     # input's times are whole milliseconds, else x264 at QP 0 (lossless at 8 bits) in MOV/MP4.
-    ntsc = _archive(d / "dv-ntsc.dv", "dvvideo", 720, 480, "yuv411p", rate=Fraction(30000, 1001),
-                    audio=("pcm_s16le", 48000, "stereo", 1600))  # fmt: skip
-    add(Case("dv-ntsc-411", ntsc, "output: DV NTSC 4:1:1 (raw .dv), Y exact, the DV sound copied", True,
-             args=("--codec", "libx264", "--crf", "0"), suffix=".mov"))  # 1001/30000 s frames  # fmt: skip
+    ntsc = _archive(
+        d / "dv-ntsc.dv",
+        "dvvideo",
+        720,
+        480,
+        "yuv411p",
+        rate=Fraction(30000, 1001),
+        audio=("pcm_s16le", 48000, "stereo", 1600),
+    )
+    add(
+        Case(
+            "dv-ntsc-411",
+            ntsc,
+            "output: DV NTSC 4:1:1 (raw .dv), Y exact, the DV sound copied",
+            True,
+            args=("--codec", "libx264", "--crf", "0"),
+            suffix=".mov",
+        )
+    )  # 1001/30000 s frames
     pal = _archive(d / "dv-pal.avi", "dvvideo", 720, 576, "yuv420p", audio=("pcm_s16le", 48000, "stereo", 1024))
     add(Case("dv-pal-avi", pal, "output: DV PAL 4:2:0 in AVI, Y exact, PCM sound copied", True))
-    ps = _archive(d / "program-stream.mpg", "mpeg2video", 64, 48, "yuv420p", frames=8, fmt="vob",
-                  audio=("mp2", 48000, "stereo", 1152))  # fmt: skip
+    ps = _archive(
+        d / "program-stream.mpg",
+        "mpeg2video",
+        64,
+        48,
+        "yuv420p",
+        frames=8,
+        fmt="vob",
+        audio=("mp2", 48000, "stereo", 1152),
+    )
     add(Case("mpeg2-ps", ps, "output: MPEG-2 program stream (.mpg) with MP2 sound copied", True, **LOSSLESS_MP4))
     mjpeg = _archive(d / "mjpeg.avi", "mjpeg", 64, 48, "yuvj422p", audio=("pcm_s16le", 48000, "mono", 1024))
     add(Case("mjpeg-avi", mjpeg, "output: Motion JPEG (full-range 4:2:2) in AVI, Y exact, PCM copied", True))
-    prores422 = _archive(d / "prores422.mov", "prores_ks", 64, 48, "yuv422p10le", audio=("pcm_s16le", 48000, "mono", 1024))
+    prores422 = _archive(
+        d / "prores422.mov", "prores_ks", 64, 48, "yuv422p10le", audio=("pcm_s16le", 48000, "mono", 1024)
+    )
     add(Case("prores422-10bit", prores422, "output: ProRes 422 10-bit, Y codes exact at 10 bits, PCM copied", True))
     v210 = _archive(d / "v210.mov", "v210", 64, 48, "yuv422p10le")
     add(Case("v210-mov", v210, "output: uncompressed 10-bit 4:2:2 (v210) in MOV, Y codes exact at 10 bits", True))
     # DNxHD proper takes only its broadcast sizes and bitrates (1920x1080 at 36M+); DNxHR LB takes
     # any size, so the MXF case stays small.
-    dnx = _archive(d / "dnxhr.mxf", "dnxhd", 256, 144, "yuv422p", options={"profile": "dnxhr_lb"},
-                   audio=("pcm_s16le", 48000, "mono", 1920))  # fmt: skip
+    dnx = _archive(
+        d / "dnxhr.mxf",
+        "dnxhd",
+        256,
+        144,
+        "yuv422p",
+        options={"profile": "dnxhr_lb"},
+        audio=("pcm_s16le", 48000, "mono", 1920),
+    )
     add(Case("dnxhr-mxf", dnx, "output: DNxHR LB in MXF (OP1a), Y exact, PCM copied", True))
     av1 = next((c for c in ("libsvtav1", "libaom-av1", "librav1e") if c in av.codecs_available), None)
     if av1 is not None:
@@ -432,8 +713,15 @@ def make_corpus(folder: str | Path) -> list[Case]:
         path = _archive(d / "av1.mkv", av1, 64, 64, "yuv420p", options={"preset": "12"} if av1 == "libsvtav1" else {})
         add(Case("av1", path, f"output: AV1 (made with {av1}), Y exact", True))
     else:
-        add(Case("av1", d / "av1.mkv", "not made: this PyAV build has no AV1 encoder", True,
-                 skip="no AV1 encoder (libsvtav1, libaom-av1, librav1e) in this PyAV build"))  # fmt: skip
+        add(
+            Case(
+                "av1",
+                d / "av1.mkv",
+                "not made: this PyAV build has no AV1 encoder",
+                True,
+                skip="no AV1 encoder (libsvtav1, libaom-av1, librav1e) in this PyAV build",
+            )
+        )
     assert tuple(c.name for c in cases) == CASE_NAMES, "update CASE_NAMES"
     return cases
 

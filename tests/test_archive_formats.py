@@ -61,8 +61,24 @@ def test_size_change_mid_stream_keeps_every_frame(tmp_path, random_model_file):
         notice = "capture.ts: 50 frames of 480x270 scaled to 640x360 (aspect kept): the picture size changed mid-stream at frame 50"
         assert size_notice(reader.path, reader.source, reader.resized) == [notice]
     output = tmp_path / "out.mkv"
-    result = run_cli(["colorize", source, "-o", output, "--model", random_model_file, "--device", "cpu", "--flow", "dis",
-                      "--codec", "ffv1", "--json"], timeout=300)  # fmt: skip
+    result = run_cli(
+        [
+            "colorize",
+            source,
+            "-o",
+            output,
+            "--model",
+            random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "dis",
+            "--codec",
+            "ffv1",
+            "--json",
+        ],
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames"] == 100 and notice in report["notices"]

@@ -14,13 +14,21 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-
 from conftest import decode_all, shapes_frame
 from test_corpus import run_cli
 
 
-def film_with_sound(path, audio_codec: str, *, rate_hz: int = 48000, layout: str = "stereo", audio_format: str = "s16", frames: int = 12,
-                    video_codec: str = "libx264", pix_fmt: str = "yuv420p"):  # fmt: skip
+def film_with_sound(
+    path,
+    audio_codec: str,
+    *,
+    rate_hz: int = 48000,
+    layout: str = "stereo",
+    audio_format: str = "s16",
+    frames: int = 12,
+    video_codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+):
     """A short gray film whose one audio track is `audio_codec` (a two-tone signal)."""
     with av.open(str(path), "w") as out:
         video = out.add_stream(video_codec, rate=Fraction(25))
@@ -73,14 +81,34 @@ def decoded_samples(path) -> np.ndarray:
         ("ima-adpcm-in-avi", "adpcm_ima_wav", "s16p", ".avi", ".mp4", "pcm_s16le"),
     ],
 )
-def test_sound_that_cannot_be_copied_is_stored_losslessly(name, audio_codec, audio_format, suffix, container_out, expect, tmp_path, random_model_file):
+def test_sound_that_cannot_be_copied_is_stored_losslessly(
+    name, audio_codec, audio_format, suffix, container_out, expect, tmp_path, random_model_file
+):
     video_codec = "mpeg2video" if suffix == ".mpg" else "libx264"
     source = film_with_sound(tmp_path / f"in{suffix}", audio_codec, audio_format=audio_format, video_codec=video_codec)
     out = tmp_path / f"out{container_out}"
-    result = run_cli(["colorize", source, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "none", "--codec", "ffv1", "--json"])
+    result = run_cli(
+        [
+            "colorize",
+            source,
+            "-o",
+            out,
+            "--model",
+            random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "none",
+            "--codec",
+            "ffv1",
+            "--json",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert any(f"({audio_codec}) cannot be copied" in n and f"stored losslessly as {expect}" in n for n in report["notices"]), report["notices"]
+    assert any(
+        f"({audio_codec}) cannot be copied" in n and f"stored losslessly as {expect}" in n for n in report["notices"]
+    ), report["notices"]
     assert f"stored losslessly as {expect}" in result.stderr  # the note is printed, not only in --json
     kinds = decode_all(out).stream_kinds
     assert ("audio", expect) in kinds, kinds
@@ -96,7 +124,9 @@ def test_audio_copy_refuses_and_drop_leaves_sound_out(tmp_path, random_model_fil
     refused = run_cli([*args, "-o", tmp_path / "copy.mkv", "--audio", "copy"])
     assert refused.returncode == 1
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "(pcm_alaw) cannot be copied into the matroska container" in lines[0] and ".mov" in lines[0], lines
+    assert (
+        len(lines) == 1 and "(pcm_alaw) cannot be copied into the matroska container" in lines[0] and ".mov" in lines[0]
+    ), lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
     dropped = run_cli([*args, "-o", tmp_path / "drop.mkv", "--audio", "drop", "--json"])
     assert dropped.returncode == 0, dropped.stderr

@@ -15,18 +15,40 @@ import torch
 from remaster.bench import STAGES, BenchOptions, make_input, plain_transcode
 from remaster.errors import ConfigError
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
+)
 
 
 def bench(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "remaster.cli", "bench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "remaster.cli", "bench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("device", ["cpu", CUDA])
 def test_bench_json_has_every_figure(tmp_path, random_model_file, device):
-    result = bench("--sizes", "64x48", "--frames", "10", "--batch-size", "4", "--device", device, "--model", random_model_file,
-                   "--inputs", tmp_path, "--cpu-threads", "1", "--json")  # fmt: skip
+    result = bench(
+        "--sizes",
+        "64x48",
+        "--frames",
+        "10",
+        "--batch-size",
+        "4",
+        "--device",
+        device,
+        "--model",
+        random_model_file,
+        "--inputs",
+        tmp_path,
+        "--cpu-threads",
+        "1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["device"].startswith(device) and report["model"] == "random"
@@ -45,8 +67,22 @@ def test_bench_json_has_every_figure(tmp_path, random_model_file, device):
 def test_bench_table_and_reused_input(tmp_path, random_model_file):
     film = make_input(tmp_path / "bench-48x32-6.mp4", 48, 32, 6)
     before = film.stat().st_mtime_ns
-    result = bench("--sizes", "48x32", "--frames", "6", "--batch-size", "6", "--device", "cpu", "--flow", "none",
-                   "--model", random_model_file, "--inputs", tmp_path)  # fmt: skip
+    result = bench(
+        "--sizes",
+        "48x32",
+        "--frames",
+        "6",
+        "--batch-size",
+        "6",
+        "--device",
+        "cpu",
+        "--flow",
+        "none",
+        "--model",
+        random_model_file,
+        "--inputs",
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "end-to-end" in line)
@@ -58,8 +94,27 @@ def test_bench_table_and_reused_input(tmp_path, random_model_file):
 
 def test_bench_with_workers(tmp_path, random_model_file):
     """`--workers 2` runs the film's segments in two processes, as `colorize --workers` does."""
-    result = bench("--sizes", "64x48", "--frames", "60", "--batch-size", "4", "--device", "cpu", "--model", random_model_file,
-                   "--inputs", tmp_path, "--cpu-threads", "1", "--workers", "2", "--segment-frames", "25", "--json")  # fmt: skip
+    result = bench(
+        "--sizes",
+        "64x48",
+        "--frames",
+        "60",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--model",
+        random_model_file,
+        "--inputs",
+        tmp_path,
+        "--cpu-threads",
+        "1",
+        "--workers",
+        "2",
+        "--segment-frames",
+        "25",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)["runs"]
     assert row["frames"] == 60 and row["end_to_end_fps"] > 0

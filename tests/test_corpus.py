@@ -22,7 +22,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from make_corpus import CASE_NAMES, Case, make_corpus
 
 from remaster.recover import demux_resilient
@@ -33,10 +32,14 @@ TIME_LIMIT = 90  # seconds per case; a healthy one takes 2-5 s (most of it impor
 def run_cli(args, timeout=TIME_LIMIT, env=None, **kwargs) -> subprocess.CompletedProcess:
     """`remaster ARGS` in a fresh interpreter, one torch thread (2 shared cores)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "remaster.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)  # fmt: skip
-
-
+    return subprocess.run(
+        [sys.executable, "-m", "remaster.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,19 @@ def results(corpus, random_model_file, tmp_path_factory) -> dict:
         folder = root / case.name
         folder.mkdir()
         output = folder / f"out{case.suffix}"
-        args = ["colorize", case.path, "-o", output, "--model", case.model or random_model_file, "--device", "cpu", "--flow", "dis", "--json"]
+        args = [
+            "colorize",
+            case.path,
+            "-o",
+            output,
+            "--model",
+            case.model or random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "dis",
+            "--json",
+        ]
         if "--codec" not in case.args:
             args += ["--codec", "ffv1"]
         try:
@@ -168,7 +183,9 @@ def test_case(name, corpus, results):
     # whether it does depends on x264's bitstream, which varies between machines, so such a case
     # expects as many as the tolerant reader finds; the damaged-packet cases name their count.
     damaged = case.damaged or sum(plane is None for plane in truth_planes)
-    assert report.get("damaged_frames", 0) == damaged, f"{case.name}: damaged frames reported {report.get('damaged_frames')}, expected {damaged}"
+    assert report.get("damaged_frames", 0) == damaged, (
+        f"{case.name}: damaged frames reported {report.get('damaged_frames')}, expected {damaged}"
+    )
     if case.lossless:
         last_good = None
         for i, (a, b) in enumerate(zip(truth_planes[: case.exact_frames], planes)):
@@ -180,7 +197,9 @@ def test_case(name, corpus, results):
     if "notice" in case.extra:
         assert case.extra["notice"] in report["notices"], f"{case.name}: notice missing from {report['notices']}"
     if "note" in case.extra:  # a note that says what was lost, in the report and on stderr
-        assert any(case.extra["note"] in n for n in report["notices"]), f"{case.name}: no {case.extra['note']!r} note in {report['notices']}"
+        assert any(case.extra["note"] in n for n in report["notices"]), (
+            f"{case.name}: no {case.extra['note']!r} note in {report['notices']}"
+        )
         assert case.extra["note"] in result.stderr
     if "bars" in case.extra:  # frames fitted into the first size: black bars, the picture scaled between
         from PIL import Image

@@ -14,11 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_clip
 from test_corpus import run_cli
-
-
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +29,28 @@ def clip(tmp_path_factory):
     keyframe every 16 frames so that `--segment-frames 16` really makes six segments (x264's
     default GOP of 250 made one, and Ctrl-C then raced the final join)."""
     options = {"crf": "20", "preset": "veryfast", "g": "16", "keyint_min": "16", "sc_threshold": "0"}
-    return make_clip(tmp_path_factory.mktemp("clip") / "reel.mkv", width=128, height=96, frames=96, audio_tracks=1, options=options)
+    return make_clip(
+        tmp_path_factory.mktemp("clip") / "reel.mkv", width=128, height=96, frames=96, audio_tracks=1, options=options
+    )
 
 
 def args_for(clip_path, output, model, *extra):
-    return ["colorize", clip_path, "-o", output, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
-            "--json", *extra]  # fmt: skip
+    return [
+        "colorize",
+        clip_path,
+        "-o",
+        output,
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--codec",
+        "ffv1",
+        "--json",
+        *extra,
+    ]
 
 
 def one_line(result) -> str:
@@ -104,8 +117,12 @@ def test_output_folder_not_writable(tmp_path_factory, clip, model):
 
         env = {"HOME": str(base), "TORCHINDUCTOR_CACHE_DIR": str(base), "MPLCONFIGDIR": str(base)}
         try:
-            result = run_cli(args_for(base / "reel.mkv", locked / "out.mkv", base / "model.safetensors"), preexec_fn=drop,
-                             env=env, cwd=str(base))  # fmt: skip
+            result = run_cli(
+                args_for(base / "reel.mkv", locked / "out.mkv", base / "model.safetensors"),
+                preexec_fn=drop,
+                env=env,
+                cwd=str(base),
+            )
         except PermissionError as error:  # e.g. the interpreter lives under /root (pyenv)
             pytest.skip(f"the Python interpreter is not usable by nobody: {error}")
         if result.returncode != 1 and "Permission denied" in result.stderr and "locked" not in result.stderr:
@@ -137,8 +154,15 @@ def _default_sigint() -> None:
 
 def _start(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "remaster.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "remaster.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_default_sigint,
+        **kwargs,
+    )
 
 
 def _wait_for(predicate, process, seconds=180.0):  # a loaded machine takes long to start torch

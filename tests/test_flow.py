@@ -20,15 +20,27 @@ from remaster.flow import (
     warp,
 )
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
+)
 DEVICES = ["cpu", CUDA]
 
 
 def texture(height: int, width: int, seed: int = 0) -> torch.Tensor:
     """Smooth random texture `(1, 1, H, W)` in [0, 1]: structure at several scales for the flow."""
     g = torch.Generator().manual_seed(seed)
-    coarse = F.interpolate(torch.rand(1, 1, height // 6, width // 6, generator=g), size=(height, width), mode="bicubic", align_corners=False)
-    fine = F.interpolate(torch.rand(1, 1, height // 2, width // 2, generator=g), size=(height, width), mode="bilinear", align_corners=False)
+    coarse = F.interpolate(
+        torch.rand(1, 1, height // 6, width // 6, generator=g),
+        size=(height, width),
+        mode="bicubic",
+        align_corners=False,
+    )
+    fine = F.interpolate(
+        torch.rand(1, 1, height // 2, width // 2, generator=g),
+        size=(height, width),
+        mode="bilinear",
+        align_corners=False,
+    )
     return (0.7 * coarse + 0.3 * fine).clamp(0, 1)
 
 
@@ -82,7 +94,9 @@ def test_warp_with_zero_flow_is_identity_and_half_pixel_interpolates():
 
 
 def test_warp_rejects_mismatched_flow():
-    with pytest.raises(ValueError, match=r"expects flow \(N, 2, H, W\) matching image \(1, 3, 8, 8\), got \(1, 2, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"expects flow \(N, 2, H, W\) matching image \(1, 3, 8, 8\), got \(1, 2, 4, 4\)"
+    ):
         warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 4, 4))
 
 
@@ -90,7 +104,9 @@ def test_resize_flow_scales_vectors():
     flow = torch.tensor([1.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 5, 9).contiguous()  # (1, 2, 5, 9)
     bigger = resize_flow(flow, (9, 17))  # twice the pixel spacing (align_corners geometry)
     assert bigger.shape == (1, 2, 9, 17)
-    assert torch.allclose(bigger[:, 0], torch.full((1, 9, 17), 2.0)) and torch.allclose(bigger[:, 1], torch.full((1, 9, 17), -4.0))
+    assert torch.allclose(bigger[:, 0], torch.full((1, 9, 17), 2.0)) and torch.allclose(
+        bigger[:, 1], torch.full((1, 9, 17), -4.0)
+    )
 
 
 def moving_square_flows(size: int = 32, side: int = 8, step: int = 4):
@@ -133,7 +149,7 @@ def test_motion_boundaries_mark_edges_of_moving_regions():
     edges = motion_boundaries(backward)  # (1, 1, 32, 32)
     assert edges[0, 0, top + side // 2, left_cur - 1] and edges[0, 0, top + side // 2, left_cur]
     assert not edges[0, 0, top + 2 : top + side - 2, left_cur + 2 : left_cur + side - 2].any()  # inside: uniform motion
-    assert not edges[0, 0, :top - 2].any()  # static background
+    assert not edges[0, 0, : top - 2].any()  # static background
 
 
 def test_zero_flow_and_names():
@@ -201,7 +217,9 @@ def test_raft_without_weights_offline_falls_back_to_dis(monkeypatch, tmp_path):
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.warns(RuntimeWarning, match=r"raft-small weights .* could not be loaded: .*; using DIS optical flow instead"):
+    with pytest.warns(
+        RuntimeWarning, match=r"raft-small weights .* could not be loaded: .*; using DIS optical flow instead"
+    ):
         provider = make_flow_provider("raft-small")
     assert provider.name == "dis"
     with pytest.warns(RuntimeWarning, match="using DIS"):

@@ -34,7 +34,9 @@ def test_nvdec_gives_the_cpu_decoders_codes_or_falls_back_with_a_note(clip_h264)
     with VideoReader(clip_h264.path, decoder="nvdec") as reader:
         got = codes_of(reader)
         if reader.decoder == "cpu":  # no NVDEC here: said in one line, and the CPU decoded
-            assert reader.decoder_note and "decoded on the CPU" in reader.decoder_note and "\n" not in reader.decoder_note
+            assert (
+                reader.decoder_note and "decoded on the CPU" in reader.decoder_note and "\n" not in reader.decoder_note
+            )
         else:
             assert reader.decoder_note is None
         assert reader.describe()["decoder"] == reader.decoder
@@ -52,8 +54,13 @@ def test_nvdec_run_keeps_luma_and_says_how_it_decoded(tmp_path, clip_h264):
     device = "cuda" if HAS_CUDA else "cpu"
     colorizer = Colorizer.random(seed=0, device=device)
     out = tmp_path / "out.mp4"
-    report = colorize_video(clip_h264.path, out, make_config(decoder="nvdec", flow="dis", codec="libx264", crf=0, batch_size=4),
-                            progress=False, colorizer=colorizer)  # fmt: skip
+    report = colorize_video(
+        clip_h264.path,
+        out,
+        make_config(decoder="nvdec", flow="dis", codec="libx264", crf=0, batch_size=4),
+        progress=False,
+        colorizer=colorizer,
+    )
     source, result = decode_all(clip_h264.path), decode_all(out)
     assert len(result.planes) == len(source.planes) and result.times == source.times
     for index, (a, b) in enumerate(zip(source.planes, result.planes)):

@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from test_train import TINY_NET, photo_dir, tiny_config  # noqa: F401  (fixture)
 
 from remaster.errors import ConfigError
 from remaster.hints import hint_map, point_hints, resize_hints, simulate_hints
-from remaster.model import Colorizer, net_from_weights, read_weights, save_weights, InferenceConfig
+from remaster.model import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
 from remaster.nets import NetConfig, add_hint_inputs, build_net, default_ab_bins
 from remaster.train import Trainer
-
-from test_train import TINY_NET, photo_dir, tiny_config  # noqa: F401  (fixture)
 
 
 def _plain_net():
@@ -84,8 +83,12 @@ def test_training_with_hints_learns_to_follow_them(photo_dir, tmp_path):  # noqa
     plain = tmp_path / "plain.safetensors"
     base = Trainer(tiny_config(), photo_dir, plain, progress=False)
     base.export()
-    trainer = Trainer(tiny_config(net=NetConfig(widths=(8, 8, 16, 16), blocks=1, hints=True), init=str(plain)),
-                      photo_dir, tmp_path / "hinted.safetensors", progress=False)
+    trainer = Trainer(
+        tiny_config(net=NetConfig(widths=(8, 8, 16, 16), blocks=1, hints=True), init=str(plain)),
+        photo_dir,
+        tmp_path / "hinted.safetensors",
+        progress=False,
+    )
     assert trainer.net.config.num_bins == base.net.config.num_bins  # the bins of the model it starts from
     for _ in range(40):
         trainer.train_step(trainer.progress_fraction(0.0))
@@ -116,14 +119,30 @@ def test_image_cli_takes_hint_points(tmp_path, hinted_model_file):
     import cv2
     import numpy as np
     from click.testing import CliRunner
+
     from remaster.cli import main
 
     gray = np.tile(np.linspace(40, 220, 96, dtype=np.uint8), (64, 1))
     cv2.imwrite(str(tmp_path / "g.png"), gray)
     runner = CliRunner()
-    plain = runner.invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "a"), "--model", str(hinted_model_file)])
-    steered = runner.invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "b"), "--model", str(hinted_model_file),
-                                   "--hint", "20,30,#c0392b", "--hint", "70,10,#2e86c1"])
+    plain = runner.invoke(
+        main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "a"), "--model", str(hinted_model_file)]
+    )
+    steered = runner.invoke(
+        main,
+        [
+            "image",
+            str(tmp_path / "g.png"),
+            "-o",
+            str(tmp_path / "b"),
+            "--model",
+            str(hinted_model_file),
+            "--hint",
+            "20,30,#c0392b",
+            "--hint",
+            "70,10,#2e86c1",
+        ],
+    )
     assert plain.exit_code == 0 and steered.exit_code == 0, steered.output
     a, b = cv2.imread(str(tmp_path / "a" / "g.png")), cv2.imread(str(tmp_path / "b" / "g.png"))
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5  # the hints changed the colors
@@ -133,16 +152,33 @@ def test_image_cli_takes_hint_points(tmp_path, hinted_model_file):
 
 @pytest.mark.parametrize(
     "hint, message",
-    [("20,30", "expected X,Y,#RRGGBB"), ("20,30,red", "expected #rrggbb"), ("500,30,#c0392b", "outside the 96x64 picture")],
+    [
+        ("20,30", "expected X,Y,#RRGGBB"),
+        ("20,30,red", "expected #rrggbb"),
+        ("500,30,#c0392b", "outside the 96x64 picture"),
+    ],
 )
 def test_bad_hints_are_one_line_errors(tmp_path, hinted_model_file, hint, message):
     import cv2
     import numpy as np
     from click.testing import CliRunner
+
     from remaster.cli import main
 
     cv2.imwrite(str(tmp_path / "g.png"), np.full((64, 96), 128, np.uint8))
-    result = CliRunner().invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "o"), "--model", str(hinted_model_file), "--hint", hint])
+    result = CliRunner().invoke(
+        main,
+        [
+            "image",
+            str(tmp_path / "g.png"),
+            "-o",
+            str(tmp_path / "o"),
+            "--model",
+            str(hinted_model_file),
+            "--hint",
+            hint,
+        ],
+    )
     assert result.exit_code != 0 and message in result.output + str(result.exception or "")
 
 
@@ -162,6 +198,7 @@ def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
     import cv2
     import numpy as np
     from click.testing import CliRunner
+
     from remaster.cli import main
     from remaster.model import default_model_path
 
@@ -173,8 +210,18 @@ def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
     gray = cv2.GaussianBlur(rng.integers(60, 200, (192, 256)).astype(np.uint8), (0, 0), 6)
     cv2.imwrite(str(tmp_path / "g.png"), gray)
     clicks = [(60, 60, "#2e86c1"), (190, 130, "#c0392b")]
-    result = CliRunner().invoke(main, ["image", str(tmp_path / "g.png"), "-o", str(tmp_path / "out"), "--device", "cpu",
-                                       *[arg for x, y, color in clicks for arg in ("--hint", f"{x},{y},{color}")]])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "image",
+            str(tmp_path / "g.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            *[arg for x, y, color in clicks for arg in ("--hint", f"{x},{y},{color}")],
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "g.png")), cv2.COLOR_BGR2RGB)
     for x, y, color in clicks:

@@ -77,7 +77,9 @@ def test_compare_of_a_color_photo_shows_its_original(tmp_path, random_model_file
 def test_16_bit_compare_stays_16_bit(tmp_path, random_model_file):
     gray = scene(dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "scan.tif"), gray)
-    code, out, _ = run("image", tmp_path / "scan.tif", "-o", tmp_path / "out", "--model", random_model_file, "--compare")
+    code, out, _ = run(
+        "image", tmp_path / "scan.tif", "-o", tmp_path / "out", "--model", random_model_file, "--compare"
+    )
     assert code == 0, out
     compare = cv2.imread(str(tmp_path / "out" / "scan-compare.tif"), cv2.IMREAD_UNCHANGED)
     assert compare.dtype == np.uint16 and compare.shape[1] == 2 * gray.shape[1]
@@ -112,7 +114,9 @@ def test_jpeg_and_webp_inputs(tmp_path, random_model_file):
     gray = scene()
     for name in ("a.jpg", "b.webp"):
         cv2.imwrite(str(tmp_path / name), gray)
-    code, out, _ = run("image", tmp_path / "a.jpg", tmp_path / "b.webp", "-o", tmp_path / "out", "--model", random_model_file)
+    code, out, _ = run(
+        "image", tmp_path / "a.jpg", tmp_path / "b.webp", "-o", tmp_path / "out", "--model", random_model_file
+    )
     assert code == 0, out
     assert (tmp_path / "out" / "a.jpg").is_file() and (tmp_path / "out" / "b.webp").is_file()
 
@@ -141,7 +145,9 @@ def test_doubt_sets_how_bold_the_colors_are(tmp_path):
 
 
 def cli_subprocess(*args):
-    return subprocess.run([sys.executable, "-m", "remaster.cli", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "remaster.cli", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all, make_clip, shapes_frame
 from test_corpus import run_cli
 
@@ -26,8 +25,16 @@ W, H, FRAMES = 128, 96, 40
 @pytest.fixture(scope="module")
 def film(tmp_path_factory):
     folder = tmp_path_factory.mktemp("film")
-    clip = make_clip(folder / "gray.mkv", width=W, height=H, frames=FRAMES, audio_tracks=1, codec="ffv1", pix_fmt="gray",
-                     options={"g": "1"})  # fmt: skip
+    clip = make_clip(
+        folder / "gray.mkv",
+        width=W,
+        height=H,
+        frames=FRAMES,
+        audio_tracks=1,
+        codec="ffv1",
+        pix_fmt="gray",
+        options={"g": "1"},
+    )
     keyframes = folder / "keyframes"
     keyframes.mkdir()
     cv2.imwrite(str(keyframes / "000000.png"), cv2.cvtColor(shapes_frame(0, W, H), cv2.COLOR_RGB2BGR))
@@ -39,7 +46,9 @@ def chroma_error(path) -> list[float]:
     A gray source is full range, so the output's chroma codes are 128 + 255 * offset."""
     errors = []
     for i, planes in enumerate(decode_all(path).planes):
-        truth = rgb_to_ycbcr(torch.from_numpy(shapes_frame(i, W, H)).permute(2, 0, 1)[None].float() / 255, "bt601")[0, 1:]
+        truth = rgb_to_ycbcr(torch.from_numpy(shapes_frame(i, W, H)).permute(2, 0, 1)[None].float() / 255, "bt601")[
+            0, 1:
+        ]
         truth = (torch.nn.functional.avg_pool2d(truth[None], 2)[0].numpy() - 0.5) * 255 + 128  # full-range 4:2:0 codes
         got = np.stack(planes[1:]).astype(np.float64)
         errors.append(float(np.abs(got - truth).mean()))
@@ -47,7 +56,22 @@ def chroma_error(path) -> list[float]:
 
 
 def colorize(film, out, model, *extra):
-    args = ["colorize", film.path, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1", "--json", *extra]
+    args = [
+        "colorize",
+        film.path,
+        "-o",
+        out,
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--codec",
+        "ffv1",
+        "--json",
+        *extra,
+    ]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -72,15 +96,29 @@ def test_keyframe_carry_follows_the_plan(tmp_path, film, random_model_file):
     cut = colorize(clip, tmp_path / "cut.mkv", random_model_file, "--keyframes", keyframes, "--segment-frames", "16")
     assert one["segments"] == 1 and cut["segments"] == 3
     a, b = decode_all(tmp_path / "one.mkv"), decode_all(tmp_path / "cut.mkv")
-    worst = max(int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a.planes, b.planes) for k in range(3))
+    worst = max(
+        int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a.planes, b.planes) for k in range(3)
+    )
     assert worst <= 1, f"segments differ from the uncut film by up to {worst} code values"
     assert a.packets == b.packets
 
 
 def test_keyframes_need_motion(tmp_path, film, random_model_file):
     clip, keyframes = film
-    args = ["colorize", clip.path, "-o", tmp_path / "out.mkv", "--model", random_model_file, "--device", "cpu", "--flow", "none",
-            "--keyframes", keyframes]  # fmt: skip
+    args = [
+        "colorize",
+        clip.path,
+        "-o",
+        tmp_path / "out.mkv",
+        "--model",
+        random_model_file,
+        "--device",
+        "cpu",
+        "--flow",
+        "none",
+        "--keyframes",
+        keyframes,
+    ]
     result = run_cli(args)
     assert result.returncode == 1 and "keyframes are carried along the film's motion" in result.stderr
     assert not (tmp_path / "out.mkv").exists()

@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all, shapes_frame
 from test_corpus import run_cli
 
@@ -38,7 +37,9 @@ def write_gray(path, frames_rgb, gop: int = 1):
         stream.height, stream.width = frames_rgb[0].shape[:2]
         stream.pix_fmt = "gray"
         for i, image in enumerate(frames_rgb):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="gray", dst_colorspace="itu601", dst_color_range="JPEG")
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                format="gray", dst_colorspace="itu601", dst_color_range="JPEG"
+            )
             frame.pts = i
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -71,9 +72,11 @@ def chroma_errors(path, truth, mask=None) -> list[float]:
 
 def shape_mask(truth, color):
     """Where the shape of `color` is, at 4:2:0, in frame t (its grain is ±6 codes)."""
+
     def mask(t):
         near = np.all(np.abs(truth[t].astype(int) - color) <= 8, axis=-1)
         return cv2.resize(near.astype(np.uint8), (W // 2, H // 2), interpolation=cv2.INTER_AREA) == 1
+
     return mask
 
 
@@ -91,7 +94,22 @@ def film_frame(index: int) -> np.ndarray:
 
 
 def colorize(film, out, model, *extra):
-    args = ["colorize", film, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1", "--json", *extra]
+    args = [
+        "colorize",
+        film,
+        "-o",
+        out,
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--codec",
+        "ffv1",
+        "--json",
+        *extra,
+    ]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -110,7 +128,9 @@ def shapes(tmp_path_factory, random_model_file):
 
 def test_a_keyframe_comes_out_in_its_own_colors(tmp_path, shapes, random_model_file):
     folder, truth, film, auto = shapes
-    report = colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [23]))
+    report = colorize(
+        film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [23])
+    )
     assert report["keyframes"][0]["frame"] == 23
     errors = chroma_errors(tmp_path / "out.mkv", truth)
     assert errors[23] < 2.5, errors[23]  # within the working size and 4:2:0 of the truth
@@ -144,7 +164,9 @@ def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file
     folder, truth, film, auto = shapes
     errors = {}
     for name, frames in (("first", [0]), ("last", [40]), ("both", [0, 40])):
-        colorize(film, tmp_path / f"{name}.mkv", random_model_file, "--keyframes", keyframes(tmp_path / name, truth, frames))
+        colorize(
+            film, tmp_path / f"{name}.mkv", random_model_file, "--keyframes", keyframes(tmp_path / name, truth, frames)
+        )
         errors[name] = chroma_errors(tmp_path / f"{name}.mkv", truth)
     assert errors["both"][0] < 2.5 and errors["both"][40] < 2.5, (errors["both"][0], errors["both"][40])
     between = {name: np.mean(e[1:40]) for name, e in errors.items()}
@@ -154,26 +176,40 @@ def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file
 def test_colors_do_not_cross_a_cut(tmp_path, random_model_file):
     """Two shots (the second is the picture turned upside down): a keyframe in one shot leaves
     every frame of the other exactly as the automatic mode makes it, forward and backward."""
-    truth = [film_frame(i) for i in range(20)] + [np.ascontiguousarray(film_frame(i)[::-1, ::-1]) for i in range(20, 40)]
+    truth = [film_frame(i) for i in range(20)] + [
+        np.ascontiguousarray(film_frame(i)[::-1, ::-1]) for i in range(20, 40)
+    ]
     film = write_gray(tmp_path / "cut.mkv", truth)
     colorize(film, tmp_path / "auto.mkv", random_model_file)
     colorize(film, tmp_path / "first.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "a", truth, [0]))
     colorize(film, tmp_path / "last.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "b", truth, [39]))
     auto, first, last = (decode_all(tmp_path / f"{n}.mkv").planes for n in ("auto", "first", "last"))
     for t in range(20, 40):  # the keyframe at 0 does not reach past the cut
-        assert all(np.array_equal(first[t][k], auto[t][k]) for k in (1, 2)), f"frame {t} took color from frame 0 across the cut"
+        assert all(np.array_equal(first[t][k], auto[t][k]) for k in (1, 2)), (
+            f"frame {t} took color from frame 0 across the cut"
+        )
     for t in range(20):  # nor does the keyframe at 39 reach back before it
-        assert all(np.array_equal(last[t][k], auto[t][k]) for k in (1, 2)), f"frame {t} took color from frame 39 across the cut"
+        assert all(np.array_equal(last[t][k], auto[t][k]) for k in (1, 2)), (
+            f"frame {t} took color from frame 39 across the cut"
+        )
     assert not np.array_equal(last[20][1], auto[20][1])  # while it does reach its own shot's first frame
 
 
 def _peak_rss_mb(args) -> float:
     """Peak resident memory of `remaster ARGS` in a child process, in MB."""
-    code = ("import resource, sys, runpy; sys.argv = ['remaster'] + sys.argv[1:]\n"
-            "try:\n    runpy.run_module('remaster.cli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)  # fmt: skip
+    code = (
+        "import resource, sys, runpy; sys.argv = ['remaster'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('remaster.cli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return int(result.stderr.strip().splitlines()[-1]) / 1024
 
@@ -189,9 +225,28 @@ def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file)
         truth = [shapes_frame(i % 40, width, height) for i in range(frames)]
         film = write_gray(tmp_path / f"film{frames}.mkv", truth, gop=30)
         keys = keyframes(tmp_path / f"keys{frames}", truth, list(range(44, frames, 45)))
-        peaks[frames] = _peak_rss_mb(["colorize", film, "-o", tmp_path / f"out{frames}.mkv", "--model", random_model_file, "--device",
-                                      "cpu", "--flow", "dis", "--dis-preset", "ultrafast", "--codec", "ffv1", "--keyframes", keys,
-                                      "--keyframe-reach", "30"])  # fmt: skip
+        peaks[frames] = _peak_rss_mb(
+            [
+                "colorize",
+                film,
+                "-o",
+                tmp_path / f"out{frames}.mkv",
+                "--model",
+                random_model_file,
+                "--device",
+                "cpu",
+                "--flow",
+                "dis",
+                "--dis-preset",
+                "ultrafast",
+                "--codec",
+                "ffv1",
+                "--keyframes",
+                keys,
+                "--keyframe-reach",
+                "30",
+            ]
+        )
     assert peaks[180] < peaks[60] + 25, peaks
 
 
@@ -210,8 +265,28 @@ def test_resumed_run_with_keyframes_is_the_plain_run(tmp_path, shapes, random_mo
     of one segment differs from it by at most a code value (the network's warm-up)."""
     folder, truth, film, auto = shapes
     keys = keyframes(tmp_path / "keys", truth, [0, 30])
-    args = lambda out, *extra: ["colorize", film, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "dis",  # noqa: E731
-                                "--codec", "ffv1", "--batch-size", "4", "--segment-frames", "16", "--keyframes", keys, "--json", *extra]  # fmt: skip
+    args = lambda out, *extra: [
+        "colorize",
+        film,
+        "-o",
+        out,
+        "--model",
+        random_model_file,
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--codec",
+        "ffv1",
+        "--batch-size",
+        "4",
+        "--segment-frames",
+        "16",
+        "--keyframes",
+        keys,
+        "--json",
+        *extra,
+    ]
     plain = run_cli(args(tmp_path / "plain.mkv"))
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout)["segments"] == 3
@@ -243,7 +318,11 @@ def test_frames_exports_numbered_pictures_to_color(tmp_path, shapes):
         lumas = [f.to_ndarray() for f in container.decode(video=0)]  # gray: the Y codes themselves
     for t in (0, 7, 40):
         image = cv2.imread(str(tmp_path / "keys" / f"{t:06d}.png"))
-        assert image.shape == (H, W, 3) and np.array_equal(image[..., 0], lumas[t]) and np.array_equal(image[..., 1], lumas[t])
+        assert (
+            image.shape == (H, W, 3)
+            and np.array_equal(image[..., 0], lumas[t])
+            and np.array_equal(image[..., 1], lumas[t])
+        )
     refused = run_cli(["frames", film, "--at", "3,41", "-o", tmp_path / "more"])
     assert refused.returncode == 1 and "no frame 41: the film has 41 frames (0..40); nothing written" in refused.stderr
     assert not (tmp_path / "more").exists() and refused.stderr.count("\n") == 1
@@ -267,6 +346,8 @@ def test_keyframes_steering_the_hint_model(tmp_path, shapes, random_model_file):
     assert steered[0] < 2.5, steered[0]
     assert steered[40] < 0.85 * unsteered[40], (steered[40], unsteered[40])
     disc = chroma_errors(tmp_path / "hints.mkv", truth, shape_mask(truth, BLUE))
-    assert disc[40] < 15 and disc[40] < 0.5 * chroma_errors(tmp_path / "network.mkv", truth, shape_mask(truth, BLUE))[40], disc[40]
+    assert (
+        disc[40] < 15 and disc[40] < 0.5 * chroma_errors(tmp_path / "network.mkv", truth, shape_mask(truth, BLUE))[40]
+    ), disc[40]
     lumas = zip(decode_all(tmp_path / "hints.mkv").planes, decode_all(tmp_path / "network.mkv").planes)
     assert all(np.array_equal(a[0], b[0]) for a, b in lumas)  # luma untouched either way

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_clip, shapes_frame
 
 from remaster.errors import InputError
@@ -20,7 +19,9 @@ from remaster.reader import VideoReader
 
 @pytest.fixture(scope="module")
 def film(tmp_path_factory):
-    return make_clip(tmp_path_factory.mktemp("film") / "film.mkv", width=96, height=64, frames=30, audio_tracks=0, codec="ffv1")
+    return make_clip(
+        tmp_path_factory.mktemp("film") / "film.mkv", width=96, height=64, frames=30, audio_tracks=0, codec="ffv1"
+    )
 
 
 def film_lumas(path):
@@ -39,21 +40,33 @@ def write_rgb(path, rgb):
 
 
 def read(folder, film, **overrides):
-    options = {"width": film.width, "height": film.height, "frames": film.frames, "matrix": "bt601", "film_lumas": film_lumas(film.path)}
+    options = {
+        "width": film.width,
+        "height": film.height,
+        "frames": film.frames,
+        "matrix": "bt601",
+        "film_lumas": film_lumas(film.path),
+    }
     return read_keyframes(folder, **{**options, **overrides})
 
 
 def test_numbered_and_matched_keyframes(tmp_path, film):
     write_rgb(tmp_path / "000004.png", shapes_frame(4, film.width, film.height))
     # Another name, another size (same aspect): matched by content to frame 17, resized.
-    big = cv2.resize(shapes_frame(17, film.width, film.height), (film.width * 2, film.height * 2), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(
+        shapes_frame(17, film.width, film.height), (film.width * 2, film.height * 2), interpolation=cv2.INTER_CUBIC
+    )
     write_rgb(tmp_path / "print-from-the-archive.jpg", big)
     keyframes = read(tmp_path, film)
     assert [k.frame for k in keyframes] == [4, 17]
     assert keyframes[0].score is None and keyframes[1].score >= MATCH_THRESHOLD
     assert keyframes[1].chroma.shape == (1, 2, film.height, film.width)
-    assert keyframes[1].describe() == {"file": "print-from-the-archive.jpg", "frame": 17, "matched": True,
-                                       "similarity": round(keyframes[1].score, 4)}  # fmt: skip
+    assert keyframes[1].describe() == {
+        "file": "print-from-the-archive.jpg",
+        "frame": 17,
+        "matched": True,
+        "similarity": round(keyframes[1].score, 4),
+    }
     # The chroma is the image's own: a red patch of the frame is red (Cr > 0) in the keyframe.
     red = np.all(shapes_frame(4, film.width, film.height) == (200, 40, 40), axis=-1)
     if red.any():
@@ -64,10 +77,21 @@ def test_numbered_and_matched_keyframes(tmp_path, film):
     "name,make,message",
     [
         ("000099.png", lambda f: shapes_frame(0, f.width, f.height), r"frame 99, but the film has 30 frames \(0..29\)"),
-        ("000003.png", lambda f: np.repeat(shapes_frame(3, f.width, f.height).mean(2, keepdims=True).astype(np.uint8), 3, 2), "gray image"),
-        ("000003.png", lambda f: shapes_frame(3, f.width, f.width), r"keyframe is 96x96 \(aspect 1.000\), the film is 96x64"),
-        ("unknown.png", lambda f: np.random.default_rng(0).integers(0, 255, (f.height, f.width, 3), dtype=np.uint8),
-         r"fits no frame of the film well: the best is frame \d+ with similarity"),
+        (
+            "000003.png",
+            lambda f: np.repeat(shapes_frame(3, f.width, f.height).mean(2, keepdims=True).astype(np.uint8), 3, 2),
+            "gray image",
+        ),
+        (
+            "000003.png",
+            lambda f: shapes_frame(3, f.width, f.width),
+            r"keyframe is 96x96 \(aspect 1.000\), the film is 96x64",
+        ),
+        (
+            "unknown.png",
+            lambda f: np.random.default_rng(0).integers(0, 255, (f.height, f.width, 3), dtype=np.uint8),
+            r"fits no frame of the film well: the best is frame \d+ with similarity",
+        ),
     ],
 )
 def test_each_problem_is_one_line_before_any_work(tmp_path, film, name, make, message):

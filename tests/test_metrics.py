@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import make_clip
+
 from remaster.errors import InputError
 from remaster.evaluate_video import evaluate_video
 from remaster.flow import ZeroFlow
-from remaster.metrics import cdc, color_histograms, colorfulness, js_divergence, psnr, ssim, warping_error, warping_errors
+from remaster.metrics import (
+    cdc,
+    color_histograms,
+    colorfulness,
+    js_divergence,
+    psnr,
+    ssim,
+    warping_error,
+    warping_errors,
+)
 
 
 def textured(n: int = 2, h: int = 32, w: int = 40, seed: int = 0) -> torch.Tensor:
@@ -121,7 +130,9 @@ def test_warping_error_follows_the_input_motion():
     assert warping_error(frames, luma) < 2e-4
     stuck = frames[:1].expand(4, -1, -1, -1)
     assert warping_error(stuck, luma) > 10 * warping_error(frames, luma)
-    with pytest.raises(ValueError, match=r"expects input luma \(4, 1, 48, 48\) for frames \(4, 3, 48, 48\), got \(4, 1, 48, 40\)"):
+    with pytest.raises(
+        ValueError, match=r"expects input luma \(4, 1, 48, 48\) for frames \(4, 3, 48, 48\), got \(4, 1, 48, 40\)"
+    ):
         warping_error(frames, luma[..., :40])
 
 
@@ -150,9 +161,15 @@ def test_evaluate_video_against_itself_and_a_flickering_copy(tmp_path):
     assert same["warping_error"] == pytest.approx(same["truth"]["warping_error"])
     assert same["cdc"] == pytest.approx(same["truth"]["cdc"]) and same["flow_from"] == "output luma"
 
-    decoded = torch.stack(
-        [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1) for f in av.open(str(clip.path)).decode(video=0)]
-    ).float() / 255  # (10, 3, 48, 64)
+    decoded = (
+        torch.stack(
+            [
+                torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                for f in av.open(str(clip.path)).decode(video=0)
+            ]
+        ).float()
+        / 255
+    )  # (10, 3, 48, 64)
     flicker = decoded.clone()
     flicker[1::2, 0] = (flicker[1::2, 0] + 0.1).clamp(0, 1)  # red channel flickers
     flickering = write_video(tmp_path / "flicker.mkv", flicker)
@@ -166,7 +183,10 @@ def test_evaluate_video_against_itself_and_a_flickering_copy(tmp_path):
 def test_evaluate_video_errors(tmp_path):
     short = make_clip(tmp_path / "short.mp4", frames=5, audio_tracks=0)
     long = make_clip(tmp_path / "long.mp4", frames=12, audio_tracks=0)
-    with pytest.raises(InputError, match=r"long.mp4: videos differ in length: expected equal frame counts, got output more than 7, truth 5"):
+    with pytest.raises(
+        InputError,
+        match=r"long.mp4: videos differ in length: expected equal frame counts, got output more than 7, truth 5",
+    ):
         evaluate_video(long.path, truth=short.path, batch_size=8)
     with pytest.raises(InputError, match="nothing.mp4: no such file"):
         evaluate_video(tmp_path / "nothing.mp4")

@@ -7,7 +7,10 @@ from remaster.errors import ConfigError
 from remaster.model import Colorizer
 from remaster.nets import NetConfig, build_net, count_parameters, default_ab_bins
 
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")])]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")]),
+]
 
 
 @pytest.mark.parametrize("head", ["bins", "ab"])

@@ -17,10 +17,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import decode_all, shapes_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import decode_all, shapes_frame
 from remaster.model import Colorizer
 from remaster.pipeline import colorize_video, make_config
 
@@ -46,7 +46,14 @@ def videos(draw):
         times = [0, *np.cumsum(gaps).tolist()]
     start = draw(st.integers(0, 5000))  # films need not start at zero
     audio = draw(st.lists(AUDIO, max_size=2))
-    return {"width": width, "height": height, "pix_fmt": pix_fmt, "rate": rate, "pts": [start + t for t in times], "audio": audio}
+    return {
+        "width": width,
+        "height": height,
+        "pix_fmt": pix_fmt,
+        "rate": rate,
+        "pts": [start + t for t in times],
+        "audio": audio,
+    }
 
 
 def write_video(path: Path, spec: dict) -> None:
@@ -101,13 +108,20 @@ def colorizer():
     torch.set_num_threads(threads)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(spec=videos(), flow=st.sampled_from(["none", "dis"]))
 def test_luma_sound_and_time_are_kept(spec, flow, colorizer):
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.mkv", Path(folder) / "out.mkv"
         write_video(source, spec)
-        report = colorize_video(source, output, make_config(flow=flow, codec="ffv1"), progress=False, colorizer=colorizer)
+        report = colorize_video(
+            source, output, make_config(flow=flow, codec="ffv1"), progress=False, colorizer=colorizer
+        )
         a, b = decode_all(source), decode_all(output)
         assert report.frames == len(a.planes) == len(b.planes) == len(spec["pts"])
         assert b.times == a.times  # time: every presentation timestamp

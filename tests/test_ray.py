@@ -11,7 +11,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 from test_resume import args_for, assert_same_film
@@ -34,11 +33,19 @@ def local_ray():
     ray.shutdown()
 
 
-
-
 def config_for(model, **extra):
     # The options of test_resume.args_for, as a config.
-    return make_config(**{"model": str(model), "device": "cpu", "flow": "dis", "segment_frames": 10, "batch_size": 4, "crf": 0, **extra})
+    return make_config(
+        **{
+            "model": str(model),
+            "device": "cpu",
+            "flow": "dis",
+            "segment_frames": 10,
+            "batch_size": 4,
+            "crf": 0,
+            **extra,
+        }
+    )
 
 
 def test_ray_local_gives_the_plain_film(local_ray, tmp_path, clip, model):
@@ -61,7 +68,9 @@ def test_the_local_instance_listens_on_loopback_only_without_a_dashboard(local_r
     host, port = ray.get_runtime_context().gcs_address.rsplit(":", 1)
     assert host == "127.0.0.1"
     listening = _listening()
-    assert int(port) in listening and listening[int(port)] <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening.get(int(port))
+    assert int(port) in listening and listening[int(port)] <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening.get(
+        int(port)
+    )
     assert 8265 not in listening  # the dashboard's port
     try:  # and nothing answers at the machine's own network address
         address = socket.gethostbyname(socket.gethostname())
@@ -103,7 +112,9 @@ def test_a_folder_on_ray_gives_one_row_per_film(local_ray, tmp_path, model):
         make_clip(folder / name, frames=frames, audio_tracks=1, options={"g": "4"} if name != "c.mkv" else None)
     # Three actors on two CPUs: each asks for a share that fits (a whole CPU each would leave one
     # waiting for ever, with the segments handed to it).
-    rows = colorize_folder(folder, tmp_path / "out", config_for(model, segment_frames=4), ray="local", workers=3, progress=False)
+    rows = colorize_folder(
+        folder, tmp_path / "out", config_for(model, segment_frames=4), ray="local", workers=3, progress=False
+    )
     assert all(r.error is None for r in rows), [r.error for r in rows]
     assert rows[0].report.execution["executor"] == "ray" and rows[0].report.execution["workers"] == 3
     assert [Path(r.input).name for r in rows] == ["a.mp4", "b.mp4", "c.mkv"] and all(r.error is None for r in rows)
@@ -112,7 +123,9 @@ def test_a_folder_on_ray_gives_one_row_per_film(local_ray, tmp_path, model):
     for name in ("a.mp4", "b.mp4", "c.mkv"):
         film, source = decode_all(tmp_path / "out" / name), decode_all(folder / name)
         assert film.times == source.times and film.packets == source.packets
-    assert json.loads(json.dumps([r.to_dict() for r in rows]))[2]["report"]["frames"] == 10  # rows are plain data (--json)
+    assert (
+        json.loads(json.dumps([r.to_dict() for r in rows]))[2]["report"]["frames"] == 10
+    )  # rows are plain data (--json)
 
 
 def test_a_task_whose_actor_dies_is_retried_on_a_restarted_actor(tmp_path, clip, model):
@@ -125,7 +138,10 @@ def test_a_task_whose_actor_dies_is_retried_on_a_restarted_actor(tmp_path, clip,
     assert run_cli(args_for(clip, plain, model)).returncode == 0
     out = tmp_path / "out.mp4"
     marker = tmp_path / "killed-once"
-    result = run_cli(args_for(clip, out, model, "--ray", "local"), env={"REMASTER_KILL_AT": "segment 1 batch 1", "REMASTER_KILL_ONCE": str(marker)})
+    result = run_cli(
+        args_for(clip, out, model, "--ray", "local"),
+        env={"REMASTER_KILL_AT": "segment 1 batch 1", "REMASTER_KILL_ONCE": str(marker)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert marker.exists()  # an actor was killed mid-segment
     report = json.loads(result.stdout)

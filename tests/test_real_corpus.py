@@ -36,7 +36,9 @@ from test_corpus import run_cli
 from remaster.recover import demux_resilient
 
 REAL = Path(__file__).resolve().parent / "real"
-MANIFEST = {row["file"]: row for row in csv.DictReader((REAL / "MANIFEST.tsv").read_text().splitlines(), delimiter="\t")}
+MANIFEST = {
+    row["file"]: row for row in csv.DictReader((REAL / "MANIFEST.tsv").read_text().splitlines(), delimiter="\t")
+}
 pytestmark = pytest.mark.slow  # about 40 runs of the CLI (2-9 s each, torch import included), two at a time
 TIME_LIMIT = 120  # seconds per file; the slowest healthy one takes about 10 s on 2 shared cores
 
@@ -143,8 +145,21 @@ def results(random_model_file, tmp_path_factory) -> dict:
     def one(name: str):
         output = root / name / "out.mkv"
         output.parent.mkdir()
-        args = ["colorize", REAL / name, "-o", output, "--codec", "ffv1", "--model", random_model_file,
-                "--device", "cpu", "--flow", "none", "--json"]  # fmt: skip
+        args = [
+            "colorize",
+            REAL / name,
+            "-o",
+            output,
+            "--codec",
+            "ffv1",
+            "--model",
+            random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "none",
+            "--json",
+        ]
         try:
             result = run_cli(args, timeout=TIME_LIMIT)
         except subprocess.TimeoutExpired as error:
@@ -172,10 +187,15 @@ def _answer(result) -> str:
 
 
 def _write_status(done: dict) -> None:
-    lines = ["# Real corpus: what remaster does with each file today", "",
-             "Written by `REMASTER_REAL_STATUS=1 pytest tests/test_real_corpus.py`. `ok` means exit 0;",
-             "the test then also checks frames, luma, timestamps and sound (see the test's result).", "",
-             "| file | category | result today |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        "# Real corpus: what remaster does with each file today",
+        "",
+        "Written by `REMASTER_REAL_STATUS=1 pytest tests/test_real_corpus.py`. `ok` means exit 0;",
+        "the test then also checks frames, luma, timestamps and sound (see the test's result).",
+        "",
+        "| file | category | result today |",
+        "|---|---|---|",
+    ]
     for name in sorted(done):
         answer = _answer(done[name][1])
         if answer == "ok" and name in KNOWN:  # ran, but a check fails
@@ -212,7 +232,9 @@ def test_real_file(name, results):
     assert not isinstance(result, subprocess.TimeoutExpired), f"{name}: no answer within {TIME_LIMIT} s (a hang)"
     assert "Traceback" not in result.stderr, f"{name}: traceback on stderr:\n{result.stderr}"
     truth = _probe(REAL / name)
-    if truth is None or not any(p is not None for p in truth[0]):  # FFmpeg cannot play it either: a clean refusal is right
+    if truth is None or not any(
+        p is not None for p in truth[0]
+    ):  # FFmpeg cannot play it either: a clean refusal is right
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("remaster: "), result.stderr
         assert not output.exists()
@@ -241,7 +263,9 @@ def test_real_file(name, results):
         for t, tt in entries:
             last = t if t is not None else last
             pairs.append((last, tt))
-    assert report["frames"] == len(planes), f"{name}: report says {report['frames']} frames, the output has {len(planes)}"
+    assert report["frames"] == len(planes), (
+        f"{name}: report says {report['frames']} frames, the output has {len(planes)}"
+    )
     exact = truth_fmt == "yuv420p" and fmt == "yuv420p"
     for i, ((a, _), b) in enumerate(zip(pairs, planes)):
         if a is None:  # nothing decodable before it: no reference to compare with
@@ -251,7 +275,9 @@ def test_real_file(name, results):
             shift = 8 * (b.dtype.itemsize - a.dtype.itemsize)
             b = (b.astype(np.int64) >> shift) if shift > 0 else (b.astype(np.int64) << -shift)
         diff = np.abs(a.astype(np.int64) - b.astype(np.int64)).max()
-        assert diff <= (0 if exact else 1), f"{name}: Y plane of frame {i} differs by up to {diff} (wrong order or luma changed)"
+        assert diff <= (0 if exact else 1), (
+            f"{name}: Y plane of frame {i} differs by up to {diff} (wrong order or luma changed)"
+        )
     # The decoder gives pictures in display order; where the container's times are unusable its
     # labels come out of order (AVI with B-frames: 2, 3, 5, 4, 6, 9, 8, ...) or repeated (a WMV
     # whose last two packets share a time). A player shows the labels in increasing order, and a
@@ -297,8 +323,22 @@ def strict_results(results, random_model_file, tmp_path_factory) -> dict:
     def one(name: str):
         output = root / name / "out.mkv"
         output.parent.mkdir()
-        args = ["colorize", REAL / name, "-o", output, "--codec", "ffv1", "--model", random_model_file, "--device", "cpu",
-                "--flow", "none", "--strict", "--json"]  # fmt: skip
+        args = [
+            "colorize",
+            REAL / name,
+            "-o",
+            output,
+            "--codec",
+            "ffv1",
+            "--model",
+            random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "none",
+            "--strict",
+            "--json",
+        ]
         return name, (output, run_cli(args, timeout=TIME_LIMIT))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -319,7 +359,9 @@ def test_strict_refuses_exactly_what_recovery_recovers(results, strict_results):
         lines = [line for line in strict.stderr.splitlines() if line.strip()]
         if losses:
             refused += 1
-            assert strict.returncode == 1 and len(lines) == 1 and lines[0].startswith("remaster: "), f"{name}: {strict.stderr}"
+            assert strict.returncode == 1 and len(lines) == 1 and lines[0].startswith("remaster: "), (
+                f"{name}: {strict.stderr}"
+            )
             assert name in lines[0] and not output.exists() and list(output.parent.iterdir()) == [], f"{name}: {lines}"
         else:
             assert strict.returncode == 0, f"{name}: nothing was lost, yet --strict refused: {strict.stderr}"

@@ -53,8 +53,13 @@ def to_codes(luma: np.ndarray) -> np.ndarray:
 
 def restore(codes: np.ndarray, stages: str, batch: int = 8, **options) -> tuple[np.ndarray, Restorer]:
     """Run the Restorer over `codes (N, H, W)` uint8 in batches; `(restored codes, restorer)`."""
-    restorer = Restorer(RestoreConfig(stages=stages, **options), shots=ShotDetector(), shot_size=lambda h, w: (h, w),
-                        flow=make_flow_provider("dis"), device=torch.device("cpu"))  # fmt: skip
+    restorer = Restorer(
+        RestoreConfig(stages=stages, **options),
+        shots=ShotDetector(),
+        shot_size=lambda h, w: (h, w),
+        flow=make_flow_provider("dis"),
+        device=torch.device("cpu"),
+    )
 
     def batches():
         for i in range(0, len(codes), batch):
@@ -206,7 +211,9 @@ def test_config_names_and_errors():
     assert RestoreConfig(stages="all").names == ("deflicker", "dust", "denoise")
     assert RestoreConfig(stages="denoise, deflicker").names == ("deflicker", "denoise")
     assert not RestoreConfig().enabled
-    with pytest.raises(ConfigError, match="restore stage 'despeckle' unknown: expected deflicker, dust, denoise or all"):
+    with pytest.raises(
+        ConfigError, match="restore stage 'despeckle' unknown: expected deflicker, dust, denoise or all"
+    ):
         RestoreConfig(stages="despeckle")
     with pytest.raises(ConfigError, match="denoise_strength must be in"):
         RestoreConfig(stages="denoise", denoise_strength=2.0)
@@ -218,12 +225,37 @@ def test_config_names_and_errors():
 @pytest.fixture(scope="module")
 def reel(tmp_path_factory):
     """40 frames with keyframes at most 8 apart: with 10-frame segments, three segments."""
-    return make_clip(tmp_path_factory.mktemp("reel") / "reel.mp4", frames=40, audio_tracks=1, options={"preset": "fast", "crf": "20", "g": "8"})
+    return make_clip(
+        tmp_path_factory.mktemp("reel") / "reel.mp4",
+        frames=40,
+        audio_tracks=1,
+        options={"preset": "fast", "crf": "20", "g": "8"},
+    )
 
 
 def _run(reel, out, model, *extra):
-    result = run_cli(["colorize", reel.path, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
-                      "--batch-size", "4", "--cpu-threads", "1", "--json", *extra])  # fmt: skip
+    result = run_cli(
+        [
+            "colorize",
+            reel.path,
+            "-o",
+            out,
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--flow",
+            "dis",
+            "--codec",
+            "ffv1",
+            "--batch-size",
+            "4",
+            "--cpu-threads",
+            "1",
+            "--json",
+            *extra,
+        ]
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), decode_all(out)
 
@@ -243,11 +275,15 @@ def test_luma_bit_exact_without_restore_and_restored_with_it(tmp_path, reel, ran
 def test_segmented_restore_equals_one_pass(tmp_path, reel, random_model_file):
     """Each segment warms up on the frames before it and looks ahead at frames after it that it
     does not write: the restored luma of a film cut in three is the one-pass film's, exactly."""
-    one_report, one = _run(reel, tmp_path / "one.mkv", random_model_file, "--restore", "all", "--segment-frames", "1000")
+    one_report, one = _run(
+        reel, tmp_path / "one.mkv", random_model_file, "--restore", "all", "--segment-frames", "1000"
+    )
     cut_report, cut = _run(reel, tmp_path / "cut.mkv", random_model_file, "--restore", "all", "--segment-frames", "10")
     assert one_report["segments"] == 1 and cut_report["segments"] == 3
     assert one.times == cut.times and len(one.planes) == len(cut.planes) == 40
     for i, (a, b) in enumerate(zip(one.planes, cut.planes)):
         assert np.array_equal(a[0], b[0]), f"frame {i}: restored luma differs between segmented and one-pass runs"
-    worst = max(int(np.abs(a[k].astype(int) - b[k].astype(int)).max()) for a, b in zip(one.planes, cut.planes) for k in (1, 2))
+    worst = max(
+        int(np.abs(a[k].astype(int) - b[k].astype(int)).max()) for a, b in zip(one.planes, cut.planes) for k in (1, 2)
+    )
     assert worst <= 1, f"chroma differs by up to {worst} code values"

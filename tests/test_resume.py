@@ -12,13 +12,10 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
 from remaster.config import make_config
-
-
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +37,26 @@ def args_for(clip, output, model, *extra):
     # ours to the last code value. At CRF 18 this FFmpeg build's x264 does not give the same
     # pictures twice for the same input (measured, even with one thread), so a lossy encoder
     # cannot show what remaster itself keeps identical.
-    return ["colorize", clip.path, "-o", output, "--model", model, "--device", "cpu", "--flow", "dis", "--segment-frames", "10",
-            "--batch-size", "4", "--crf", "0", "--json", *extra]  # fmt: skip
+    return [
+        "colorize",
+        clip.path,
+        "-o",
+        output,
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--flow",
+        "dis",
+        "--segment-frames",
+        "10",
+        "--batch-size",
+        "4",
+        "--crf",
+        "0",
+        "--json",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +124,9 @@ def test_no_seam_between_segments(tmp_path, clip, model):
     assert result.returncode == 0 and json.loads(result.stdout)["segments"] == 3
     a, b = decode_all(one), decode_all(seg)
     assert a.times == b.times and a.packets == b.packets
-    worst = max(int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a.planes, b.planes) for k in range(3))
+    worst = max(
+        int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a.planes, b.planes) for k in range(3)
+    )
     assert worst <= 1, f"chroma differs by up to {worst} code values between segmented and one-pass runs"
 
 
@@ -149,7 +166,10 @@ def test_segments_warm_up_without_a_seam(tmp_path, clip):
         run_segment(clip.path, segment, tmp_path / f"warm-{segment.index}.mkv", chain, config, layout)
         run_segment(clip.path, cold, tmp_path / f"cold-{segment.index}.mkv", chain, config, layout)
         truth = reference[segment.first_frame : segment.first_frame + segment.frames]
-        warm, cold_planes = chroma(tmp_path / f"warm-{segment.index}.mkv"), chroma(tmp_path / f"cold-{segment.index}.mkv")
+        warm, cold_planes = (
+            chroma(tmp_path / f"warm-{segment.index}.mkv"),
+            chroma(tmp_path / f"cold-{segment.index}.mkv"),
+        )
         worst_warm = max(worst_warm, max(int(np.abs(a - b).max()) for a, b in zip(warm, truth)))
         total_warm += sum(int(np.abs(a - b).sum()) for a, b in zip(warm, truth))
         total_cold += sum(int(np.abs(a - b).sum()) for a, b in zip(cold_planes, truth))
@@ -164,7 +184,7 @@ def test_plain_resumed_and_twice_killed_runs_agree(segment_frames, tmp_path, cli
     """The output is a function of input, model and options (DESIGN promise 8): a plain run, a
     `--resume` run that was never stopped, and a run killed with SIGKILL twice then resumed give
     the same frames, timestamps and audio packets, for a film of three segments and of one."""
-    args = lambda out, *extra: args_for(clip, out, model, "--segment-frames", str(segment_frames), *extra)  # noqa: E731
+    args = lambda out, *extra: args_for(clip, out, model, "--segment-frames", str(segment_frames), *extra)
     plain = tmp_path / "plain.mp4"
     assert run_cli(args(plain)).returncode == 0
     never_stopped = tmp_path / "never.mp4"
@@ -190,8 +210,13 @@ def test_stages_are_built_once_per_run(tmp_path, clip, monkeypatch):
     built = []
     real = remaster.temporal.make_flow_provider
     monkeypatch.setattr(remaster.temporal, "make_flow_provider", lambda *a, **k: built.append(1) or real(*a, **k))
-    report = colorize_video(clip.path, tmp_path / "out.mkv", make_config(flow="dis", codec="ffv1", segment_frames=10),
-                            progress=False, colorizer=Colorizer.random(seed=0))  # fmt: skip
+    report = colorize_video(
+        clip.path,
+        tmp_path / "out.mkv",
+        make_config(flow="dis", codec="ffv1", segment_frames=10),
+        progress=False,
+        colorizer=Colorizer.random(seed=0),
+    )
     assert report.segments == 3 and report.flow_provider.startswith("dis")
     assert len(built) == 1, f"flow provider built {len(built)} times for one run"
 
@@ -226,11 +251,34 @@ def test_damaged_packets_in_a_segmented_run(tmp_path, model):
     """Damage mid-film in segment mode: count and timing kept, the damage reported once."""
     from make_corpus import _flip_packets
 
-    base = make_clip(tmp_path / "base.mkv", frames=30, audio_tracks=1, codec="ffv1", options={"slicecrc": "1", "level": "3", "g": "1"})
+    base = make_clip(
+        tmp_path / "base.mkv",
+        frames=30,
+        audio_tracks=1,
+        codec="ffv1",
+        options={"slicecrc": "1", "level": "3", "g": "1"},
+    )
     damaged = _flip_packets(base.path, tmp_path / "damaged.mkv", (12, 13))
     out = tmp_path / "out.mkv"
-    result = run_cli(["colorize", damaged, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
-                      "--segment-frames", "10", "--json"])  # fmt: skip
+    result = run_cli(
+        [
+            "colorize",
+            damaged,
+            "-o",
+            out,
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--flow",
+            "dis",
+            "--codec",
+            "ffv1",
+            "--segment-frames",
+            "10",
+            "--json",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["segments"] == 3 and report["frames"] == 30 and report["damaged_frames"] == 2
@@ -243,12 +291,31 @@ def test_segments_of_an_mpeg_ts(tmp_path, model):
     before their keyframe. Every frame, timestamp and Y plane must still be there, once."""
     from test_video_errors import remux
 
-    mkv = make_clip(tmp_path / "in.mkv", frames=40, audio_tracks=1, options={"preset": "medium", "crf": "20", "g": "8"}).path
+    mkv = make_clip(
+        tmp_path / "in.mkv", frames=40, audio_tracks=1, options={"preset": "medium", "crf": "20", "g": "8"}
+    ).path
     ts = tmp_path / "in.ts"
     remux(mkv, ts)
     out = tmp_path / "out.mkv"
-    result = run_cli(["colorize", ts, "-o", out, "--model", model, "--device", "cpu", "--flow", "dis", "--codec", "ffv1",
-                      "--segment-frames", "10", "--json"])  # fmt: skip
+    result = run_cli(
+        [
+            "colorize",
+            ts,
+            "-o",
+            out,
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--flow",
+            "dis",
+            "--codec",
+            "ffv1",
+            "--segment-frames",
+            "10",
+            "--json",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["segments"] == 3
     a, b = decode_all(ts), decode_all(out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 from test_resume import args_for, assert_same_film
@@ -26,7 +25,12 @@ def model(random_model_file):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """40 frames, keyframes at most 8 apart, two audio tracks: 3 segments at --segment-frames 10."""
-    return make_clip(tmp_path_factory.mktemp("clip") / "reel.mp4", frames=40, audio_tracks=2, options={"preset": "fast", "crf": "20", "g": "8"})
+    return make_clip(
+        tmp_path_factory.mktemp("clip") / "reel.mp4",
+        frames=40,
+        audio_tracks=2,
+        options={"preset": "fast", "crf": "20", "g": "8"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,9 @@ def test_two_workers_give_the_plain_film(tmp_path, clip, model, reference):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["segments"] == 3 and report["frames"] == 40 and report["segments_resumed"] == 0
-    assert report["stage_seconds"]["colorize"] > 0 and report["stage_seconds"]["encode"] > 0  # the workers' timings reach the report
+    assert (
+        report["stage_seconds"]["colorize"] > 0 and report["stage_seconds"]["encode"] > 0
+    )  # the workers' timings reach the report
     assert_same_film(decode_all(out), reference)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # work folder, lock, partials gone
 
@@ -124,7 +130,11 @@ def test_a_folder_gives_one_output_and_one_row_per_film(tmp_path, reels, model):
     table = run_cli([*args, "--force"])  # the table: a header, three rows, a total
     assert table.returncode == 0, table.stderr
     lines = table.stdout.strip().splitlines()
-    assert len(lines) == 5 and lines[0].split()[:2] == ["film", "frames"] and lines[-1].startswith("3 of 3 films written, 36 frames")
+    assert (
+        len(lines) == 5
+        and lines[0].split()[:2] == ["film", "frames"]
+        and lines[-1].startswith("3 of 3 films written, 36 frames")
+    )
     assert [line.split()[0] for line in lines[1:4]] == ["a.mp4", "b.mkv", "c.mp4"]
 
 

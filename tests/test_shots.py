@@ -11,11 +11,15 @@ from remaster.errors import ConfigError
 from remaster.shots import ShotConfig, ShotDetector, detect_cuts, frame_features
 from remaster.stages import Work
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
+)
 H, W = 96, 128
 
 
-def scene(seed: int, frames: int, step: int = 2, mean: float = 0.45, spread: float = 0.15, scale: int = 12) -> torch.Tensor:
+def scene(
+    seed: int, frames: int, step: int = 2, mean: float = 0.45, spread: float = 0.15, scale: int = 12
+) -> torch.Tensor:
     """A textured scene (blobs of about `scale` px) panning `step` px per frame, `(T, 1, H, W)`,
     with the given mean and std."""
     g = torch.Generator().manual_seed(seed)
@@ -44,7 +48,7 @@ def cuts_of(luma: torch.Tensor, batch: int = 8, device="cpu", config: ShotConfig
 
 def gains(frames: int, amount: float, seed: int = 5) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return (1 + amount * (2 * torch.rand(frames, 1, 1, 1, generator=g) - 1))  # (T, 1, 1, 1)
+    return 1 + amount * (2 * torch.rand(frames, 1, 1, 1, generator=g) - 1)  # (T, 1, 1, 1)
 
 
 def grain(luma: torch.Tensor, sigma: float = 5 / 255, seed: int = 7) -> torch.Tensor:
@@ -72,7 +76,9 @@ def test_old_film_troubles_are_not_cuts_but_the_cut_under_them_is():
 
 def test_a_fade_to_black_and_back_is_no_cut():
     shot = scene(3, 50, step=1)  # the reference is the last frame before the black: slow motion
-    ramp = torch.cat([torch.linspace(1, 0, 13)[1:], torch.zeros(6), torch.linspace(0, 1, 13)[1:], torch.ones(20)])  # (50,)
+    ramp = torch.cat(
+        [torch.linspace(1, 0, 13)[1:], torch.zeros(6), torch.linspace(0, 1, 13)[1:], torch.ones(20)]
+    )  # (50,)
     faded = shot * ramp[:, None, None, None]
     assert cuts_of(faded) == []
     assert cuts_of(grain(faded)) == []  # grain that does not fade with the picture, as a scanner adds it
@@ -101,7 +107,9 @@ def test_a_light_switched_on_is_no_cut():
 @pytest.mark.parametrize("batch", [1, 3, 8])
 def test_batches_do_not_change_the_flags(batch):
     middle = scene(1, 23, step=1)
-    clean = torch.cat([scene(0, 13), middle[:11], torch.zeros(3, 1, H, W), middle[14:], scene(2, 14)])  # a blackout within a shot
+    clean = torch.cat(
+        [scene(0, 13), middle[:11], torch.zeros(3, 1, H, W), middle[14:], scene(2, 14)]
+    )  # a blackout within a shot
     luma = grain(clean * gains(len(clean), 0.18)).clamp(0, 1)
     whole = cuts_of(luma, batch=len(luma))
     assert cuts_of(luma, batch=batch) == whole
@@ -112,8 +120,12 @@ def test_a_segment_after_its_warm_up_has_the_whole_films_flags():
     """Segments start fresh and see `warmup_frames` frames before their first (stages.py): their
     flags must be the whole film's, even with a fade to black across the segment's start."""
     middle = scene(1, 40, step=1)
-    ramp = torch.cat([torch.linspace(1, 0, 9)[1:], torch.zeros(6), torch.linspace(0, 1, 9)[1:], torch.ones(18)])  # (40,)
-    luma = torch.cat([scene(0, 20), middle * ramp[:, None, None, None], scene(2, 20), torch.zeros(30, 1, H, W), scene(2, 10)])
+    ramp = torch.cat(
+        [torch.linspace(1, 0, 9)[1:], torch.zeros(6), torch.linspace(0, 1, 9)[1:], torch.ones(18)]
+    )  # (40,)
+    luma = torch.cat(
+        [scene(0, 20), middle * ramp[:, None, None, None], scene(2, 20), torch.zeros(30, 1, H, W), scene(2, 10)]
+    )
     whole = ShotDetector()(luma)
     assert torch.nonzero(whole).flatten().tolist() == [20, 60, 110]  # no cut in the fade; after 30 black frames, a cut
     warm = ShotDetector().warmup_frames

@@ -12,7 +12,9 @@ from remaster.flow import ZeroFlow
 from remaster.metrics import psnr, warping_error
 from remaster.temporal import TemporalConfig, TemporalStage
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
+)
 
 
 def smooth_noise(shape, scale: int, seed: int) -> torch.Tensor:
@@ -28,11 +30,13 @@ def moving_sequence(frames: int = 10, height: int = 48, width: int = 64, step: i
     margin = step * frames + 8
     scene_luma = (0.2 + 0.6 * smooth_noise((1, 1, height + 16, width + margin), 6, seed)).clamp(0, 1)
     scene_chroma = 0.25 * (smooth_noise((1, 2, height + 16, width + margin), 12, seed + 1) - 0.5)
-    crop = lambda t, i: t[..., 8 : 8 + height, margin - 8 - i * step : margin - 8 - i * step + width]  # noqa: E731
+    crop = lambda t, i: t[..., 8 : 8 + height, margin - 8 - i * step : margin - 8 - i * step + width]
     luma = torch.cat([crop(scene_luma, i) for i in range(frames)])  # (T, 1, H, W)
     chroma = torch.cat([crop(scene_chroma, i) for i in range(frames)])  # (T, 2, H, W)
     g = torch.Generator().manual_seed(seed + 2)
-    flicker = 0.04 * torch.randn(frames, 2, 1, 1, generator=g) + 0.04 * (smooth_noise((frames, 2, height, width), 16, seed + 3) - 0.5)
+    flicker = 0.04 * torch.randn(frames, 2, 1, 1, generator=g) + 0.04 * (
+        smooth_noise((frames, 2, height, width), 16, seed + 3) - 0.5
+    )
     return luma, chroma, (chroma + flicker).clamp(-0.5, 0.5)
 
 
@@ -160,10 +164,15 @@ def test_config_and_shape_errors():
     with pytest.raises(ConfigError, match="consistency must be fb, residual or both, got 'neither'"):
         TemporalConfig(consistency="neither")
     stage = TemporalStage(TemporalConfig(flow="dis"))
-    with pytest.raises(ValueError, match=r"expects luma \(N, 1, h, w\) and chroma \(N, 2, h, w\) .* got \(2, 1, 8, 8\) and \(2, 2, 8, 9\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expects luma \(N, 1, h, w\) and chroma \(N, 2, h, w\) .* got \(2, 1, 8, 8\) and \(2, 2, 8, 9\)",
+    ):
         stage(torch.zeros(2, 1, 8, 8), torch.zeros(2, 2, 8, 9))
     stage(torch.rand(1, 1, 16, 16), torch.zeros(1, 2, 16, 16))
-    with pytest.raises(ValueError, match=r"got frames of \(16, 20\) after frames of \(16, 16\); call reset\(\) between films"):
+    with pytest.raises(
+        ValueError, match=r"got frames of \(16, 20\) after frames of \(16, 16\); call reset\(\) between films"
+    ):
         stage(torch.rand(1, 1, 16, 20), torch.zeros(1, 2, 16, 20))
 
 
@@ -184,8 +193,8 @@ def test_real_clip_flicker_goes_down_and_colors_get_closer(name):
     # A real color clip: its true chroma plus per-frame flicker stands in for a per-frame
     # colorizer; the stage must lower the warping error and bring colors closer to the truth.
     import av
-
     from conftest import real_clip
+
     from remaster.color import rgb_to_chroma, rgb_to_luma
 
     with av.open(str(real_clip(name))) as container:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from remaster.errors import ConfigError, WeightsError
-from remaster.model import Colorizer, net_from_weights, read_weights, save_weights, InferenceConfig
+from remaster.model import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
 from remaster.nets import NetConfig, build_net, default_ab_bins
 from remaster.train import TrainConfig, Trainer, best_path, checkpoint_path, train
 
@@ -32,8 +32,18 @@ def photo_dir(tmp_path_factory):
 
 
 def tiny_config(**changes):
-    base = dict(net=TINY_NET, steps=30, batch_size=8, crop=32, cache_size=48, lr=5e-3, warmup_steps=1,
-                checkpoint_every=1000, workers=1, device="cpu")
+    base = dict(
+        net=TINY_NET,
+        steps=30,
+        batch_size=8,
+        crop=32,
+        cache_size=48,
+        lr=5e-3,
+        warmup_steps=1,
+        checkpoint_every=1000,
+        workers=1,
+        device="cpu",
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -76,7 +86,9 @@ def test_decoded_loss_trains_the_colors_as_decoded(photo_dir, tmp_path):
 
     ratios = {}
     for weight in (0.0, 1.0):
-        trainer = Trainer(tiny_config(decoded_loss=weight, doubt=30.0), photo_dir, tmp_path / f"{weight}.safetensors", progress=False)
+        trainer = Trainer(
+            tiny_config(decoded_loss=weight, doubt=30.0), photo_dir, tmp_path / f"{weight}.safetensors", progress=False
+        )
         if fixed_rgb is None:
             fixed_rgb = random_crops(trainer.cache, 16, 32, generator=torch.Generator().manual_seed(5))
             before = decoded_ratio(trainer)
@@ -138,7 +150,9 @@ def test_checkpoint_is_safetensors_with_state(photo_dir, tmp_path):
 def test_weights_round_trip_with_metadata(tmp_path):
     bins = default_ab_bins()
     net = build_net(config=NetConfig(num_bins=len(bins)), ab_bins=bins)
-    card = save_weights(net, tmp_path / "m.safetensors", inference=InferenceConfig(temperature=0.3), extra={"metrics": {"psnr": 1.5}})
+    card = save_weights(
+        net, tmp_path / "m.safetensors", inference=InferenceConfig(temperature=0.3), extra={"metrics": {"psnr": 1.5}}
+    )
     tensors, metadata = read_weights(tmp_path / "m.safetensors")
     assert all(t.dtype == torch.float16 for t in tensors.values() if t.is_floating_point())
     rebuilt = net_from_weights(tensors, metadata)
@@ -187,7 +201,9 @@ def test_missing_weights_are_a_clear_error(tmp_path):
 
 def test_validation_keeps_the_best_model_beside_the_latest(photo_dir, tmp_path):
     out = tmp_path / "m.safetensors"
-    trainer = Trainer(tiny_config(steps=12, val_every=4, val_long_side=64), photo_dir, out, val_dir=photo_dir, progress=False)
+    trainer = Trainer(
+        tiny_config(steps=12, val_every=4, val_long_side=64), photo_dir, out, val_dir=photo_dir, progress=False
+    )
     trainer.run()
     gains = [entry["psnr_gain"] for entry in trainer.history]
     assert len(gains) == 3  # steps 4, 8, 12

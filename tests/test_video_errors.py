@@ -12,8 +12,8 @@ import av
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import decode_all
+
 from remaster.cli import main
 from remaster.errors import InputError
 from remaster.model import Colorizer
@@ -26,8 +26,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)  # see test_video_pipeline.py
     yield
     torch.set_num_threads(threads)
-
-
 
 
 def colorize(args):
@@ -148,7 +146,22 @@ def test_cli_success_prints_json_report(tmp_path, random_model_file, clip_h264):
     import json
 
     out = tmp_path / "out.mkv"
-    result = colorize([clip_h264.path, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "none", "--codec", "ffv1", "--json"])
+    result = colorize(
+        [
+            clip_h264.path,
+            "-o",
+            out,
+            "--model",
+            random_model_file,
+            "--device",
+            "cpu",
+            "--flow",
+            "none",
+            "--codec",
+            "ffv1",
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["frames"] == clip_h264.frames and report["encoder"]["codec"] == "ffv1"
@@ -159,7 +172,21 @@ def test_preset_and_flag_override(tmp_path, random_model_file, clip_h264):
     import json
 
     out = tmp_path / "out.mp4"
-    args = [clip_h264.path, "-o", out, "--model", random_model_file, "--device", "cpu", "--pipeline", "fast", "--flow", "none", "--crf", "30"]
+    args = [
+        clip_h264.path,
+        "-o",
+        out,
+        "--model",
+        random_model_file,
+        "--device",
+        "cpu",
+        "--pipeline",
+        "fast",
+        "--flow",
+        "none",
+        "--crf",
+        "30",
+    ]
     result = colorize([*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -168,7 +195,9 @@ def test_preset_and_flag_override(tmp_path, random_model_file, clip_h264):
 
 
 def test_unknown_preset(tmp_path, random_model_file, clip_h264):
-    result = colorize([clip_h264.path, "-o", tmp_path / "out.mp4", "--pipeline", "nosuch", "--model", random_model_file])
+    result = colorize(
+        [clip_h264.path, "-o", tmp_path / "out.mp4", "--pipeline", "nosuch", "--model", random_model_file]
+    )
     assert_clean_failure(result, tmp_path, "unknown pipeline 'nosuch'", "film-reel")
 
 
@@ -179,7 +208,13 @@ def test_decode_error_in_worker_reaches_caller(tmp_path, clip_h264):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: int(fast.stat().st_size * 0.6)])
     with pytest.raises(InputError, match=r"cut\.mp4: .*truncated"):
-        colorize_video(cut, tmp_path / "out.mp4", make_config(flow="none", strict=True), progress=False, colorizer=Colorizer.random(0))
+        colorize_video(
+            cut,
+            tmp_path / "out.mp4",
+            make_config(flow="none", strict=True),
+            progress=False,
+            colorizer=Colorizer.random(0),
+        )
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out*"))
 
 
@@ -192,7 +227,9 @@ def test_corrupt_data_mid_file(tmp_path, random_model_file, clip_h264):
     data[middle : middle + 3000] = bytes((k * 7) % 256 for k in range(3000))
     bad = tmp_path / "in-corrupt.mp4"
     bad.write_bytes(bytes(data))
-    result = colorize([bad, "-o", tmp_path / "out.mp4", "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"])
+    result = colorize(
+        [bad, "-o", tmp_path / "out.mp4", "--model", random_model_file, "--device", "cpu", "--flow", "none", "--json"]
+    )
     # Issue 4: damage mid-stream is not the end of the film. The run keeps going, keeps the frame
     # count and timing (a lost picture repeats the previous good one) and reports the damage.
     import json

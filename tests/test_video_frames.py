@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from remaster.config import VideoConfig, available_presets, load_preset, make_config
+from remaster.encoding import choose_layout, encoder_options
 from remaster.errors import ConfigError
 from remaster.frames import (
     FrameBatch,
@@ -20,8 +22,6 @@ from remaster.frames import (
     codes_to_luma,
     convert_y_depth,
 )
-from remaster.encoding import choose_layout, encoder_options
-from remaster.config import VideoConfig, available_presets, load_preset, make_config
 
 
 def source(pix_fmt="yuv420p", width=64, height=48, **tags) -> SourceFormat:

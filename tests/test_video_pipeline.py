@@ -12,8 +12,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all
+
 from remaster.errors import OutputError
 from remaster.model import Colorizer
 from remaster.pipeline import colorize_video, make_config
@@ -55,7 +55,9 @@ def assert_same_time_and_sound(source, result):
     audio_out = {i: p for i, p in result.packets.items() if p}
     assert sorted(audio_in) == sorted(audio_out)
     for index, packets in audio_in.items():
-        assert len(audio_out[index]) == len(packets), f"stream #{index}: {len(packets)} packets in, {len(audio_out[index])} out"
+        assert len(audio_out[index]) == len(packets), (
+            f"stream #{index}: {len(packets)} packets in, {len(audio_out[index])} out"
+        )
         assert audio_out[index] == packets, f"stream #{index}: packet payloads differ"
 
 
@@ -229,14 +231,29 @@ def test_report_and_determinism(tmp_path, colorizer, clip_h264_mkv):
             assert np.array_equal(x[k], y[k])
     for key in ("frames", "seconds", "fps", "stage_fps", "model", "device", "flow_provider", "encoder"):
         assert key in report.to_dict()
-    assert set(report.stage_fps) == {"decode", "colorize", "shots", "assemble", "encode"}  # flow none: no temporal stage in the chain
+    assert set(report.stage_fps) == {
+        "decode",
+        "colorize",
+        "shots",
+        "assemble",
+        "encode",
+    }  # flow none: no temporal stage in the chain
     assert report.device == "cpu" and report.model["model"] == "random-seed0"
 
 
 def test_raft_temporal_stage_runs(tmp_path, colorizer, clip_h264):
     # Random-initialised RAFT: plumbing only (its flow means nothing), no download needed.
-    out, report = run(clip_h264, tmp_path, "out.mp4", colorizer, flow="raft-small", flow_weights="random", max_frames=4,
-                      codec="libx264", crf=0)  # fmt: skip
+    out, report = run(
+        clip_h264,
+        tmp_path,
+        "out.mp4",
+        colorizer,
+        flow="raft-small",
+        flow_weights="random",
+        max_frames=4,
+        codec="libx264",
+        crf=0,
+    )
     source, result = decode_all(clip_h264.path), decode_all(out)
     assert report.flow_provider.startswith("raft")
     assert len(result.planes) == 4
@@ -286,7 +303,11 @@ def test_doubt_reaches_the_network_from_the_command_line_config(tmp_path, clip_h
     deviation = {}
     for doubt in (0.0, 1.0):
         out = tmp_path / f"doubt{doubt:g}.mkv"
-        colorize_video(clip_h264_mkv.path, out, make_config(model=str(random_model_file), doubt=doubt, flow="none", codec="ffv1"),
-                       progress=False)
+        colorize_video(
+            clip_h264_mkv.path,
+            out,
+            make_config(model=str(random_model_file), doubt=doubt, flow="none", codec="ffv1"),
+            progress=False,
+        )
         deviation[doubt] = chroma_deviation(decode_all(out))
     assert deviation[1.0] < 0.5 * deviation[0.0], deviation

@@ -67,8 +67,7 @@ def test_consumer_leaving_early_stops_and_cleans_up_the_worker():
 
     def source():
         try:
-            for i in range(10**9):
-                yield i
+            yield from range(10**9)
         finally:
             closed.set()  # the generator's own cleanup (closing a file) runs
 

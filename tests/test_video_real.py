@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import decode_all, real_clip
+
 from remaster.model import Colorizer
 from remaster.pipeline import colorize_video, make_config
 
@@ -41,7 +41,9 @@ def assert_luma_and_time_kept(source_path, out_path, frames):
 def test_real_mkv_to_ffv1(tmp_path, colorizer):
     path = real_clip("hungry.mkv")
     out = tmp_path / "hungry.mkv"
-    report = colorize_video(path, out, make_config(codec="ffv1", flow="none", max_frames=20), progress=False, colorizer=colorizer)
+    report = colorize_video(
+        path, out, make_config(codec="ffv1", flow="none", max_frames=20), progress=False, colorizer=colorizer
+    )
     assert report.frames == 20
     assert_luma_and_time_kept(path, out, 20)
 
@@ -49,7 +51,9 @@ def test_real_mkv_to_ffv1(tmp_path, colorizer):
 def test_real_mp4_with_audio_to_lossless_x264(tmp_path, colorizer):
     path = real_clip("car-detection.mp4")
     out = tmp_path / "car.mp4"
-    colorize_video(path, out, make_config(codec="libx264", crf=0, flow="none", max_frames=15), progress=False, colorizer=colorizer)
+    colorize_video(
+        path, out, make_config(codec="libx264", crf=0, flow="none", max_frames=15), progress=False, colorizer=colorizer
+    )
     source, result = assert_luma_and_time_kept(path, out, 15)
     (index,) = [i for i, packets in source.packets.items() if packets]  # its one (silent) AAC track
     kept = result.packets[index]
@@ -80,7 +84,9 @@ def test_temporal_stage_lowers_warping_error_on_a_real_clip(tmp_path, colorizer)
     errors = {}
     for flow in ("none", "dis"):
         out = tmp_path / f"book-{flow}.mkv"
-        colorize_video(path, out, make_config(codec="ffv1", flow=flow, max_frames=24), progress=False, colorizer=colorizer)
+        colorize_video(
+            path, out, make_config(codec="ffv1", flow=flow, max_frames=24), progress=False, colorizer=colorizer
+        )
         errors[flow] = evaluate_video(out, input_luma_source=path, max_frames=24, long_side=320)["warping_error"]
     print(f"warping error on book.mkv (24 frames): per-frame {errors['none']:.6f}, temporal (DIS) {errors['dis']:.6f}")
     assert errors["dis"] < errors["none"], f"expected the temporal stage to lower the warping error, got {errors}"
