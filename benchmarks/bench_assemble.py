@@ -5,7 +5,7 @@
 
 In one process, alternating so both see the same machine state (the CPU may be shared), it times
   - `before`: the assemble of commit 13f6fb5 (whole-batch passes, copied here verbatim);
-  - `after`:  `remaster.frames.assemble_chroma` (bands that stay in cache, in-place passes, one thread);
+  - `after`:  `remaster.media.formats.assemble_chroma` (bands that stay in cache, in-place passes, one thread);
   - `x264`:   libx264 at the pipeline's defaults (CRF 18, preset medium) encoding the same number of
               4:2:0 pictures of a real clip scaled to the size (synthetic shapes without the data pack);
 and reports frames per second, the after/before ratio, and after/x264. It also checks that the
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from remaster.bench import gray_pictures, machine
-from remaster.frames import OutputLayout, assemble_chroma, chroma_to_codes
+from remaster.measure.bench import gray_pictures, machine
+from remaster.media.assemble import OutputLayout, assemble_chroma, chroma_to_codes
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "book.mkv"
 

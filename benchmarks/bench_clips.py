@@ -33,9 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     if not CLIPS.is_dir():
         raise SystemExit(f"no data pack at {CLIPS}: nothing to measure")
-    from remaster.config import make_config
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
 
     colorizer = Colorizer.load(args.model, device="cpu")
     names = args.clips.split(",") if args.clips else sorted(p.name for p in CLIPS.iterdir())

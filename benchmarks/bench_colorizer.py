@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from remaster.device import resolve_device
-from remaster.image import colorize_luma
-from remaster.model import Colorizer
-from remaster.train import TrainConfig, Trainer
+from remaster.net.colorizer import Colorizer, colorize_luma
+from remaster.net.train import TrainConfig, Trainer
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
 

@@ -33,7 +33,7 @@ from bench_video import make_input  # noqa: E402
 _CHILD = """
 import sys
 from pathlib import Path
-from remaster.cli import main
+from remaster.cli.main import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:

@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from remaster.color import rgb_to_luma
-from remaster.data import list_images
-from remaster.evaluate import load_truth
-from remaster.image import colorize_luma
-from remaster.metrics import colorfulness, psnr
-from remaster.model import Colorizer
+from remaster.net.colorizer import Colorizer, colorize_luma
+from remaster.net.train_data import list_images
+from remaster.net.validate import load_truth
+from remaster.quality import colorfulness, psnr
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -120,7 +119,7 @@ def save_with_decoding(model: Path, out: Path, temperature: float, doubt: float)
     """The same weights and metadata, with the inference config's decoding replaced."""
     from dataclasses import replace
 
-    from remaster.model import InferenceConfig, net_from_weights, read_weights, save_weights
+    from remaster.net.colorizer import InferenceConfig, net_from_weights, read_weights, save_weights
 
     tensors, metadata = read_weights(model)
     net = net_from_weights(tensors, metadata, model)

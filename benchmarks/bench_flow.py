@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from remaster.flow import make_flow_provider
-from remaster.temporal import TemporalConfig, TemporalStage
+from remaster.stages.flow import make_flow_provider
+from remaster.stages.temporal import TemporalConfig, TemporalStage
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "book.mkv"
 

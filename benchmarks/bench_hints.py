@@ -21,10 +21,11 @@ import cv2
 import numpy as np
 import torch
 
-from remaster.data import list_images, read_rgb
-from remaster.demo import colorist_clicks
-from remaster.image import colorize_photo, photo_from_array
-from remaster.model import Colorizer
+from remaster.cli.demo import colorist_clicks
+from remaster.media.stills import photo_from_array
+from remaster.net.colorizer import Colorizer
+from remaster.net.train_data import list_images, read_rgb
+from remaster.run.photos import colorize_photo
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -40,9 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     from conftest import make_clip, shapes_frame
 
-    from remaster.config import make_config
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     colorizer = Colorizer.load(args.model, device="cpu")

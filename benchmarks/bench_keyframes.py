@@ -59,7 +59,7 @@ def write_gray(rgb: list[np.ndarray], path: Path, rate: int = 25) -> None:
 
 def shot_starts(rgb: list[np.ndarray]) -> list[int]:
     """First frame of each shot, by remaster's own detector on the gray film at about 256 px."""
-    from remaster.shots import ShotDetector
+    from remaster.stages.shots import ShotDetector
 
     luma = (
         torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255
@@ -109,7 +109,7 @@ class ChromaWarp:
     """Chroma-only warping error of any output of one clip, with the input's flow computed once."""
 
     def __init__(self, rgb: list[np.ndarray], starts: list[int]):
-        from remaster.flow import DISFlow
+        from remaster.stages.flow import DISFlow
 
         luma = (
             torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255
@@ -120,7 +120,7 @@ class ChromaWarp:
         self.keep = torch.tensor([t not in starts for t in range(1, len(rgb))])  # pairs (t-1, t) within a shot
 
     def __call__(self, images: list[np.ndarray]) -> float:
-        from remaster.metrics import warping_errors
+        from remaster.measure.metrics import warping_errors
 
         ycrcb = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2YCrCb) for im in images]).astype(np.float32)  # (T, H, W, 3)
         chroma = torch.from_numpy(ycrcb).permute(0, 3, 1, 2).clone()  # (T, 3, H, W) in code values
@@ -131,7 +131,7 @@ class ChromaWarp:
 
 def scores(output: list[np.ndarray], truth: list[np.ndarray], starts: list[int], warp: ChromaWarp) -> dict:
     """PSNR and colorfulness over the frames that are not the first of their shot."""
-    from remaster.metrics import colorfulness, psnr
+    from remaster.quality import colorfulness, psnr
 
     frames = [t for t in range(len(truth)) if t not in starts]
 
@@ -183,9 +183,9 @@ def main() -> None:
     settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
     if not CLIPS.is_dir():
         raise SystemExit(f"no data pack at {CLIPS}: nothing to measure")
-    from remaster.config import make_config
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     colorizer = Colorizer.load(args.model, device="cpu", working_short_side=args.working)

@@ -1,7 +1,7 @@
 """Peak memory of `remaster colorize` for a short and a long film: does it grow with length?
 
 DESIGN promise 4 says memory depends on batch size and queue depth, never on the film's length.
-This runs `python -m remaster.cli colorize` in a child process on synthetic gray films (moving
+This runs `python -m remaster.cli.main colorize` in a child process on synthetic gray films (moving
 shapes with grain, H.264 yuv420p, AAC stereo sound, made here with PyAV in a temporary folder) and
 reports the child's peak resident set size (the kernel's max RSS, from `wait4`), plus its RSS and
 thread count sampled from /proc while it runs.
@@ -105,7 +105,7 @@ def run_colorize(film: Path, output: Path, args, env: dict, interval: float = 1.
     command = [
         sys.executable,
         "-m",
-        "remaster.cli",
+        "remaster.cli.main",
         "colorize",
         str(film),
         "-o",
@@ -207,7 +207,7 @@ def main(argv=None) -> None:
         films.mkdir(parents=True, exist_ok=True)
         if args.model is None:
             sys.path.insert(0, str(ROOT))
-            from remaster.model import Colorizer, InferenceConfig, save_weights
+            from remaster.net.colorizer import Colorizer, InferenceConfig, save_weights
 
             args.model = tmp / "random.safetensors"
             save_weights(Colorizer.random(seed=0).net, args.model, inference=InferenceConfig())

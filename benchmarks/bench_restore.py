@@ -33,12 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from damage import Damage, damage
 
-from remaster.flow import make_flow_provider
-from remaster.frames import FrameBatch, SourceFormat
-from remaster.metrics import psnr, ssim
-from remaster.reader import VideoReader
-from remaster.restore import RestoreConfig, Restorer
-from remaster.shots import ShotDetector
+from remaster.media.formats import FrameBatch, SourceFormat
+from remaster.media.reader import VideoReader
+from remaster.quality import psnr, ssim
+from remaster.stages.flow import make_flow_provider
+from remaster.stages.restoration.stage import RestoreConfig, Restorer
+from remaster.stages.shots import ShotDetector
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 DEFAULT_CLIPS = "book.mkv,sister.mkv,hungry.mkv,car-detection.mp4,bottle-detection.mp4,one-by-one-person-detection.mp4"
@@ -182,9 +182,9 @@ def pipeline_speed(args) -> list[str]:
     alternating, against a plain FFV1 transcode of the same frames: fps and ratios."""
     import tempfile
 
-    from remaster.config import make_config
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
 
     clean = clean_frames(CLIPS / "book.mkv", args.frames)
     damaged, _ = damage(clean, seed=args.seed)

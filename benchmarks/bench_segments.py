@@ -43,8 +43,8 @@ def main() -> None:
     import torch
     from conftest import make_clip
 
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video, make_config
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.pipeline import colorize_video, make_config
 
     width, height = map(int, args.size.split("x"))
     folder = Path(tempfile.mkdtemp(prefix="bench-resume-"))

@@ -1,4 +1,4 @@
-"""Scene-cut detection: remaster.shots against PySceneDetect's detectors, on films with known cuts.
+"""Scene-cut detection: remaster.stages.shots against PySceneDetect's detectors, on films with known cuts.
 
     python benchmarks/bench_shots.py [--seed 1] [--films 6] [--size 256x352] [--sweep]
 
@@ -13,7 +13,7 @@ is absent) at the chroma working size, in memory (nothing of the pack is written
   6 black, 12 in), a light switched on (+40% gain held to the end, clipped), gain jitter ±18%,
   grain sigma 5, dust specks, and all of the old-film damage together.
 
-It runs remaster.shots.ShotDetector (batches of 16) and PySceneDetect's ContentDetector,
+It runs remaster.stages.shots.ShotDetector (batches of 16) and PySceneDetect's ContentDetector,
 AdaptiveDetector, HistogramDetector and ThresholdDetector (frames fed as numpy arrays to
 `process_frame`, then `post_process`), each at its default and at one tuned setting, and prints
 precision, recall and F1 on the cut films (a detection within ±1 frame of a true cut, one to one),
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from remaster.shots import ShotConfig, ShotDetector
+from remaster.stages.shots import ShotConfig, ShotDetector
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 SHORT = ["book.mkv", "sister.mkv", "hungry.mkv"]
@@ -206,7 +206,7 @@ def detectors(sweep: bool = False):
     # On gray film ContentDetector/AdaptiveDetector's default weights average luma with a hue and
     # a saturation change that are always 0, so their tuned runs use luma_only.
     return {
-        "remaster.shots (default)": ours(),
+        "remaster.stages.shots (default)": ours(),
         "Content (default, 27)": sd(lambda: ContentDetector()),
         "Content (luma_only, 15)": sd(lambda: ContentDetector(threshold=15, luma_only=True)),
         "Adaptive (default, 3.0)": sd(lambda: AdaptiveDetector()),

@@ -5,7 +5,7 @@
     python benchmarks/bench_video.py --sizes 640x480 --frames 60 --no-memory --json
 
 The measuring (inputs, plain transcode, pipeline runs, fps per stage, peak memory per size)
-lives in the package as `remaster.bench.run_bench`, the same code `remaster bench` runs; by
+lives in the package as `remaster.measure.bench.run_bench`, the same code `remaster bench` runs; by
 default this script scales the data pack's book.mkv (../shared/data/clips) to each size.
 
 Peak memory against the film's length: the pipeline on a 5-second and a 2-minute clip (small
@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from remaster import bench
-from remaster.bench import (
+from remaster.measure.bench import (
     BenchOptions,
     format_table,
     parse_size,
@@ -38,7 +38,7 @@ CLIP = ROOT.parent / "shared" / "data" / "clips" / "book.mkv"  # --clip replaces
 
 
 def make_input(path: Path, width: int, height: int, frames: int, rate: int = 25, audio: bool = True) -> Path:
-    """`remaster.bench.make_input` from the data pack's clip where it is present (bench_commits uses it too)."""
+    """`remaster.measure.bench.make_input` from the data pack's clip where it is present (bench_commits uses it too)."""
     return bench.make_input(path, width, height, frames, rate=rate, audio=audio, clip=CLIP if CLIP.is_file() else None)
 
 
@@ -51,7 +51,7 @@ def _rss_mib(field: str = "VmRSS:") -> float:
 
 def _memory_child(source: str, options_json: str) -> None:
     """Run in a fresh process: one pipeline pass, then print peak RSS (MiB) as JSON."""
-    from remaster.bench import load_colorizer
+    from remaster.measure.bench import load_colorizer
 
     options = BenchOptions(**json.loads(options_json))
     colorizer, _ = load_colorizer(options)

@@ -52,8 +52,8 @@ def main() -> None:
     import torch
     from conftest import decode_all
 
-    from remaster.execute import cores
-    from remaster.pipeline import colorize_video, make_config
+    from remaster.device import cores
+    from remaster.run.pipeline import colorize_video, make_config
 
     sizes = args.sizes.split(",")
     frames = [int(v) for v in args.frames.split(",")]

@@ -73,7 +73,7 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
 print("av", av.__version__, "hwdevices", av.codec.hwaccel.hwdevices_available(), "remaster", remaster.__file__)
 EOF
 } >>"$LOG" 2>&1
-HAS_WORKERS=$("$PY" -c "import inspect, remaster.pipeline as p; print(int('workers' in inspect.signature(p.colorize_video).parameters))" 2>>"$LOG")
+HAS_WORKERS=$("$PY" -c "import inspect, remaster.run.pipeline as p; print(int('workers' in inspect.signature(p.colorize_video).parameters))" 2>>"$LOG")
 say "weights: ${WEIGHTS:-none (RAFT steps skipped)}; --workers in this build: ${HAS_WORKERS:-0}; budget ${BUDGET}s"
 
 # --- the CUDA tests -----------------------------------------------------------------------------
@@ -100,13 +100,13 @@ step() {
     say "$name: remaster bench --sizes $size --frames $frames --device $DEVICE $*"
     local left=$(( HARD - SECONDS ))
     [ "$left" -gt 200 ] && left=200
-    timeout "$left" "$PY" -m remaster.cli bench --sizes "$size" --frames "$frames" --device "$DEVICE" --inputs "$INPUTS" --json "$@" \
+    timeout "$left" "$PY" -m remaster.cli.main bench --sizes "$size" --frames "$frames" --device "$DEVICE" --inputs "$INPUTS" --json "$@" \
         >"$OUT/.step.json" 2>>"$LOG"
     local code=$?
     if [ "$code" = 0 ]; then
         "$PY" - "$name" "$OUT/.step.json" "$OUT/results.jsonl" "$OUT/tables.txt" >>"$LOG" 2>&1 <<'EOF'
 import json, sys
-from remaster.bench import format_table
+from remaster.measure.bench import format_table
 name, path, jsonl, tables = sys.argv[1:]
 result = json.load(open(path))
 result["step"] = name

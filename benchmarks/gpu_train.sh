@@ -57,21 +57,24 @@ for archive in .pack/*/*.tar .pack/*.tar .pack/*/*.tar.gz .pack/*.tar.gz; do
     [ -f "$archive" ] || continue
     marker=$PHOTOS/.unpacked-$(basename "$archive")
     [ -f "$marker" ] && continue
-    tar -C "$PHOTOS" -xf "$archive" && touch "$marker" && echo "unpacked $archive" >>"$OUT/unpack.log"
+    tar -C "$PHOTOS" -xf "$archive" && touch "$marker" && echo "unpacked $archive" >>"$OUT/machine.txt"
 done
-for folder in "$PHOTOS"/*/; do echo "$folder: $(ls "$folder" | wc -l) photos"; done >>"$OUT/unpack.log" 2>&1
-[ -n "${GPU_TRAIN_UNPACK_ONLY:-}" ] && { cat "$OUT/unpack.log"; exit 0; }
+for folder in "$PHOTOS"/*/; do echo "$folder: $(find "$folder" -type f | wc -l) photos"; done >>"$OUT/machine.txt" 2>&1
+[ -n "${GPU_TRAIN_UNPACK_ONLY:-}" ] && { cat "$OUT/machine.txt"; exit 0; }
 
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; nproc
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } >"$OUT/machine.txt" 2>&1
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } >>"$OUT/machine.txt" 2>&1
 DATA=${GPU_TRAIN_DATA:-$(ls -d "$PHOTOS"/*/ | grep -v '/val/$' | tr '\n' ' ')}
 VAL=$([ -d "$PHOTOS/val" ] && echo "$PHOTOS/val")
 RUNS=${GPU_TRAIN_RUNS:-default:}
 WORKERS=$(( $(nproc) / $(echo $RUNS | wc -w) ))
 
-copy_model() {  # RUN_DIR DEST: the latest export, whole files only (the trainer writes atomically)
-    for f in model.safetensors model.best.safetensors; do
+# What comes back per run: the best model where a val/ folder came along (the latest export
+# otherwise) and train.log, so three runs and machine.txt make 7 of the 8 files a call returns.
+KEEP=$([ -n "$VAL" ] && echo model.best.safetensors || echo model.safetensors)
+copy_model() {  # RUN_DIR DEST: whole files only (the trainer writes atomically)
+    for f in $KEEP; do
         if [ -f "$1/$f" ] && [ "$1/$f" -nt "$2/$f" ]; then cp "$1/$f" "$2/.$f" && mv "$2/.$f" "$2/$f"; fi
     done
 }
@@ -88,8 +91,8 @@ for spec in $RUNS; do
     timeout "$limit" python3 - "$run/model.safetensors" "$MINUTES" "${spec#*:}" "$VAL" $DATA >"$OUT/$name/train.log" 2>&1 <<PYEOF &
 import json, sys, time
 from dataclasses import fields, replace
-from remaster.nets import NetConfig
-from remaster.train import TrainConfig, train
+from remaster.net.network import NetConfig
+from remaster.net.train import TrainConfig, train
 out, minutes, overrides, val, data = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 config = TrainConfig(
     recipe="bins", net=NetConfig(hints=True), steps=1_000_000, minutes=minutes,
@@ -110,7 +113,9 @@ for item in filter(None, overrides.split(",")):
 print(json.dumps(config.to_dict()))
 started = time.time()
 print(json.dumps(train(config, data, out, val_dir=val or None, progress=False), indent=2))
-print(f"wall {time.time() - started:.0f} s")
+print(f"wall {time.time() - started:.0f} s", flush=True)
+import os
+os._exit(0)  # a GPU run once hung at exit until the time box ended it: the models are saved by now
 PYEOF
     pids+=($!)
     names+=("$name")

@@ -13,16 +13,24 @@ thumbnail in about 3.5 KB (JPEG 4:2:0 at quality 80 needs 5.6 KB): 12,500 photos
 Its 4:2:0 chroma costs the training target nothing, as the net predicts color at 1/4 size.
 
     python benchmarks/pack_photos.py ../more-photos .pack/more --size 144 --format webp --quality 75
+
+Balanced by source (issue 22): `--take PREFIX=N` keeps a seeded sample of N of the photos whose
+path under SOURCE starts with PREFIX (file names start with their set: caltech-, pacs-, ...);
+photos no --take names are all kept.
+
+    python benchmarks/pack_photos.py ../more-photos .pack/more --size 192 --format webp --quality 70 \
+        --take caltech-=1400 --take pacs-=700 --take imagenette-=700 --take clothing-=450
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 from pathlib import Path
 
 import cv2
 
-from remaster.data import list_images, read_rgb, square_thumbnail
+from remaster.net.train_data import list_images, read_rgb, square_thumbnail
 
 
 def main() -> None:
@@ -35,6 +43,7 @@ def main() -> None:
     )
     parser.add_argument("--format", choices=("jpg", "webp"), default="jpg")
     parser.add_argument("--quality", type=int, default=90)
+    parser.add_argument("--take", action="append", default=[], metavar="PREFIX=N", help="a seeded sample of N of these")
     args = parser.parse_args()
     args.dest.mkdir(parents=True, exist_ok=True)
     if args.format == "webp":
@@ -47,7 +56,15 @@ def main() -> None:
             cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
         ]
     total = 0
-    for path in list_images(args.source):
+    paths = list_images(args.source)
+    for spec in args.take:
+        prefix, count = spec.rsplit("=", 1)
+        matching = [path for path in paths if path.relative_to(args.source).as_posix().startswith(prefix)]
+        keep = set(random.Random(f"remaster-pack-{prefix}").sample(matching, min(int(count), len(matching))))
+        drop = set(matching) - keep
+        paths = [path for path in paths if path not in drop]
+        print(f"{prefix}: {len(keep)} of {len(matching)}")
+    for path in paths:
         rgb = read_rgb(path)
         if args.size:
             rgb = square_thumbnail(rgb, args.size)

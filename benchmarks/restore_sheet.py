@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_restore import CLIPS, clean_frames, write_gray
 from damage import damage
 
-from remaster.config import make_config
-from remaster.pipeline import colorize_video
+from remaster.run.config import make_config
+from remaster.run.pipeline import colorize_video
 
 
 def main() -> None:

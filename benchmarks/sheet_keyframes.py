@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320, help="width of each panel")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
-    from remaster.config import make_config
-    from remaster.image import contact_sheet
-    from remaster.pipeline import colorize_video
+    from remaster.media.sheets import contact_sheet
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
 
     truth = frames_rgb(CLIPS / args.clip, args.frames)
     last = len(truth) - 1

@@ -20,7 +20,8 @@ Steps, the same as the data pack's own normalisation (its README, "photos/"):
      half inside the training folder, the other half in `<out>-gray-heldout/` to measure on;
   4. drop exact and near duplicates: a 64-bit DCT perceptual hash of the whole image and of its
      centre square, within Hamming distance 10 of any photo kept before, of the data pack's
-     train photos, or of `photos/val` (so validation stays unseen);
+     train photos, of `photos/val` (so validation stays unseen), or of the held-out test
+     set (--exclude, ../photos-test by default: models/build_test_set.py);
   5. cap the narrow sets (Imagenette: 10 classes; Clothing: one subject) so they do not swamp
      the varied ones, with a seeded random choice;
   6. save baseline JPEG quality 92 with 4:4:4 chroma as `<set>-<class>-<stem>.jpg`, and write
@@ -340,6 +341,13 @@ def main() -> None:
         default=Path(__file__).resolve().parents[1] / "../shared/data/photos",
         help="the data pack's photos/ (train and val are hashed so nothing repeats them)",
     )
+    parser.add_argument(
+        "--exclude",
+        type=Path,
+        action="append",
+        default=[Path(__file__).resolve().parents[1] / "../photos-test"],
+        help="folders hashed so nothing repeats them (the held-out test set: models/build_test_set.py)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--unseen", type=int, default=100, help="photos from beyond the capped sets' caps, to measure on"
@@ -357,8 +365,7 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
 
     index = HashIndex([])
-    for split in ("val", "train"):
-        folder = args.pack / split
+    for folder in (args.pack / "val", args.pack / "train", *args.exclude):
         if folder.is_dir():
             index.values = np.concatenate([index.values, np.array(hash_folder(folder), dtype=np.uint64)])
             print(f"hashed {folder}", flush=True)

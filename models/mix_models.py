@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from remaster.model import InferenceConfig, net_from_weights, read_weights, save_weights
+from remaster.net.colorizer import InferenceConfig, net_from_weights, read_weights, save_weights
 
 
 def mix(

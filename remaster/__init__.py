@@ -8,12 +8,12 @@ report = remaster.colorize_video("reel.mp4", "reel-color.mp4")
 __version__ = "0.1.0"
 
 _API = {
-    "colorize_image": "remaster.image",
-    "colorize_video": "remaster.pipeline",
-    "Colorizer": "remaster.model",
-    "evaluate_images": "remaster.evaluate",
-    "evaluate_video": "remaster.evaluate_video",
-    "train": "remaster.train",
+    "colorize_image": "remaster.run.photos",
+    "colorize_video": "remaster.run.pipeline",
+    "Colorizer": "remaster.net.colorizer",
+    "evaluate_images": "remaster.net.validate",
+    "evaluate_video": "remaster.measure.video",
+    "train": "remaster.net.train",
 }
 __all__ = sorted(_API)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from remaster.errors import ConfigError
 
 # Luma coefficients (Kr, Kb); Kg = 1 - Kr - Kb.
 LUMA_COEFFICIENTS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
@@ -198,3 +198,9 @@ def gamut_scale(luma: Tensor, chroma: Tensor, matrix: str = "bt601") -> Tensor:
     green.add_(cb, alpha=-(kb * 2.0 * (1.0 - kb)) / kg)
     worst = torch.maximum(worst, torch.maximum(green * up, green.mul_(down)), out=worst)
     return worst.clamp_(min=1.0).reciprocal_()  # (..., H, W)
+
+
+def chroma_to_ab(luma: Tensor, chroma: Tensor, matrix: str = "bt601") -> Tensor:
+    """CIELAB (a, b) of full-range Y' `(N, 1, H, W)` with chroma offsets `(N, 2, H, W)`."""
+    rgb = luma_chroma_to_rgb(luma, chroma, matrix).clamp(0.0, 1.0)  # (N, 3, H, W)
+    return rgb_to_lab(rgb)[:, 1:]  # (N, 2, H, W)

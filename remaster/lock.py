@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import OutputError
+from remaster.errors import OutputError
 
 
 def lock_path(destination: Path) -> Path:

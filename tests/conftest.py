@@ -292,7 +292,7 @@ def decode_all(path: Path) -> Decoded:
 def random_model_file(tmp_path_factory) -> Path:
     """A real remaster model file holding a randomly initialised (non-gray) network: the one
     model every CLI test shares, made once per session."""
-    from remaster.model import Colorizer, InferenceConfig, save_weights
+    from remaster.net.colorizer import Colorizer, InferenceConfig, save_weights
 
     path = tmp_path_factory.mktemp("model") / "random.safetensors"
     save_weights(Colorizer.random(seed=0).net, path, inference=InferenceConfig())

@@ -283,7 +283,7 @@ def _model_files(folder: Path) -> dict[str, Path]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from remaster.model import Colorizer, InferenceConfig, read_weights, save_weights
+    from remaster.net.colorizer import Colorizer, InferenceConfig, read_weights, save_weights
 
     good = folder / "model-good.safetensors"
     save_weights(Colorizer.random(seed=0).net, good, inference=InferenceConfig())

@@ -15,9 +15,9 @@ import numpy as np
 from make_corpus import _frames, _size_change_ts
 from test_corpus import _copied_packets, _video_truth, run_cli
 
-from remaster.frames import SourceFormat, fitted_size
-from remaster.reader import VideoReader
-from remaster.report import size_notice
+from remaster.media.formats import SourceFormat, fitted_size
+from remaster.media.reader import VideoReader
+from remaster.run.report import size_notice
 
 
 def test_fitted_size_keeps_aspect_on_even_sides():

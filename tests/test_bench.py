@@ -12,8 +12,8 @@ import sys
 import pytest
 import torch
 
-from remaster.bench import STAGES, BenchOptions, make_input, plain_transcode
 from remaster.errors import ConfigError
+from remaster.measure.bench import STAGES, BenchOptions, make_input, plain_transcode
 
 CUDA = pytest.param(
     "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
@@ -22,7 +22,7 @@ CUDA = pytest.param(
 
 def bench(*args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "remaster.cli", "bench", *map(str, args)],
+        [sys.executable, "-m", "remaster.cli.main", "bench", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from make_corpus import CASE_NAMES, Case, make_corpus
 
-from remaster.recover import demux_resilient
+from remaster.media.recover import demux_resilient
 
 TIME_LIMIT = 90  # seconds per case; a healthy one takes 2-5 s (most of it importing torch)
 
@@ -33,7 +33,7 @@ def run_cli(args, timeout=TIME_LIMIT, env=None, **kwargs) -> subprocess.Complete
     """`remaster ARGS` in a fresh interpreter, one torch thread (2 shared cores)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "remaster.cli", *map(str, args)],
+        [sys.executable, "-m", "remaster.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 from types import SimpleNamespace
 
-from remaster.recover import Clock
+from remaster.media.recover import Clock
 
 
 def relabel(labels, depth=4):

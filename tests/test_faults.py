@@ -155,7 +155,7 @@ def _default_sigint() -> None:
 def _start(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "remaster.cli", *map(str, args)],
+        [sys.executable, "-m", "remaster.cli.main", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from remaster.errors import ConfigError, WeightsError
-from remaster.flow import (
+from remaster.stages.flow import (
     DISFlow,
     RaftFlow,
     ZeroFlow,

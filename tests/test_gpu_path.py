@@ -11,11 +11,11 @@ import torch
 from conftest import decode_all
 
 from remaster.errors import ConfigError
-from remaster.frames import OutputLayout, assemble_chroma, assemble_chroma_async
-from remaster.model import Colorizer
-from remaster.pipeline import colorize_video, make_config
-from remaster.reader import VideoReader
-from remaster.shots import ShotDetector
+from remaster.media.assemble import OutputLayout, assemble_chroma, assemble_chroma_async
+from remaster.media.reader import VideoReader
+from remaster.net.colorizer import Colorizer
+from remaster.run.pipeline import colorize_video, make_config
+from remaster.stages.shots import ShotDetector
 from remaster.timing import StageTimer
 
 HAS_CUDA = torch.cuda.is_available()

@@ -5,10 +5,10 @@ import torch
 from test_train import TINY_NET, photo_dir, tiny_config  # noqa: F401  (fixture)
 
 from remaster.errors import ConfigError
-from remaster.hints import hint_map, point_hints, resize_hints, simulate_hints
-from remaster.model import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
-from remaster.nets import NetConfig, add_hint_inputs, build_net, default_ab_bins
-from remaster.train import Trainer
+from remaster.net.colorizer import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
+from remaster.net.hints import hint_map, point_hints, resize_hints, simulate_hints
+from remaster.net.network import NetConfig, add_hint_inputs, build_net, default_ab_bins
+from remaster.net.train import Trainer
 
 
 def _plain_net():
@@ -120,7 +120,7 @@ def test_image_cli_takes_hint_points(tmp_path, hinted_model_file):
     import numpy as np
     from click.testing import CliRunner
 
-    from remaster.cli import main
+    from remaster.cli.main import main
 
     gray = np.tile(np.linspace(40, 220, 96, dtype=np.uint8), (64, 1))
     cv2.imwrite(str(tmp_path / "g.png"), gray)
@@ -163,7 +163,7 @@ def test_bad_hints_are_one_line_errors(tmp_path, hinted_model_file, hint, messag
     import numpy as np
     from click.testing import CliRunner
 
-    from remaster.cli import main
+    from remaster.cli.main import main
 
     cv2.imwrite(str(tmp_path / "g.png"), np.full((64, 96), 128, np.uint8))
     result = CliRunner().invoke(
@@ -184,7 +184,7 @@ def test_bad_hints_are_one_line_errors(tmp_path, hinted_model_file, hint, messag
 
 def test_demo_steers_with_a_handful_of_hints(tmp_path, hinted_model_file):
     pytest.importorskip("skimage.data")
-    from remaster.demo import CLICKS, run_demo
+    from remaster.cli.demo import CLICKS, run_demo
 
     written = {path.name for path in run_demo(tmp_path, Colorizer.load(hinted_model_file, device="cpu"))}
     assert {"coffee-steered.png", "chelsea-steered.png", "astronaut-steered.png"} <= written
@@ -199,8 +199,8 @@ def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
     import numpy as np
     from click.testing import CliRunner
 
-    from remaster.cli import main
-    from remaster.model import default_model_path
+    from remaster.cli.main import main
+    from remaster.net.colorizer import default_model_path
 
     hints_path = default_model_path(hints=True)
     assert hints_path.name == "remaster-hints.safetensors" and hints_path.is_file()
@@ -236,7 +236,7 @@ def test_shipped_hint_model_steers_photos_without_model_option(tmp_path):
 
 
 def test_hint_model_path_follows_its_environment_variable(tmp_path, monkeypatch):
-    from remaster.model import default_model_path
+    from remaster.net.colorizer import default_model_path
 
     monkeypatch.setenv("REMASTER_HINTS_MODEL", str(tmp_path / "mine.safetensors"))
     assert default_model_path(hints=True) == tmp_path / "mine.safetensors"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from remaster import colorize_image
-from remaster.cli import main
+from remaster.cli.main import main
 
 
 def bt601_luma(rgb: np.ndarray) -> np.ndarray:
@@ -146,7 +146,7 @@ def test_doubt_sets_how_bold_the_colors_are(tmp_path):
 
 def cli_subprocess(*args):
     return subprocess.run(
-        [sys.executable, "-m", "remaster.cli", *map(str, args)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "remaster.cli.main", *map(str, args)], capture_output=True, text=True, timeout=120
     )
 
 

@@ -24,8 +24,8 @@ import torch
 from conftest import decode_all, shapes_frame
 from test_corpus import run_cli
 
-from remaster.carry import backward_windows, carry_range
 from remaster.color import rgb_to_ycbcr
+from remaster.stages.keyframes.window import backward_windows, carry_range
 
 W, H = 160, 96  # wide enough that the red square (3 px a frame) does not wrap within 41 frames
 
@@ -199,7 +199,7 @@ def _peak_rss_mb(args) -> float:
     """Peak resident memory of `remaster ARGS` in a child process, in MB."""
     code = (
         "import resource, sys, runpy; sys.argv = ['remaster'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('remaster.cli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "try:\n    runpy.run_module('remaster.cli.main', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
     )
     result = subprocess.run(

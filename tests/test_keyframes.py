@@ -13,8 +13,8 @@ import torch
 from conftest import make_clip, shapes_frame
 
 from remaster.errors import InputError
-from remaster.keyframes import MATCH_THRESHOLD, read_keyframes
-from remaster.reader import VideoReader
+from remaster.media.reader import VideoReader
+from remaster.run.keyframes import MATCH_THRESHOLD, read_keyframes
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,10 @@ from click.testing import CliRunner
 from conftest import make_clip
 
 from remaster.errors import InputError
-from remaster.evaluate_video import evaluate_video
-from remaster.flow import ZeroFlow
-from remaster.metrics import (
-    cdc,
-    color_histograms,
-    colorfulness,
-    js_divergence,
-    psnr,
-    ssim,
-    warping_error,
-    warping_errors,
-)
+from remaster.measure.metrics import cdc, color_histograms, js_divergence, warping_error, warping_errors
+from remaster.measure.video import evaluate_video
+from remaster.quality import colorfulness, psnr, ssim
+from remaster.stages.flow import ZeroFlow
 
 
 def textured(n: int = 2, h: int = 32, w: int = 40, seed: int = 0) -> torch.Tensor:
@@ -200,7 +192,7 @@ def test_evaluate_video_errors(tmp_path):
 
 
 def test_eval_video_command(tmp_path):
-    cli = pytest.importorskip("remaster.cli")
+    cli = pytest.importorskip("remaster.cli.main")
     if "video" not in getattr(cli.main.commands.get("eval"), "commands", {}):
         pytest.skip("eval video not wired into the CLI")
     import json

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from remaster.errors import ConfigError
-from remaster.model import Colorizer
-from remaster.nets import NetConfig, build_net, count_parameters, default_ab_bins
+from remaster.net.colorizer import Colorizer
+from remaster.net.network import NetConfig, build_net, count_parameters, default_ab_bins
 
 DEVICES = [
     "cpu",
@@ -76,7 +76,7 @@ def test_shipped_default_model_is_intact():
     """The model in models/ loads, matches the sha256 of its card, and fits the size limits."""
     import json
 
-    from remaster.model import default_model_path, sha256_of
+    from remaster.net.colorizer import default_model_path, sha256_of
 
     path = default_model_path()
     if not path.is_file():

@@ -21,8 +21,8 @@ from conftest import decode_all, shapes_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remaster.model import Colorizer
-from remaster.pipeline import colorize_video, make_config
+from remaster.net.colorizer import Colorizer
+from remaster.run.pipeline import colorize_video, make_config
 
 AUDIO = st.tuples(
     st.sampled_from(["aac", "flac", "pcm_s16le", "libopus"]),

@@ -16,7 +16,7 @@ from test_corpus import run_cli
 from test_resume import args_for, assert_same_film
 from test_scale import clip, model  # noqa: F401  (the same film and model fixtures)
 
-from remaster.config import make_config
+from remaster.run.config import make_config
 
 ray = pytest.importorskip("ray")
 
@@ -24,7 +24,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def local_ray():
     """One local instance for the module, started the way `--ray local` starts it (2 CPUs)."""
-    from remaster.cluster import start_local
+    from remaster.run.ray_cluster import start_local
 
     if ray.is_initialized():
         ray.shutdown()
@@ -49,7 +49,7 @@ def config_for(model, **extra):
 
 
 def test_ray_local_gives_the_plain_film(local_ray, tmp_path, clip, model):
-    from remaster.pipeline import colorize_video
+    from remaster.run.pipeline import colorize_video
 
     plain = tmp_path / "plain.mp4"
     result = run_cli(args_for(clip, plain, model))
@@ -104,7 +104,7 @@ def _listening() -> dict[int, set[str]]:
 
 
 def test_a_folder_on_ray_gives_one_row_per_film(local_ray, tmp_path, model):
-    from remaster.folder import colorize_folder
+    from remaster.run.folder import colorize_folder
 
     folder = tmp_path / "reels"
     folder.mkdir()

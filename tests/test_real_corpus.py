@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 from test_corpus import run_cli
 
-from remaster.recover import demux_resilient
+from remaster.media.recover import demux_resilient
 
 REAL = Path(__file__).resolve().parent / "real"
 MANIFEST = {

@@ -18,10 +18,10 @@ from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
 from remaster.errors import ConfigError
-from remaster.flow import make_flow_provider
-from remaster.frames import FrameBatch, SourceFormat
-from remaster.restore import RestoreConfig, Restorer
-from remaster.shots import ShotDetector
+from remaster.media.formats import FrameBatch, SourceFormat
+from remaster.stages.flow import make_flow_provider
+from remaster.stages.restoration.stage import RestoreConfig, Restorer
+from remaster.stages.shots import ShotDetector
 
 H, W = 96, 128
 
@@ -200,7 +200,7 @@ def test_all_stages_together_and_memory_bounded():
 
 
 def test_presets_restore_reel_restores_and_film_reel_does_not():
-    from remaster.config import make_config
+    from remaster.run.config import make_config
 
     assert make_config("restore-reel").restore.names == ("deflicker", "dust", "denoise")
     assert not make_config("film-reel").restore.enabled

@@ -15,7 +15,7 @@ import pytest
 from conftest import decode_all, make_clip
 from test_corpus import run_cli
 
-from remaster.config import make_config
+from remaster.run.config import make_config
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +138,12 @@ def test_segments_warm_up_without_a_seam(tmp_path, clip):
 
     import torch
 
-    from remaster.encoding import choose_layout
-    from remaster.loop import run_segment
-    from remaster.model import Colorizer
-    from remaster.plan import plan_segments
-    from remaster.reader import VideoReader
-    from remaster.stages import build_chain
+    from remaster.media.encoding import choose_layout
+    from remaster.media.reader import VideoReader
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.plan import plan_segments
+    from remaster.run.segment import run_segment
+    from remaster.stages.chain import build_chain
 
     torch.set_num_threads(1)
     colorizer = Colorizer.random(seed=0)
@@ -162,7 +162,7 @@ def test_segments_warm_up_without_a_seam(tmp_path, clip):
     reference = chroma(tmp_path / "whole.mkv")
     worst_warm, total_warm, total_cold = 0, 0, 0
     for segment in cut[1:]:
-        cold = dataclasses.replace(segment, lead_pts=None, lead_frames=0, keyframe_pts=None)
+        cold = dataclasses.replace(segment, lead_pts=None, lead_frames=0, sync_pts=None)
         run_segment(clip.path, segment, tmp_path / f"warm-{segment.index}.mkv", chain, config, layout)
         run_segment(clip.path, cold, tmp_path / f"cold-{segment.index}.mkv", chain, config, layout)
         truth = reference[segment.first_frame : segment.first_frame + segment.frames]
@@ -203,13 +203,15 @@ def test_plain_resumed_and_twice_killed_runs_agree(segment_frames, tmp_path, cli
 
 def test_stages_are_built_once_per_run(tmp_path, clip, monkeypatch):
     """The flow provider (and RAFT's weights) load once for the whole run, not per segment."""
-    import remaster.temporal
-    from remaster.model import Colorizer
-    from remaster.pipeline import colorize_video
+    import remaster.stages.temporal
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.pipeline import colorize_video
 
     built = []
-    real = remaster.temporal.make_flow_provider
-    monkeypatch.setattr(remaster.temporal, "make_flow_provider", lambda *a, **k: built.append(1) or real(*a, **k))
+    real = remaster.stages.temporal.make_flow_provider
+    monkeypatch.setattr(
+        remaster.stages.temporal, "make_flow_provider", lambda *a, **k: built.append(1) or real(*a, **k)
+    )
     report = colorize_video(
         clip.path,
         tmp_path / "out.mkv",

@@ -4,7 +4,7 @@ the run with one line and `--resume` finishes it identically; a folder of films 
 output and one report row per film.
 
 The workers are real spawned processes; the kill is a real SIGKILL from the `REMASTER_KILL_AT`
-hook (loop.fault), which the workers inherit with the environment.
+hook (remaster.faults.fault), which the workers inherit with the environment.
 """
 
 from __future__ import annotations

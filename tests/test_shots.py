@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from remaster.errors import ConfigError
-from remaster.shots import ShotConfig, ShotDetector, detect_cuts, frame_features
-from remaster.stages import Work
+from remaster.stages.chain import Work
+from remaster.stages.shots import ShotConfig, ShotDetector, detect_cuts, frame_features
 
 CUDA = pytest.param(
     "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
@@ -117,7 +117,7 @@ def test_batches_do_not_change_the_flags(batch):
 
 
 def test_a_segment_after_its_warm_up_has_the_whole_films_flags():
-    """Segments start fresh and see `warmup_frames` frames before their first (stages.py): their
+    """Segments start fresh and see `warmup_frames` frames before their first (stages/chain.py): their
     flags must be the whole film's, even with a fade to black across the segment's start."""
     middle = scene(1, 40, step=1)
     ramp = torch.cat(

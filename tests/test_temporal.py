@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from remaster.color import luma_chroma_to_rgb
 from remaster.errors import ConfigError
-from remaster.flow import ZeroFlow
-from remaster.metrics import psnr, warping_error
-from remaster.temporal import TemporalConfig, TemporalStage
+from remaster.measure.metrics import warping_error
+from remaster.quality import psnr
+from remaster.stages.flow import ZeroFlow
+from remaster.stages.temporal import TemporalConfig, TemporalStage
 
 CUDA = pytest.param(
     "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]

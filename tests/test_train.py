@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from remaster.errors import ConfigError, WeightsError
-from remaster.model import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
-from remaster.nets import NetConfig, build_net, default_ab_bins
-from remaster.train import TrainConfig, Trainer, best_path, checkpoint_path, train
+from remaster.net.colorizer import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
+from remaster.net.network import NetConfig, build_net, default_ab_bins
+from remaster.net.train import TrainConfig, Trainer, best_path, checkpoint_path, train
 
 TINY_NET = NetConfig(widths=(8, 8, 16, 16), blocks=1)
 
@@ -52,7 +52,7 @@ def tiny_config(**changes):
 def test_a_few_steps_lower_the_loss(photo_dir, tmp_path, recipe):
     trainer = Trainer(tiny_config(recipe=recipe), photo_dir, tmp_path / "m.safetensors", progress=False)
     batch = torch.Generator().manual_seed(5)
-    from remaster.data import random_crops
+    from remaster.net.train_data import random_crops
 
     fixed = random_crops(trainer.cache, 16, 32, generator=batch)
     with torch.no_grad():
@@ -69,7 +69,7 @@ def test_a_few_steps_lower_the_loss(photo_dir, tmp_path, recipe):
 def test_decoded_loss_trains_the_colors_as_decoded(photo_dir, tmp_path):
     from dataclasses import replace
 
-    from remaster.data import random_crops
+    from remaster.net.train_data import random_crops
 
     fixed_rgb = None
 

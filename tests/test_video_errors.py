@@ -14,10 +14,10 @@ import torch
 from click.testing import CliRunner
 from conftest import decode_all
 
-from remaster.cli import main
+from remaster.cli.main import main
 from remaster.errors import InputError
-from remaster.model import Colorizer
-from remaster.pipeline import colorize_video, make_config
+from remaster.net.colorizer import Colorizer
+from remaster.run.pipeline import colorize_video, make_config
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.config import VideoConfig, available_presets, load_preset, make_config
-from remaster.encoding import choose_layout, encoder_options
 from remaster.errors import ConfigError
-from remaster.frames import (
-    FrameBatch,
-    OutputLayout,
-    SourceFormat,
-    assemble_chroma,
-    build_frame,
-    chroma_to_codes,
-    codes_to_luma,
-    convert_y_depth,
-)
+from remaster.media.assemble import OutputLayout, assemble_chroma, build_frame, chroma_to_codes
+from remaster.media.encoding import choose_layout, encoder_options
+from remaster.media.formats import FrameBatch, SourceFormat, codes_to_luma, convert_y_depth
+from remaster.run.config import VideoConfig, available_presets, load_preset, make_config
 
 
 def source(pix_fmt="yuv420p", width=64, height=48, **tags) -> SourceFormat:
@@ -222,7 +214,7 @@ def test_a_closed_reader_is_freed_without_the_cyclic_garbage_collector(clip_h264
     import gc
     import weakref
 
-    from remaster.reader import VideoReader
+    from remaster.media.reader import VideoReader
 
     enabled = gc.isenabled()
     gc.disable()

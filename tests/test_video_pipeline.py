@@ -15,8 +15,8 @@ import torch
 from conftest import decode_all
 
 from remaster.errors import OutputError
-from remaster.model import Colorizer
-from remaster.pipeline import colorize_video, make_config
+from remaster.net.colorizer import Colorizer
+from remaster.run.pipeline import colorize_video, make_config
 
 
 @pytest.fixture(scope="module", autouse=True)

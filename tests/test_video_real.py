@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import decode_all, real_clip
 
-from remaster.model import Colorizer
-from remaster.pipeline import colorize_video, make_config
+from remaster.net.colorizer import Colorizer
+from remaster.run.pipeline import colorize_video, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +74,8 @@ def test_temporal_stage_lowers_warping_error_on_a_real_clip(tmp_path, colorizer)
     With the shipped model when there is one: a random net's colors barely flicker (they follow
     luma smoothly), so with it the gain is small, though still there.
     """
-    from remaster.evaluate_video import evaluate_video
-    from remaster.model import default_model_path
+    from remaster.measure.video import evaluate_video
+    from remaster.net.colorizer import default_model_path
 
     if default_model_path().is_file():
         colorizer = Colorizer.load(device="cpu")

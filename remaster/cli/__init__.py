@@ -1,0 +1,1 @@
+"""The `remaster` command line: a thin layer that builds configs and calls the library."""

@@ -1,0 +1,1 @@
+"""The colorization network: its architecture, the Colorizer that runs it, hints, training and its data."""

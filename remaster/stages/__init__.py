@@ -1,0 +1,1 @@
+"""The frame chain: its protocol, shots, optical flow, the temporal stage, restoration and the colorist's keyframes."""

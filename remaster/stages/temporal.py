@@ -1,0 +1,460 @@
+"""The temporal stage: carry chroma along the motion of the input so colors stop flickering.
+
+A per-frame colorizer decides each frame's colors afresh, and small changes of the input (grain,
+exposure flicker, motion) change its mind: the colors flicker. This stage is a motion-compensated
+recursive filter, in the spirit of the blind temporal-consistency methods of Bonneel et al.
+(SIGGRAPH Asia 2015) and Lai et al. (ECCV 2018):
+
+    flow      b_t  = flow(luma_t -> luma_{t-1})             on the *input* luma (DESIGN.md)
+    carried   c~_t = warp(out_{t-1}, b_t)                    the previous *output* chroma, moved
+    trust     k_t  = fb_consistent · inside · exp(-(r_t/τ)²) r_t = |luma_t - warp(luma_{t-1}, b_t)|
+    output    out_t = w·c~_t + (1 - w)·chroma_t,             w = strength · k_t
+
+so where the motion is known the color is carried along it, and where it is not (occlusions,
+new content, flow failures) the fresh color shows through. At a scene cut the stage starts over.
+Because it feeds back its own output, the effective memory is about 1 / (1 - strength) frames.
+
+A colorist's keyframes ride on the same loop (stages/keyframes/carry.py): each keyframe's colors are followed
+along the same flow, forward from its frame here and backward from it ahead of the segment
+(`set_backward`), and `carry.apply_hint` lets them override these colors as far as they are
+trusted. With no keyframes the stage is exactly the filter above.
+
+The stage keeps state across calls (the last input luma and the last output chroma): a film is
+fed batch by batch with no seam, `reset()` forgets, and `state()` / `load_state()` let a resumed
+run continue exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from remaster.device import resolve_device
+from remaster.errors import ConfigError
+from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
+from remaster.stages.keyframes.carry import (
+    Carried,
+    anchored,
+    apply_hint,
+    follow,
+    hint,
+    identity_positions,
+    paint,
+    palette,
+    sample,
+    taper,
+)
+from remaster.stages.shots import ShotDetector
+
+KEYFRAME_FILLS = ("local", "palette", "network", "hints")
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    # "none" turns the stage off: per-frame colors.
+    flow: str = field(
+        default="auto",
+        metadata={"help": "Optical flow of the temporal stage; none: per-frame colors.", "choices": FLOW_NAMES},
+    )
+    # Weight of the motion-carried previous output where the flow is fully trusted. 0.8 gives a
+    # memory of about 5 frames: flicker is averaged over ~1/5 s at 25 fps, while a color the
+    # colorizer really changes (new lighting, a mistake corrected) settles within a few frames.
+    strength: float = field(
+        default=0.8,
+        metadata={"help": "0..1: how strongly colors are carried along motion.", "flag": "--temporal-strength"},
+    )
+    # Flow is computed on luma scaled so its short side is at most this. Chroma is smooth and
+    # works at ~256 px anyway; flow at that size is cheap (DIS ~13 ms/pair on one CPU core) and
+    # its vectors are upsampled with the field.
+    flow_short_side: int = 256
+    # RAFT weights: None = torchvision's DEFAULT (downloaded and cached when online), a file, or "random".
+    flow_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."
+        },
+    )
+    # DIS speed/quality; medium takes about 4x fast's time.
+    dis_preset: str = field(
+        default="medium", metadata={"help": "OpenCV DIS flow speed/quality.", "choices": DIS_PRESETS}
+    )
+    raft_iterations: int = 12  # RAFT refinement steps; torchvision's default, fewer is faster
+    consistency: str = "both"  # how flow is trusted: fb | residual | both
+    # Forward-backward test |b + f~|² <= alpha(|b|² + |f~|²) + beta (Sundaram et al. 2010);
+    # beta is in flow pixels², at the flow resolution.
+    fb_alpha: float = 0.01
+    fb_beta: float = 0.5
+    # Luma residual (after warping, lightly blurred so film grain does not count) at which
+    # confidence falls to 1/e. 0.05 of full scale: an exposure flicker of a few percent keeps
+    # most of the weight, a wrong match (occluder, new object) loses it.
+    residual_tolerance: float = 0.05
+    # Shots come from the shot detector (shots.py); besides, a frame where fewer than this
+    # fraction of pixels are trusted starts over: nothing of the last frame can be found in it,
+    # so keeping any of it would only leak stale color.
+    cut_min_trusted: float = 0.05
+    # A colorist's keyframe is carried forward along the flow with a trust that starts at 1 on
+    # its frame and follows how well the moved luma fits (`keyframe_trust`). It fades with the
+    # distance the color has moved, not with time: by this factor for every pixel of motion (at
+    # the working size), since a carry's errors come from interpolating and from the flow's
+    # mistakes along the way. On nearly still footage a fade with time let the network's colors
+    # leak in and cost up to 15 dB against a plain carry (bench_keyframes.py).
+    keyframe_decay: float = 0.99
+    # ...and it ends: a keyframe reaches this many frames into its shot, its weight tapering to
+    # zero over the last quarter, so a segment that starts later owes it nothing (the run plan
+    # warms a segment up from a keyframe within this reach). 500 frames: 20 s at 25 fps.
+    keyframe_reach: int = field(
+        default=500, metadata={"help": "Frames a keyframe's colors reach, forward and backward, within its shot."}
+    )
+    # A step of the carry keeps the keyframe's color fully where the moved luma fits at least
+    # this well (`matched`), and in proportion below it: trust is a product along the path, and
+    # a plain carry along chained flow already scores 32-36 dB on real clips (DESIGN, "What we
+    # already know"), so only a clear misfit (an occluder, new content) should cost it.
+    keyframe_trust: float = 0.5
+    # What colors the pixels of a keyframe's frames its carry does not reach (occlusions, new
+    # content): "local", the carried colors of nearby pixels of the same tone, else the keyframe's
+    # colors by tone; "palette", the keyframe's colors by tone only; "network", the network's;
+    # "hints", the carry steers a hint-conditioned network, which colors those pixels to match
+    # (stages/keyframes/steer.py; the shipped remaster-hints model where the film's model takes no hints).
+    keyframe_fill: str = field(
+        default="local",
+        metadata={
+            "help": "Where a keyframe's carry does not reach: local | palette | network | hints.",
+            "choices": KEYFRAME_FILLS,
+        },
+    )
+
+    def __post_init__(self):
+        if self.flow not in FLOW_NAMES:
+            raise ConfigError(f"flow must be one of {', '.join(FLOW_NAMES)}, got {self.flow!r}")
+        if not 0.0 <= self.strength < 1.0:
+            raise ConfigError(f"temporal strength must be in [0, 1), got {self.strength}")
+        if self.flow_short_side < 16:
+            raise ConfigError(f"flow_short_side must be at least 16 px, got {self.flow_short_side}")
+        if self.dis_preset not in DIS_PRESETS:
+            raise ConfigError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}, got {self.dis_preset!r}")
+        if self.consistency not in ("fb", "residual", "both"):
+            raise ConfigError(f"consistency must be fb, residual or both, got {self.consistency!r}")
+        if self.residual_tolerance <= 0:
+            raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
+        if not 0.0 < self.keyframe_decay <= 1.0:
+            raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
+        if self.keyframe_fill not in KEYFRAME_FILLS:
+            raise ConfigError(f"keyframe_fill must be one of {', '.join(KEYFRAME_FILLS)}, got {self.keyframe_fill!r}")
+        if self.keyframe_reach < 4:
+            raise ConfigError(f"keyframe_reach must be at least 4 frames, got {self.keyframe_reach}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.flow != "none" and self.strength > 0
+
+    @property
+    def warmup_frames(self) -> int:
+        """Frames after which the carried color of the distant past weighs under 1/256
+        (strength^n < 1/256; confidence below 1 only makes it fade faster): a segment that warms
+        up on this many frames before its start shows no seam at 8 bits."""
+        return math.ceil(math.log(1 / 256) / math.log(self.strength)) if self.enabled else 0
+
+
+def _blur(image: Tensor) -> Tensor:
+    return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
+
+
+class TemporalStage:
+    """`out = stage(luma, chroma)`, batch after batch of one film.
+
+    luma `(N, 1, h, w)` float32 Y' in [0, 1] and chroma `(N, 2, h, w)` (Cb, Cr) offsets, both at
+    the chroma working resolution; returns smoothed chroma `(N, 2, h, w)` on `stage.device`.
+    `stage.provider_name` says which flow provider runs (`auto` resolves when the stage is built).
+    """
+
+    name = "temporal"
+
+    def __init__(self, config: TemporalConfig | None = None, device="cpu"):
+        self.config = config or TemporalConfig()
+        self.device = resolve_device(device)
+        if self.config.enabled:
+            self.provider = make_flow_provider(
+                self.config.flow,
+                device=self.device,
+                weights=self.config.flow_weights,
+                dis_preset=self.config.dis_preset,
+                raft_iterations=self.config.raft_iterations,
+            )
+        else:
+            self.provider = None
+        self.provider_name = self.provider.name if self.provider is not None else "none"
+        self.cuts = 0  # fresh starts (cuts, or nothing to follow) seen by this stage (all films), for reports
+        # The one shot detector (shots.py): the chain runs it as a stage of its own and hands its
+        # flags in; called on its own, the stage runs this one.
+        self.shots = ShotDetector(device=self.device)
+        self.set_keyframes({})  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe, and its luma
+        # Keyframes after a frame reach it backward: computed ahead of a segment (stages/keyframes/carry.py) and
+        # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
+        self.backward = None
+        # keyframe_fill "hints": steer.KeyframeSteering, set by the chain (set_steering).
+        self.steering = None
+        self.reset()
+
+    def set_steering(self, steering) -> None:
+        """`steering(luma, chroma, confidence, matrix) -> chroma` (stages/keyframes/steer.py): the network that
+        colors a keyframe's frames from its carry, with keyframe_fill "hints"."""
+        self.steering = steering
+
+    def set_keyframes(self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None) -> None:
+        """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
+        size) and the lumas of those images (`(1, 1, H, W)`): from each, the stage carries the color
+        through its shot, and paints what the carry cannot reach with its palette (stages/keyframes/carry.py)."""
+        self.keyframes = dict(keyframes)
+        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
+        self.keyframe_lumas = dict(lumas or {})
+        self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
+
+    def _palette(self, frame: int, size: tuple[int, int]) -> Tensor:
+        """`(bins, 2)`: keyframe `frame`'s colors by tone (carry.palette), made once per size."""
+        if (frame, size) not in self._palettes:
+            luma = self.keyframe_lumas.get(frame)
+            if luma is None:
+                raise ValueError(f"keyframe {frame} has no luma: give set_keyframes its lumas")
+            luma = F.interpolate(
+                luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+            self._palettes[(frame, size)] = palette(luma, self._keyframe(frame, size))
+        return self._palettes[(frame, size)]
+
+    def set_backward(self, carries) -> None:
+        """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
+        keyframes after the frames about to come (carry.backward_carries), or None."""
+        self.backward = carries
+
+    def _keyframe(self, frame: int | None, size: tuple[int, int]) -> Tensor | None:
+        if frame is None or frame not in self.keyframes:
+            return None
+        if size not in self._keyframes_at:
+            self._keyframes_at[size] = {
+                k: F.interpolate(
+                    c.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
+                )
+                for k, c in self.keyframes.items()
+            }
+        return self._keyframes_at[size][frame]
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the past: the next frame is output as the colorizer made it."""
+        if hasattr(self, "shots"):
+            self.shots.reset()
+        self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
+        self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
+        self._key: int | None = None  # the keyframe carried forward to the last frame (stages/keyframes/carry.py)
+        self._positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on that keyframe
+        self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
+        self._age = 0  # frames since that keyframe
+        self._key_luma: Tensor | None = None  # (1, 1, h, w) that keyframe frame's luma, blurred
+
+    def state(self) -> dict:
+        """The state needed to continue a film exactly (CPU tensors; empty after a reset)."""
+        if self._luma is None:
+            return {}
+        state = {"luma": self._luma, "chroma": self._chroma}
+        if self._key is not None:
+            state |= {
+                "keyframe": torch.tensor([self._key]),
+                "keyframe_positions": self._positions,
+                "keyframe_trust": self._trust,
+                "keyframe_age": torch.tensor([self._age]),
+                "keyframe_luma": self._key_luma,
+            }
+        return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from `state()` of an earlier stage (same film, same working resolution)."""
+        if not state:
+            self.reset()
+            return
+        luma, chroma = state["luma"], state["chroma"]
+        if luma.ndim != 4 or luma.shape[:2] != (1, 1) or chroma.shape != (1, 2, *luma.shape[-2:]):
+            raise ValueError(
+                f"temporal state expects luma (1, 1, h, w) and chroma (1, 2, h, w), "
+                f"got {tuple(luma.shape)} and {tuple(chroma.shape)}"
+            )
+        self._luma = luma.to(self.device, torch.float32)
+        self._chroma = chroma.to(self.device, torch.float32)
+        positions, trust = state.get("keyframe_positions"), state.get("keyframe_trust")
+        self._key = int(state["keyframe"][0]) if "keyframe" in state else None
+        self._positions = None if positions is None else positions.to(self.device, torch.float32)
+        self._trust = None if trust is None else trust.to(self.device, torch.float32)
+        self._key_luma = state["keyframe_luma"].to(self.device, torch.float32) if "keyframe_luma" in state else None
+        self._age = int(state["keyframe_age"][0]) if "keyframe_age" in state else 0
+
+    def describe(self) -> dict:
+        """For reports: the provider actually used and the options."""
+        return {"provider": self.provider_name, **asdict(self.config), "cuts": self.cuts}
+
+    @property
+    def warmup_frames(self) -> int:
+        return self.config.warmup_frames if self.provider is not None else 0
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, work) -> None:
+        """The chain's stage protocol (stages/chain.py): smooth `work.chroma` along the motion of the
+        input luma, taken at the chroma's working resolution."""
+        if self.provider is not None and len(work):
+            frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
+            luma = work.luma_at(work.chroma.shape[-2:])
+            work.chroma = self(
+                luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix
+            )  # (N, 2, h, w)
+
+    def _flow_size(self, h: int, w: int) -> tuple[int, int]:
+        scale = min(1.0, self.config.flow_short_side / min(h, w))
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
+    def confidence(
+        self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Flow and trust for frame pairs at the working resolution.
+
+        `current, previous (P, 1, h, w)` lumas -> `(backward flow (P, 2, h, w), confidence
+        (P, 1, h, w) in [0, 1], matched (P, 1, h, w) in [0, 1], lost (P,) bool)`; `lost`: the
+        flow can follow almost nothing of the previous frame (scene cuts are the shot detector's). `confidence`
+        also asks the flow to agree with itself both ways, which noisy flow in flat, grainy
+        areas fails; `matched` only asks that the moved luma fits, which is what carrying a
+        keyframe's color needs (a flat area keeps its color whatever the flow says there).
+        """
+        cfg = self.config
+        h, w = current.shape[-2:]
+        fh, fw = self._flow_size(h, w)
+        if (fh, fw) != (h, w):
+            small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
+            cur_small, prev_small = small(current), small(previous)  # (P, 1, fh, fw)
+        else:
+            cur_small, prev_small = current, previous
+        if given is not None:
+            # Flow the restoration front already computed for these pairs (DESIGN: motion is
+            # computed once and shared): scaled to this stage's flow size.
+            backward_small, forward_small = (
+                resize_flow(f.to(current.device, torch.float32), (fh, fw)) for f in given
+            )  # (P, 2, fh, fw)
+            trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
+            trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
+            if cfg.consistency == "residual":
+                trusted = torch.ones_like(current)
+        elif cfg.consistency in ("fb", "both"):
+            # One call for both directions: RAFT batches them, DIS spreads them over its threads.
+            both = self.provider(
+                torch.cat([cur_small, prev_small]), torch.cat([prev_small, cur_small])
+            )  # (2P, 2, fh, fw)
+            backward_small, forward_small = both.chunk(2)  # (P, 2, fh, fw) each
+            trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
+            trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
+        else:
+            backward_small = self.provider(cur_small, prev_small)  # (P, 2, fh, fw)
+            trusted = torch.ones_like(current)
+        backward = resize_flow(backward_small, (h, w))  # (P, 2, h, w)
+        warped_luma, inside = warp(_blur(previous), backward)  # (P, 1, h, w) each
+        residual = (_blur(current) - warped_luma).abs()  # (P, 1, h, w)
+        matched = inside.float() * torch.exp(-((residual / cfg.residual_tolerance) ** 2))  # (P, 1, h, w)
+        confidence = trusted * (matched if cfg.consistency in ("residual", "both") else inside.float())  # (P, 1, h, w)
+        confidence = _blur(confidence)  # soften hard mask edges so no seam shows in the color
+        cut = (confidence > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,): nothing can be followed
+        return backward, confidence, _blur(matched), cut
+
+    @torch.inference_mode()
+    def __call__(
+        self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None, matrix: str = "bt601"
+    ) -> Tensor:
+        """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
+        `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own;
+        `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow from frame i to i-1 and from
+        i-1 to i, already computed (the restoration front), instead of this stage's provider;
+        `matrix`: the film's color matrix, for the steering network (keyframe_fill "hints")."""
+        if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
+            raise ValueError(
+                f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
+                f"got {tuple(luma.shape)} and {tuple(chroma.shape)}"
+            )
+        chroma = chroma.to(self.device, torch.float32)  # (N, 2, h, w)
+        if self.provider is None or luma.shape[0] == 0:
+            return chroma
+        luma = luma.to(self.device, torch.float32)  # (N, 1, h, w)
+        if self._luma is not None and self._luma.shape[-2:] != luma.shape[-2:]:
+            raise ValueError(
+                f"temporal stage got frames of {tuple(luma.shape[-2:])} after frames of "
+                f"{tuple(self._luma.shape[-2:])}; call reset() between films"
+            )
+        # Pairs (frame i, frame i-1) for every frame that has a predecessor; flow for all of them
+        # at once (batched on the GPU, threaded on the CPU), then the cheap recursive blend.
+        previous = luma[:-1] if self._luma is None else torch.cat([self._luma, luma[:-1]])  # (P, 1, h, w)
+        current = luma[-len(previous) :] if len(previous) else luma[:0]  # (P, 1, h, w)
+        first = len(luma) - len(previous)  # 1 when there is no past, else 0
+        starts = self.shots(luma) if cuts is None else cuts  # (N,) frame i starts a shot
+        if len(previous):
+            given = (
+                None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)
+            )  # the pairs' (P, 2, h', w')
+            backward, confidence, matched, lost = self.confidence(current, previous, given)
+            cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
+        carried, key, positions, trust, age, key_luma = (
+            self._chroma,
+            self._key,
+            self._positions,
+            self._trust,
+            self._age,
+            self._key_luma,
+        )
+        cfg = self.config
+        size = tuple(luma.shape[-2:])
+        outputs = []
+        for i in range(len(luma)):
+            j = i - first  # index of the pair (i, i-1)
+            fresh_start = j < 0 or carried is None or cut[j]
+            if fresh_start:
+                out = chroma[i : i + 1]  # (1, 2, h, w) fresh start
+                self.cuts += int(j >= 0 and cut[j])
+                key = positions = trust = None  # a keyframe governs its own shot only
+            else:
+                moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
+                follows = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
+                out = follows * moved + (1 - follows) * chroma[i : i + 1]  # (1, 2, h, w)
+            frame = None if frames is None else frames[i]
+            if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
+                key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
+                key_luma = _blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
+            elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
+                positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
+                age += 1
+                if age >= cfg.keyframe_reach:
+                    key = positions = trust = None
+            ahead = self.backward.get(frame, self.device) if self.backward is not None else None
+            weight = taper(age, cfg.keyframe_reach)
+            behind = None
+            if key is not None:
+                held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
+                behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
+            here = luma[i : i + 1]  # (1, 1, h, w)
+            given = hint(
+                behind,
+                ahead,
+                lambda k, y=here: paint(self._palette(k, size), y),
+                here if cfg.keyframe_fill == "local" else None,
+            )
+            if given is not None and cfg.keyframe_fill == "hints" and self.steering is not None:
+                # The network colors the frame again, steered by the carry: its colors replace
+                # the unsteered ones in the same blend along the motion.
+                steered = self.steering(here, given.chroma, given.confidence, matrix)  # (1, 2, h, w)
+                out = steered if fresh_start else follows * moved + (1 - follows) * steered
+            if given is not None and cfg.keyframe_fill in ("network", "hints"):
+                given.weight = 0.0  # the network's colors wherever the carry is not confident
+            out = apply_hint(out, given)  # (1, 2, h, w)
+            outputs.append(out)
+            carried = out
+        self._luma = luma[-1:].clone()
+        self._chroma = carried.clone()
+        self._key, self._positions, self._trust, self._age, self._key_luma = key, positions, trust, age, key_luma
+        return torch.cat(outputs)  # (N, 2, h, w)
