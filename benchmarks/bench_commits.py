@@ -33,7 +33,10 @@ from bench_video import make_input  # noqa: E402
 _CHILD = """
 import sys
 from pathlib import Path
-from remaster.cli.main import main
+try:
+    from remaster.cli.main import main  # the layered package (issue 19)
+except ImportError:
+    from remaster.cli import main  # revisions before it
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
