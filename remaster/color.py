@@ -89,16 +89,6 @@ def rgb_to_ycbcr(rgb: Tensor, matrix: str = "bt601", full_range: bool = True) ->
     return torch.cat((16.0 / 255 + y * (219.0 / 255), 128.0 / 255 + c * (224.0 / 255)), dim=-3)
 
 
-def ycbcr_to_rgb(ycbcr: Tensor, matrix: str = "bt601", full_range: bool = True) -> Tensor:
-    """Inverse of `rgb_to_ycbcr`; the result is not clipped (out-of-gamut values stay visible)."""
-    if ycbcr.ndim < 3 or ycbcr.shape[-3] != 3:
-        raise ValueError(f"expected a (..., 3, H, W) Y'CbCr image, got shape {tuple(ycbcr.shape)}")
-    y, c = ycbcr.split((1, 2), dim=-3)
-    if full_range:
-        return luma_chroma_to_rgb(y, c - 0.5, matrix)
-    return luma_chroma_to_rgb((y - 16.0 / 255) * (255.0 / 219), (c - 128.0 / 255) * (255.0 / 224), matrix)
-
-
 def srgb_to_linear(rgb: Tensor) -> Tensor:
     """Undo the sRGB transfer curve (IEC 61966-2-1)."""
     return torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)

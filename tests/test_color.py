@@ -15,10 +15,21 @@ def rgb():
 
 
 @pytest.mark.parametrize("matrix", ["bt601", "bt709"])
-@pytest.mark.parametrize("full_range", [True, False])
-def test_ycbcr_round_trip(rgb, matrix, full_range):
-    back = color.ycbcr_to_rgb(color.rgb_to_ycbcr(rgb, matrix, full_range), matrix, full_range)
+def test_luma_chroma_round_trip(rgb, matrix):
+    back = color.luma_chroma_to_rgb(color.rgb_to_luma(rgb, matrix), color.rgb_to_chroma(rgb, matrix), matrix)
     assert torch.allclose(back, rgb, atol=1e-5)
+
+
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+@pytest.mark.parametrize("full_range", [True, False])
+def test_ycbcr_code_values_round_trip(rgb, matrix, full_range):
+    """Y'CbCr code values are luma and chroma offsets, shifted (and scaled to the TV range when limited)."""
+    luma, cbcr = color.rgb_to_ycbcr(rgb, matrix, full_range).split((1, 2), dim=-3)
+    if full_range:
+        chroma = cbcr - 0.5
+    else:
+        luma, chroma = (luma - 16.0 / 255) * (255.0 / 219), (cbcr - 128.0 / 255) * (255.0 / 224)
+    assert torch.allclose(color.luma_chroma_to_rgb(luma, chroma, matrix), rgb, atol=1e-5)
 
 
 def test_limited_range_levels():
