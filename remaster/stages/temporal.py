@@ -35,7 +35,7 @@ from torch import Tensor
 
 from remaster.device import resolve_device
 from remaster.errors import ConfigError
-from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, fb_consistent, make_flow_provider, resize_flow, warp
+from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes.carry import (
     Carried,
     anchored,
@@ -48,6 +48,7 @@ from remaster.stages.keyframes.carry import (
     sample,
     taper,
 )
+from remaster.stages.motion import blur, pair_trust
 from remaster.stages.shots import ShotDetector
 
 KEYFRAME_FILLS = ("local", "palette", "network", "hints")
@@ -75,7 +76,8 @@ class TemporalConfig:
     flow_weights: str | None = field(
         default=None,
         metadata={
-            "help": "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."
+            "help": "RAFT weights file (default: torchvision's cache, downloaded when online; "
+            "'random' for plumbing tests)."
         },
     )
     # DIS speed/quality; medium takes about 4x fast's time.
@@ -157,10 +159,6 @@ class TemporalConfig:
         (strength^n < 1/256; confidence below 1 only makes it fade faster): a segment that warms
         up on this many frames before its start shows no seam at 8 bits."""
         return math.ceil(math.log(1 / 256) / math.log(self.strength)) if self.enabled else 0
-
-
-def _blur(image: Tensor) -> Tensor:
-    return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
 
 
 class TemporalStage:
@@ -311,59 +309,12 @@ class TemporalStage:
                 luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix
             )  # (N, 2, h, w)
 
-    def _flow_size(self, h: int, w: int) -> tuple[int, int]:
-        scale = min(1.0, self.config.flow_short_side / min(h, w))
-        return max(1, round(h * scale)), max(1, round(w * scale))
-
     def confidence(
         self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Flow and trust for frame pairs at the working resolution.
-
-        `current, previous (P, 1, h, w)` lumas -> `(backward flow (P, 2, h, w), confidence
-        (P, 1, h, w) in [0, 1], matched (P, 1, h, w) in [0, 1], lost (P,) bool)`; `lost`: the
-        flow can follow almost nothing of the previous frame (scene cuts are the shot detector's). `confidence`
-        also asks the flow to agree with itself both ways, which noisy flow in flat, grainy
-        areas fails; `matched` only asks that the moved luma fits, which is what carrying a
-        keyframe's color needs (a flat area keeps its color whatever the flow says there).
-        """
-        cfg = self.config
-        h, w = current.shape[-2:]
-        fh, fw = self._flow_size(h, w)
-        if (fh, fw) != (h, w):
-            small = lambda t: F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
-            cur_small, prev_small = small(current), small(previous)  # (P, 1, fh, fw)
-        else:
-            cur_small, prev_small = current, previous
-        if given is not None:
-            # Flow the restoration front already computed for these pairs (DESIGN: motion is
-            # computed once and shared): scaled to this stage's flow size.
-            backward_small, forward_small = (
-                resize_flow(f.to(current.device, torch.float32), (fh, fw)) for f in given
-            )  # (P, 2, fh, fw)
-            trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
-            trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
-            if cfg.consistency == "residual":
-                trusted = torch.ones_like(current)
-        elif cfg.consistency in ("fb", "both"):
-            # One call for both directions: RAFT batches them, DIS spreads them over its threads.
-            both = self.provider(
-                torch.cat([cur_small, prev_small]), torch.cat([prev_small, cur_small])
-            )  # (2P, 2, fh, fw)
-            backward_small, forward_small = both.chunk(2)  # (P, 2, fh, fw) each
-            trusted = fb_consistent(backward_small, forward_small, cfg.fb_alpha, cfg.fb_beta).float()  # (P, 1, fh, fw)
-            trusted = F.interpolate(trusted, size=(h, w), mode="bilinear", align_corners=False)  # (P, 1, h, w)
-        else:
-            backward_small = self.provider(cur_small, prev_small)  # (P, 2, fh, fw)
-            trusted = torch.ones_like(current)
-        backward = resize_flow(backward_small, (h, w))  # (P, 2, h, w)
-        warped_luma, inside = warp(_blur(previous), backward)  # (P, 1, h, w) each
-        residual = (_blur(current) - warped_luma).abs()  # (P, 1, h, w)
-        matched = inside.float() * torch.exp(-((residual / cfg.residual_tolerance) ** 2))  # (P, 1, h, w)
-        confidence = trusted * (matched if cfg.consistency in ("residual", "both") else inside.float())  # (P, 1, h, w)
-        confidence = _blur(confidence)  # soften hard mask edges so no seam shows in the color
-        cut = (confidence > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,): nothing can be followed
-        return backward, confidence, _blur(matched), cut
+        """`(backward flow, confidence, matched, lost)` for the pairs `current, previous (P, 1, h, w)`
+        with this stage's flow provider and options (motion.pair_trust says what each is)."""
+        return pair_trust(self.provider, self.config, current, previous, given)
 
     @torch.inference_mode()
     def __call__(
@@ -425,7 +376,7 @@ class TemporalStage:
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
                 key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
-                key_luma = _blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
+                key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
             elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
                 positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
                 age += 1

@@ -42,12 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.stages.flow import resize_flow, warp
+from remaster.stages.motion import blur, fit, flow_size, lost, shrink
 from remaster.stages.shots import ShotDetector
-
-
-def blur(image: Tensor) -> Tensor:
-    return F.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)  # (N, C, H, W)
-
 
 # -- one carry -----------------------------------------------------------------------------------
 
@@ -297,19 +293,10 @@ def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, T
     pair (a carry needs no forward-backward test)."""
     cfg = stage.config
     h, w = current.shape[-2:]
-    fh, fw = stage._flow_size(h, w)
-    small = lambda t: (
-        F.interpolate(t, size=(fh, fw), mode="bilinear", antialias=True, align_corners=False)
-        if (fh, fw) != (h, w)
-        else t
-    )
-    flow = resize_flow(stage.provider(small(current), small(following)), (h, w))  # (P, 2, h, w)
-    warped, inside = warp(blur(following), flow)  # (P, 1, h, w)
-    matched = blur(
-        inside.float() * torch.exp(-(((blur(current) - warped).abs() / cfg.residual_tolerance) ** 2))
-    )  # (P, 1, h, w)
-    lost = (matched > 0.5).float().flatten(1).mean(1) < cfg.cut_min_trusted  # (P,)
-    return flow, matched, lost
+    small = flow_size(h, w, cfg.flow_short_side)
+    flow = resize_flow(stage.provider(shrink(current, small), shrink(following, small)), (h, w))  # (P, 2, h, w)
+    matched = blur(fit(current, following, flow, cfg.residual_tolerance)[0])  # (P, 1, h, w)
+    return flow, matched, lost(matched, cfg.cut_min_trusted)
 
 
 @torch.inference_mode()
