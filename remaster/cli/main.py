@@ -498,7 +498,12 @@ def _config_options(command):
     metavar="ADDRESS|local",
     help="Run the segments as Ray tasks: 'local' starts Ray on this machine only (127.0.0.1, no dashboard); ADDRESS joins a cluster (pip install 'remaster[ray]').",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON (and no progress).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the final report as JSON on stdout (progress shows on stderr when it is a terminal).",
+)
 def colorize(input_path, output, pipeline, keyframes, force, resume, workers, devices, ray_address, as_json, **flags):
     """Colorize a black-and-white video, keeping its luma, sound and timing.
 
@@ -552,7 +557,14 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
         return
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
         report = colorize_video(
-            input_path, output, config, force=force, resume=resume, progress=not as_json, keyframes=keyframes, **scale
+            input_path,
+            output,
+            config,
+            force=force,
+            resume=resume,
+            progress=_progress(as_json),
+            keyframes=keyframes,
+            **scale,
         )
     for notice in report.notices[len(warnings) :]:  # what was dropped or repaired, and why
         click.echo(f"remaster: note: {notice}", err=True)
@@ -561,11 +573,6 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
         return
     stages = ", ".join(f"{name} {fps} fps" for name, fps in report.stage_fps.items() if fps)
     resumed = f", {report.segments_resumed} of {report.segments} segments resumed" if report.segments_resumed else ""
-    for keyframe in report.keyframes:
-        how = (
-            f"matched by content, similarity {keyframe['similarity']}" if keyframe["matched"] else "named by its number"
-        )
-        click.echo(f"remaster: keyframe {keyframe['file']} -> frame {keyframe['frame']} ({how})", err=True)
     where = report.device
     if report.execution.get("executor") in ("workers", "ray"):  # stage fps are per worker there
         where = f"{report.execution['workers']} {report.execution['executor']} ({', '.join(sorted(set(report.execution['devices'])))})"
@@ -576,6 +583,12 @@ def colorize(input_path, output, pipeline, keyframes, force, resume, workers, de
     )
 
 
+def _progress(as_json: bool) -> bool:
+    """Progress goes to stderr: always for a person's run; with --json when stderr is a terminal
+    (someone watches), not into a script's log, where stderr carries only what went wrong."""
+    return not as_json or sys.stderr.isatty()
+
+
 def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **options):
     from remaster.errors import ConfigError
     from remaster.run.folder import colorize_folder, format_rows
@@ -583,7 +596,7 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
     if keyframes is not None:
         raise ConfigError("--keyframes belong to one film: colorize that film on its own (a folder run takes none)")
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's: Ray prints its workers' deaths there
-        rows = colorize_folder(folder, out_dir, config, progress=not as_json, **options)
+        rows = colorize_folder(folder, out_dir, config, progress=_progress(as_json), **options)
     for row in rows:
         for notice in row.report.notices[notes:] if row.report else []:
             click.echo(f"remaster: note: {notice}", err=True)
@@ -606,7 +619,7 @@ def _colorize_folder(folder, out_dir, config, keyframes, *, as_json, notes, **op
 )
 @click.option("--force", is_flag=True, help="Overwrite existing images.")
 def frames(input_path, at, out_dir, force):
-    """Export frames of a film as numbered gray PNGs, to color as keyframes.
+    """Export frames of a film as numbered PNGs, to color as keyframes (a color film's in its colors).
 
     Color them in any editor, keep their names, and give the folder to
     `remaster colorize --keyframes`.

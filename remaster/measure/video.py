@@ -34,6 +34,7 @@ from remaster.color import rgb_to_luma
 from remaster.device import resolve_device
 from remaster.errors import InputError
 from remaster.measure.metrics import color_histograms, js_divergence, warping_errors
+from remaster.progress import Progress
 from remaster.quality import colorfulness, psnr, ssim
 from remaster.stages.flow import make_flow_provider
 
@@ -66,6 +67,23 @@ def read_rgb_frames(path: str | Path, long_side: int | None = None) -> Iterator[
                 yield rgb
         except av.error.FFmpegError as error:
             raise InputError(f"{path}: decoding failed ({error})".splitlines()[0]) from error
+
+
+def _frame_count(path: Path) -> int | None:
+    """The frame count the container claims, or its duration times its rate (Matroska has no
+    count): for progress only; None when it says neither."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            if container.duration and stream.average_rate:
+                return round(container.duration / 1_000_000 * stream.average_rate) or None
+            return None
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
+        return None  # read_rgb_frames says what is wrong
 
 
 class _Consistency:
@@ -128,12 +146,14 @@ def evaluate_video(
     device="cpu",
     batch_size: int = 8,
     max_frames: int | None = None,
+    progress: bool = True,
 ) -> dict:
     """Temporal consistency (and fidelity, given `truth`) of a colorized video; see module doc.
 
     `input_luma_source`: the black-and-white input to take the flow from (default: the output's
     own luma). `flow`: a provider name for `make_flow_provider` (`dis` by default, which needs no
-    weights). All videos must have the same frame count and size.
+    weights). All videos must have the same frame count and size. `progress`: lines on stderr
+    as frames are scored (a long film takes minutes).
     """
     device = resolve_device(device)
     provider = make_flow_provider(flow, device=device)
@@ -153,6 +173,10 @@ def evaluate_video(
     psnrs: list[float] = []
     ssims: list[float] = []
     size = None
+    total = _frame_count(paths["output"])
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+    bar = Progress(total, f"evaluating {paths['output'].name}", enabled=progress)
     for group in itertools.zip_longest(*batched.values()):
         batch = dict(zip(batched, group))
         counted = {name: 0 if b is None else len(b) for name, b in batch.items()}
@@ -180,6 +204,8 @@ def evaluate_video(
             scores["truth"].add(true, flow_luma, flows)
             psnrs += psnr(out, true).tolist()
             ssims += ssim(out, true).tolist()
+        bar.update(len(out))
+    bar.close()
     frames = scores["output"].frames
     if frames == 0:
         raise InputError(f"{paths['output']}: has no video frames")

@@ -111,9 +111,7 @@ class VideoReader:
         fmt = self.container.format.name.split(",")[0]
         if fmt in _STILL_IMAGE_FORMATS:
             self.container.close()
-            raise InputError(
-                f"{self.path}: is a still image ({fmt.removesuffix('_pipe')}), not a video; use `remaster image`"
-            )
+            raise InputError(f"{self.path}: is a still image, not a video; use `remaster image`")
         try:
             self._setup()
         except BaseException:

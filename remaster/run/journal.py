@@ -38,6 +38,69 @@ def identity(input: Path, options: dict, model: dict, plan: list[Segment]) -> di
     }
 
 
+def _flat(options: dict, prefix: str = "") -> dict:
+    """{"pipeline.segment_frames": 40, ...}: one entry per setting, for naming what differs."""
+    flat = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _setting(key: str, value) -> str:
+    """`--segment-frames 40` for a setting the command line has, `pipeline.queue_depth = 2` otherwise."""
+    from remaster.run.config import flag_fields
+
+    flags = {f"{section}.{f.name}": flag for section, f, flag in flag_fields()}
+    if key == "keyframes":
+        shown = ", ".join(f"{k['file']} at frame {k['frame']}" for k in value or [])
+        return f"--keyframes ({shown})" if shown else "no --keyframes"
+    if key not in flags:
+        return f"{key} = {value!r}"
+    if isinstance(value, bool):
+        return flags[key] if value else f"no {flags[key]}"
+    return f"{flags[key]} {'(the default)' if value is None else value}"
+
+
+def _difference(old: dict, new: dict) -> str:
+    """What a `--resume` refusal says: which of input, model and options differ, with the old and
+    new values, and how to resume (repeat the old ones)."""
+    if old.get("version") != new["version"]:
+        return "was made by another version of remaster; use --force to start over"
+    if old.get("input") != new["input"]:
+        was, path = (old.get("input") or {}).get("path"), new["input"]["path"]
+        if was != path:
+            return f"was made from {was}, not {path}; give that input to resume, or use --force to start over"
+        return (
+            f"was made from an earlier version of {path} (its size or modification time differs); "
+            "use --force to start over"
+        )
+    before, now = _flat(old.get("options", {})), _flat(new["options"])
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        was = [_setting(k, before.get(k)) for k in changed]
+        said = "; ".join(
+            f"{w} (now {n})" if n != w else f"{w} (its images differ now)"
+            for w, n in zip(was, (_setting(k, now.get(k)) for k in changed))
+        )
+        return (
+            f"was made with different options: {said}; to resume, repeat them ({', '.join(was)}), "
+            "or use --force to start over"
+        )
+    if old.get("model") != new["model"]:
+        was, now = old.get("model") or {}, new["model"]
+        return (
+            f"was made with another model file: {was.get('name')} (sha256 {str(was.get('sha256'))[:12]}), now "
+            f"{now['name']} (sha256 {str(now['sha256'])[:12]}); put that model back to resume, "
+            "or use --force to start over"
+        )
+    return (  # the same options on the same file, cut differently (the plan code changed)
+        "was planned differently (the segments differ) from the same input and options; use --force to start over"
+    )
+
+
 class Journal:
     """A run's work folder. `Journal.open` starts it, or continues it with `resume=True`."""
 
@@ -64,12 +127,7 @@ class Journal:
             if resume and data.get("identity") == ident:
                 return cls(output, data)
             if resume:
-                old = data.get("identity", {})
-                changed = sorted(k for k in ident if old.get(k) != ident[k])
-                raise OutputError(
-                    f"{output}: the work in {folder.name} was made from a different {', '.join(changed)}; "
-                    "rerun with the same input, model and options, or use --force to start over"
-                )
+                raise OutputError(f"{output}: the work in {folder.name} {_difference(data.get('identity', {}), ident)}")
         if folder.exists():
             shutil.rmtree(folder)
         try:

@@ -16,6 +16,7 @@ film's matrix, is what the carry (keyframe propagation) starts from.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from remaster.color import rgb_to_chroma, rgb_to_luma
-from remaster.errors import InputError
+from remaster.errors import ConfigError, InputError
 
 # A match below this normalised cross-correlation of the lumas is no match: two different
 # frames of one static shot still score above 0.95, another shot of the same scene below 0.8.
@@ -76,7 +77,8 @@ def _image(path: Path, width: int, height: int, matrix: str) -> tuple[torch.Tens
     h, w = photo.rgb.shape[:2]
     if abs(w / h - width / height) > 0.01 * width / height:
         raise InputError(
-            f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} (aspect {width / height:.3f}); crop it to the film's frame"
+            f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} "
+            f"(aspect {width / height:.3f}); crop it to the film's frame"
         )
     rgb = torch.from_numpy(np.asarray(photo.rgb, dtype=np.float32) / photo.scale).permute(2, 0, 1)[None]  # (1, 3, h, w)
     if (h, w) != (height, width):
@@ -144,17 +146,64 @@ def _match(paths: list[Path], images: dict, film_lumas) -> list[Keyframe]:
         if score < MATCH_THRESHOLD:
             raise InputError(
                 f"{path}: keyframe fits no frame of the film well: the best is frame {int(where[k])} with similarity "
-                f"{score:.3f} (at least {MATCH_THRESHOLD} needed); name the file by its frame number, e.g. {int(where[k]):06d}{path.suffix}"
+                f"{score:.3f} (at least {MATCH_THRESHOLD} needed); name the file by its frame number, "
+                f"e.g. {int(where[k]):06d}{path.suffix}"
             )
         found.append(Keyframe(int(where[k]), path, images[path][1], images[path][0], score))
     return found
 
 
+def place_keyframes(folder, input: Path, source, frames: int, colorizer, temporal, *, progress: bool = True):
+    """The colorist's keyframes, placed on the film's frames and handed to the temporal stage at
+    the network's working size (a keyframe at 4K would hold 66 MB; at 256 px, under 1 MB).
+    Returns them and what was handed over (workers hand it to their own chains). With `progress`,
+    the pass that matches keyframes by content shows its progress, and each keyframe's place is
+    said (on stderr) as soon as it is known, before any colorizing."""
+    from remaster.media.reader import VideoReader
+    from remaster.progress import Progress
+
+    if temporal is None:
+        raise ConfigError(
+            "keyframes are carried along the film's motion: use --flow dis or raft (not none), and a strength above 0"
+        )
+    bar = None
+
+    def film_lumas():  # only read when some keyframe must be matched by content
+        nonlocal bar
+        bar = Progress(frames, "matching keyframes to the film's frames", enabled=progress)
+        with VideoReader(input) as reader:
+            for batch in reader.batches(8, (1, 1)):
+                yield batch.index, batch.luma()  # (N, 1, H, W)
+                bar.update(len(batch))
+
+    try:
+        placed = read_keyframes(
+            folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    for keyframe in placed if progress else ():
+        how = (
+            f"matched by content, similarity {keyframe.score:.4f}"
+            if keyframe.score is not None
+            else "named by its number"
+        )
+        print(f"remaster: keyframe {keyframe.path.name} -> frame {keyframe.frame} ({how})", file=sys.stderr, flush=True)
+    size = colorizer.working_size(source.height, source.width)
+    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+    chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
+    temporal.set_keyframes(chroma, lumas)
+    return placed, (chroma, lumas)
+
+
 def export_frames(input, frames: list[int], folder, *, force: bool = False) -> list[Path]:
     """Write frames `frames` (0-based, presentation order, as `--keyframes` numbers them) of the
-    film `input` as gray PNGs `NNNNNN.png` in `folder`: the pictures a colorist colors and puts
-    back under the same names. Full-range luma, 16-bit where the film has more than 8 bits.
-    An index past the film's end is an error naming its length, and then nothing is written."""
+    film `input` as PNGs `NNNNNN.png` in `folder`: the pictures a colorist colors and puts back
+    under the same names. A film in color (a color print, a color transfer) gives its own colors,
+    RGB as decoded; a black-and-white one gives gray pictures of its full-range luma. 16-bit
+    where the film has more than 8 bits. An index past the film's end is an error naming its
+    length, and then nothing is written."""
     from remaster.media.reader import VideoReader
     from remaster.media.stills import write_image
 
@@ -162,25 +211,64 @@ def export_frames(input, frames: list[int], folder, *, force: bool = False) -> l
     wanted = sorted(set(frames))
     if not wanted or wanted[0] < 0:
         raise InputError(f"{input}: give frame numbers from 0 up, e.g. --at 0,120,300")
-    pictures = {}  # frame -> (H, W) codes: a few frames, held until all are found
+    pictures = {}  # frame -> ((H, W) full-range luma codes, (H, W) decoded Y codes): a few frames
     with VideoReader(input) as reader:
         deep = reader.source.bit_depth > 8
         todo = list(wanted)
         for batch in reader.batches(8, (1, 1)):
             luma = batch.luma()  # (N, 1, H, W) in [0, 1]
             while todo and todo[0] < batch.index + len(batch):
-                picture = luma[todo[0] - batch.index, 0].numpy()  # (H, W)
-                codes = np.round(picture * (65535 if deep else 255)).astype(np.uint16 if deep else np.uint8)
-                pictures[todo.pop(0)] = codes
+                j = todo[0] - batch.index
+                codes = np.round(luma[j, 0].numpy() * (65535 if deep else 255)).astype(np.uint16 if deep else np.uint8)
+                pictures[todo.pop(0)] = (codes, batch.y[j, 0].numpy())
             if not todo:
                 break
         count = reader.frames_read - reader.lead_frames if todo else None
+        source = reader.source
     if todo:
         raise InputError(f"{input}: no frame {todo[0]}: the film has {count} frames (0..{count - 1}); nothing written")
+    colors = {} if source.pix_fmt.startswith("gray") else _colors(input, source, pictures)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for frame, codes in pictures.items():
+    for frame, (codes, _) in pictures.items():
         path = folder / f"{frame:06d}.png"
-        write_image(path, np.repeat(codes[..., None], 3, -1), force=force)  # RGB, ready to paint on
+        rgb = colors.get(frame)
+        write_image(path, rgb if rgb is not None else np.repeat(codes[..., None], 3, -1), force=force)
         written.append(path)
     return written
+
+
+def _colors(input, source, pictures: dict) -> dict:
+    """frame -> (H, W, 3) RGB (uint8, or uint16 for a deep film) of the wanted frames that hold
+    color, as FFmpeg converts them with the film's matrix and range. Each is taken from the
+    picture whose Y codes are the reader's for that frame number (a frame the decoder numbers
+    otherwise, in a damaged file, stays gray)."""
+    import av
+
+    deep = source.bit_depth > 8
+    neutral = 2 * 257 if deep else 2  # R, G and B this close everywhere: a gray picture
+    colors = {}
+    with av.open(str(input)) as container:
+        stream = next(s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index in pictures:
+                try:
+                    same = np.array_equal(source.y_codes(frame), pictures[index][1])
+                except ValueError:  # its size or format changed mid-stream: fitted, not as decoded
+                    same = False
+                rgb = None
+                if same:
+                    how = {"format": "rgb48le" if deep else "rgb24"}
+                    if source.convert_to is None:  # Y'CbCr: its matrix and range (an RGB film has neither)
+                        how |= {
+                            "src_colorspace": "itu709" if source.matrix == "bt709" else "itu601",
+                            "src_color_range": "JPEG" if source.full_range else "MPEG",
+                            "dst_color_range": "JPEG",
+                        }
+                    rgb = frame.reformat(**how).to_ndarray()  # (H, W, 3)
+                if rgb is not None and int((rgb.max(-1).astype(np.int32) - rgb.min(-1)).max()) > neutral:
+                    colors[index] = rgb
+            if index >= max(pictures):
+                break
+    return colors

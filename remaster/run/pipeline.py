@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from remaster.atomic import sha256_of
 from remaster.device import threads_per_worker, worker_devices
@@ -40,6 +39,7 @@ from remaster.progress import Progress
 from remaster.run.config import VideoConfig, available_presets, load_preset, make_config
 from remaster.run.executors import InProcess, Job, Outcome, WorkerSetup
 from remaster.run.journal import Journal, identity, kept_message, remove_stale_partials
+from remaster.run.keyframes import place_keyframes
 from remaster.run.plan import plan_segments
 from remaster.run.report import RunReport, build_report, damage_notice, loss_notice, size_notice, stream_notices
 from remaster.stages.chain import build_chain
@@ -126,12 +126,13 @@ class Session:
             if self.colorizer.device.type == "cpu" and c.cpu_threads:
                 torch.set_num_threads(c.cpu_threads)  # restored on close: a library must not keep it
             self.chain = build_chain(self.config, self.colorizer)
-            temporal = self.chain.stage("temporal")
-            if (
-                self.config.temporal.flow == "auto" and temporal is not None and self.progress
-            ):  # DESIGN: auto says which it picked
-                print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
         return self.chain
+
+    def _say_flow(self) -> None:
+        """DESIGN: `auto` says which provider it picked; once the run is accepted, not before a refusal."""
+        temporal = self.chain.stage("temporal") if self.chain is not None else None
+        if self.config.temporal.flow == "auto" and temporal is not None and self.progress:
+            print(f"remaster: flow provider: {temporal.provider_name}", file=sys.stderr)
 
     def executor(self, jobs: int):
         """What runs the `jobs` segments: never more workers than segments (each costs a start)."""
@@ -155,15 +156,27 @@ class Session:
         segment is in, and leave each film's `report` (or the error that stopped the run)."""
         films = [f for f in films if f.journal is not None]
         jobs = [job for film in films for job in film.jobs()]
+        if films:
+            self._say_flow()
         bar = Progress(
             sum(f.plan.frames for f in films), name, enabled=self.progress, done=sum(f.resumed_frames for f in films)
         )
+        # Each film is timed on its own: from when its first segment starts to its join. Segments
+        # start in job order as executors free up: the first `slots` at once, then job k when the
+        # (k - slots + 1)th has finished, so the finishing times say when each began.
+        first_job = {}
+        for k, job in enumerate(jobs):
+            first_job.setdefault(job.film, k)
+        finished: list[float] = []
+        slots, started = 1, time.perf_counter()
 
         def on_done(job: Job, outcome: Outcome) -> None:
             film = films[job.film]
             film.record(job, outcome)
             if not film.pending:
-                film.finish(self)
+                k = first_job[job.film]
+                film.finish(self, finished[k - slots] if 0 <= k - slots < len(finished) else started)
+            finished.append(time.perf_counter())
 
         try:
             executor = self.executor(len(jobs)) if jobs else None
@@ -172,6 +185,9 @@ class Session:
             )
             try:
                 if executor is not None:
+                    slots = self.execution.get("workers", 1)
+                    if getattr(executor, "coarse", False):  # whole segments at a time: rate from the start
+                        bar.begin()
                     executor.run(jobs, on_done, on_frames=bar.update)
             finally:
                 if executor is not None:
@@ -213,8 +229,8 @@ def _kept_films(films: list[Film], what: str) -> str:
     if not kept:
         return f"{what}; nothing was written for {len(films)} film(s)"
     return (
-        f"{what}; {len(films)} film(s) not written; the finished segments of {len(kept)} are kept in their work folders: "
-        "rerun with --resume to continue"
+        f"{what}; {len(films)} film(s) not written; the finished segments of {len(kept)} are kept in their work "
+        "folders: rerun with --resume to continue"
     )
 
 
@@ -225,7 +241,8 @@ class Film:
     def __init__(self, input, output, *, force: bool = False, resume: bool = False, index: int = 0):
         self.input, self.output = Path(input), Path(output)
         self.force, self.resume, self.index = force, resume, index
-        self.started = time.perf_counter()
+        self.opening = 0.0  # seconds spent opening (checking, planning) this film
+        self.began: float | None = None  # when its first segment started (its join, when none was left)
         self.lock = None
         self.journal: Journal | None = None
         self.report: RunReport | None = None
@@ -235,6 +252,13 @@ class Film:
         self.joined = False  # True once the complete film is at the destination
 
     def open(self, session: Session, keyframes=None) -> None:
+        started = time.perf_counter()
+        try:
+            self._open(session, keyframes)
+        finally:
+            self.opening = time.perf_counter() - started
+
+    def _open(self, session: Session, keyframes=None) -> None:
         config, input, output = session.config, self.input, self.output
         check_destination(input, output, self.force)
         self.lock = DestinationLock(output)  # one writer per output: a second run refuses
@@ -277,8 +301,14 @@ class Film:
         notices += plan.notes
         self.placed = []
         if keyframes is not None:  # read and placed before any work: every problem is one line now
-            self.placed, session.keyframes = _keyframes(
-                keyframes, input, source_format, plan.frames, session.colorizer, chain.stage("temporal")
+            self.placed, session.keyframes = place_keyframes(
+                keyframes,
+                input,
+                source_format,
+                plan.frames,
+                session.colorizer,
+                chain.stage("temporal"),
+                progress=session.progress,
             )
             anchors = tuple(k.frame for k in self.placed)
             plan = plan_segments(
@@ -318,9 +348,11 @@ class Film:
     def kept_segments(self) -> int:
         return len(self.journal.done) if self.journal is not None else 0
 
-    def finish(self, session: Session) -> None:
-        """Join the segments into the output, remove the work folder, and write the report."""
+    def finish(self, session: Session, began: float | None = None) -> None:
+        """Join the segments into the output, remove the work folder, and write the report.
+        `began`: when the film's first segment started (None: none was left to do)."""
         t = time.perf_counter()
+        self.began = t if began is None else began
         join_segments(
             self.input,
             self.output,
@@ -335,6 +367,7 @@ class Film:
         self.report = self._report(session, join)
 
     def _report(self, session: Session, join: float) -> RunReport:
+        """`seconds`: this film's own, opening it and from its first segment's start to its join."""
         chain, journal, input = session.chain, self.journal, self.input
         stages = {"decode": self.seconds.get("decode", 0.0), **{n: self.seconds.get(n, 0.0) for n in chain.seconds}}
         seconds = (
@@ -347,7 +380,7 @@ class Film:
             config=session.config,
             frames=journal.frames,
             made=self.made,
-            seconds=time.perf_counter() - self.started,
+            seconds=self.opening + time.perf_counter() - (self.began or time.perf_counter()),
             segments=len(self.plan.segments),
             resumed=self.resumed,
             stage_seconds=seconds,
@@ -392,32 +425,6 @@ class Film:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-
-def _keyframes(folder, input: Path, source, frames: int, colorizer, temporal) -> tuple[list, dict]:
-    """The colorist's keyframes, placed on the film's frames and handed to the temporal stage at
-    the network's working size (a keyframe at 4K would hold 66 MB; at 256 px, under 1 MB).
-    Returns them and what was handed over (workers hand it to their own chains)."""
-    from remaster.run.keyframes import read_keyframes
-
-    if temporal is None:
-        raise ConfigError(
-            "keyframes are carried along the film's motion: use --flow dis or raft (not none), and a strength above 0"
-        )
-
-    def film_lumas():  # only read when some keyframe must be matched by content
-        with VideoReader(input) as reader:
-            for batch in reader.batches(8, (1, 1)):
-                yield batch.index, batch.luma()  # (N, 1, H, W)
-
-    placed = read_keyframes(
-        folder, width=source.width, height=source.height, frames=frames, matrix=source.matrix, film_lumas=film_lumas
-    )
-    size = colorizer.working_size(source.height, source.width)
-    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
-    chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
-    temporal.set_keyframes(chroma, lumas)
-    return placed, (chroma, lumas)
 
 
 __all__ = [

@@ -33,8 +33,9 @@ class _Worker:
 
 
 class WorkerPool:
-    """`run(jobs, on_done)` spreads jobs over the workers and calls `on_done(job, outcome)` in this
-    thread as each finishes, in the order they finish. Raises `WorkerError` (or the worker's own
+    """`run(jobs, on_done, on_frames)` spreads jobs over the workers and calls `on_done(job, outcome)`
+    in this thread as each finishes, in the order they finish; `on_frames(n)` as a worker finishes
+    each batch of frames (it says so over its pipe), for progress. Raises `WorkerError` (or the worker's own
     `RemasterError`) when one fails; then every worker is stopped."""
 
     name = "workers"
@@ -98,10 +99,12 @@ class WorkerPool:
             raise WorkerError(
                 f"worker {worker.number} ({worker.device}) {how} while colorizing {job.describe()}"
             ) from None
+        if kind == "frames":  # a batch done: the segment goes on
+            if on_frames is not None:
+                on_frames(payload)
+            return
         worker.job = None
         if kind == "done":
-            if on_frames is not None:
-                on_frames(payload.result.frames)
             on_done(job, payload)
             return
         name, message, remote = payload
@@ -159,7 +162,7 @@ def _serve(conn, setup: WorkerSetup, device: str, threads: int) -> None:
         try:
             if chain is None:
                 raise failure
-            conn.send(("done", execute(chain, job, setup.config)))
+            conn.send(("done", execute(chain, job, setup.config, lambda n: conn.send(("frames", n)))))
         except BaseException as error:
             conn.send(("failed", (type(error).__name__, one_line(error), traceback.format_exc())))
             return

@@ -14,9 +14,10 @@ Inputs, segment files and outputs are plain paths: on a cluster they must be on 
 every node sees at the same path (NFS, a cluster file system), since actors read the input and
 write segments into the work folder beside the output. The driver joins and copies the sound.
 
-Ray has no authentication by default in older releases, and dashboards reachable from a network
-have been taken over (ShadowRay, CVE-2023-48022). `local` therefore starts an instance bound to
-127.0.0.1 only, with no dashboard; a cluster is the operator's to keep private (README).
+Ray had no authentication in older releases (2.52 added tokens; README says when they are on),
+and dashboards reachable from a network have been taken over (ShadowRay, CVE-2023-48022).
+`local` therefore starts an instance bound to 127.0.0.1 only, with no dashboard; a cluster is the
+operator's to keep private (README).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class RayExecutor:
     `workers` of them; at most `limit`), the next pending segment to whichever actor is free."""
 
     name = "ray"
+    coarse = True  # frames are reported a whole segment at a time, when its task returns
 
     def __init__(
         self, address: str, setup: WorkerSetup, *, workers: int | None = None, devices=None, limit: int | None = None
