@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from conftest import decode_all, shapes_frame
 from test_corpus import run_cli
+
+# Whether this PyAV build's audio codec contexts have `bits_per_raw_sample` (12.3 and 18.1 do not).
+SAYS_DEPTH = hasattr(av.codec.context.CodecContext.create("pcm_s16le", "r"), "bits_per_raw_sample")
 
 
 def film_with_sound(
@@ -46,6 +50,8 @@ def film_with_sound(
         samples = rate_hz * frames // 25
         t = np.arange(samples) / rate_hz
         signal = (8000 * np.sin(2 * np.pi * 440 * t) + 3000 * np.sin(2 * np.pi * 1234 * t)).astype(np.int16)
+        if audio_format.startswith("s32"):  # 24 significant bits, as DVD LPCM holds them
+            signal = (signal.astype(np.int32) << 16) + (np.arange(samples, dtype=np.int32) % 251 << 8)
         step = 1152
         for start in range(0, samples, step):
             chunk = np.repeat(signal[None, start : start + step], channels, axis=0)
@@ -78,6 +84,8 @@ def decoded_samples(path) -> np.ndarray:
     [
         ("alaw-in-mov", "pcm_alaw", "s16", ".mov", ".mkv", "pcm_s16le"),
         ("dvd-lpcm-in-mpeg-ps", "pcm_dvd", "s16", ".mpg", ".mkv", "pcm_s16le"),
+        # 24-bit LPCM decodes to 32-bit samples: 24-bit PCM where PyAV says the depth, else 32-bit
+        ("dvd-lpcm-24-in-mpeg-ps", "pcm_dvd", "s32", ".mpg", ".mkv", "pcm_s24le" if SAYS_DEPTH else "pcm_s32le"),
         ("ima-adpcm-in-avi", "adpcm_ima_wav", "s16p", ".avi", ".mp4", "pcm_s16le"),
     ],
 )
@@ -132,3 +140,61 @@ def test_audio_copy_refuses_and_drop_leaves_sound_out(tmp_path, random_model_fil
     assert dropped.returncode == 0, dropped.stderr
     assert any("dropped (--audio drop)" in n for n in json.loads(dropped.stdout)["notices"])
     assert [kind for kind, _ in decode_all(tmp_path / "drop.mkv").stream_kinds] == ["video"]
+
+
+class _WithoutDepth:
+    """A real PyAV audio codec context, seen as a build without `bits_per_raw_sample` sees it."""
+
+    def __init__(self, ctx, depth=None):
+        self._ctx, self._depth = ctx, depth
+
+    def __getattr__(self, name):
+        if name == "bits_per_raw_sample":
+            if self._depth is None:
+                raise AttributeError(f"'{type(self._ctx).__name__}' object has no attribute '{name}'")
+            return self._depth
+        return getattr(self._ctx, name)
+
+
+class _Stream:
+    def __init__(self, stream, depth=None):
+        self.codec_context = _WithoutDepth(stream.codec_context, depth)
+
+
+@pytest.mark.parametrize("depth,expect", [(None, "pcm_s32le"), (0, "pcm_s32le"), (24, "pcm_s24le"), (20, "pcm_s24le")])
+def test_pcm_depth_from_the_sample_format_where_pyav_does_not_say_it(depth, expect, tmp_path):
+    """issue 19: `AttributeError: ... 'AudioCodecContext' object has no attribute 'bits_per_raw_sample'`.
+    A real 24-bit DVD LPCM stream's context, with the attribute absent (as on PyAV 12.3 and 18.1),
+    0 (not set by the decoder), or set: the PCM chosen keeps every bit either way."""
+    from remaster.media.audio import pcm_encoder, sample_bits
+
+    source = film_with_sound(tmp_path / "in.mpg", "pcm_dvd", audio_format="s32", video_codec="mpeg2video", frames=3)
+    with av.open(str(source)) as container:
+        stream = container.streams.audio[0]
+        assert stream.codec_context.format.name == "s32"
+        seen = _Stream(stream, depth)
+        assert pcm_encoder(seen) == expect
+        assert sample_bits(seen.codec_context) == (depth or 32)
+        assert pcm_encoder(stream) in ("pcm_s24le", "pcm_s32le")  # the build's own context, whatever it has
+
+
+def test_mpeg2_program_stream_cut_short_keeps_its_mp2_sound(tmp_path, random_model_file):
+    """issue 19: an MPEG-2 program stream with MP2 sound, cut short (a real file written by others,
+    tests/real/mpeg2-ps-mp2.mpg, its first 40000 of 49152 bytes), comes out with its sound, no traceback."""
+    from remaster.media.recover import demux_resilient
+
+    source = tmp_path / "cut.mpg"
+    source.write_bytes((Path(__file__).parent / "real" / "mpeg2-ps-mp2.mpg").read_bytes()[:40000])
+    out = tmp_path / "out.mkv"
+    args = ["colorize", source, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "none"]
+    result = run_cli([*args, "--codec", "ffv1", "--json"])
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["frames"] == len(decode_all(out).planes) >= 2
+
+    def mp2_packets(path):
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            assert stream.codec_context.name == "mp2"
+            return [bytes(p) for p in demux_resilient(container, stream) if p.size]
+
+    assert mp2_packets(out) == mp2_packets(source) != []  # copied, packet for packet, as far as the file goes

@@ -61,12 +61,23 @@ class Track:
         return None
 
 
+def sample_bits(ctx) -> int:
+    """Significant bits of each decoded sample: the decoder's own count (20 or 24 for DVD LPCM in
+    32-bit samples) where this PyAV build exposes it, else the whole sample format's width.
+
+    PyAV's audio codec contexts do not all have `bits_per_raw_sample` (12.3 and 18.1 have none), and a
+    decoder may leave it 0; the sample format always says an upper bound, and a bound is all a
+    lossless store needs (a 24-bit source in 32-bit PCM keeps every bit, a zero byte per sample more)."""
+    width = ctx.format.bits if ctx.format is not None else 16
+    return getattr(ctx, "bits_per_raw_sample", None) or width
+
+
 def pcm_encoder(stream) -> str:
     """The linear PCM that holds a decoded audio stream's samples exactly."""
     ctx = stream.codec_context
     fmt = ctx.format.name if ctx.format is not None else "s16"
     encoder = _PCM_FOR_FORMAT.get(fmt, "pcm_f32le")
-    if encoder == "pcm_s32le" and 16 < (ctx.bits_per_raw_sample or 32) <= 24:
+    if encoder == "pcm_s32le" and 16 < sample_bits(ctx) <= 24:
         encoder = "pcm_s24le"  # 20/24-bit sources (DVD LPCM): the low byte of their 32-bit samples is zero
     return encoder
 

@@ -70,10 +70,6 @@ class SourceFormat:
     convert_to: str | None = None  # planar format the frames are converted to first (RGB, packed...)
     notes: tuple[str, ...] = ()  # decisions taken without a tag, for the report
 
-    @property
-    def max_code(self) -> int:
-        return (1 << self.bit_depth) - 1
-
     @classmethod
     def from_frame(cls, frame: av.VideoFrame) -> SourceFormat:
         name = frame.format.name
@@ -120,9 +116,8 @@ class SourceFormat:
                 what = "gray source" if not has_chroma else "untagged matrix"
                 notes.append(f"{what}: new chroma in {matrix} (the players' default for {frame.height} lines)")
             else:
-                notes.append(
-                    f"matrix {_COLORSPACE_NAMES.get(tagged_space, tagged_space)} not supported for new chroma; used {matrix}"
-                )
+                tagged = _COLORSPACE_NAMES.get(tagged_space, tagged_space)
+                notes.append(f"matrix {tagged} not supported for new chroma; used {matrix}")
         shift = (0, 0)  # gray and converted sources: the output may take any subsampling
         if has_chroma and convert_to is None:
             semi_planar = {"nv12": (1, 1), "nv21": (1, 1), "nv16": (1, 0), "nv24": (0, 0)}
@@ -259,9 +254,8 @@ class FrameBatch:
                 f"FrameBatch.y: expected {expected} codes for {self.source.bit_depth}-bit, got {self.y.dtype}"
             )
         if self.y.shape[-2:] != (self.source.height, self.source.width):
-            raise ValueError(
-                f"FrameBatch.y: expected {self.source.height}x{self.source.width} planes, got {tuple(self.y.shape[-2:])}"
-            )
+            expected = f"{self.source.height}x{self.source.width}"
+            raise ValueError(f"FrameBatch.y: expected {expected} planes, got {tuple(self.y.shape[-2:])}")
         if len(self.pts) != self.y.shape[0]:
             raise ValueError(f"FrameBatch: {self.y.shape[0]} frames but {len(self.pts)} timestamps")
         if len(self.chroma_size) != 2 or min(self.chroma_size) < 1:
