@@ -432,9 +432,8 @@ def make_corpus(folder: str | Path) -> list[Case]:
             "output: frames the decoder concealed are kept (best picture there is) and reported as damaged",
             True,
             damaged=2,
-            lossless=False,
         )
-    )  # concealment differs between threaded and plain decoding
+    )
 
     # --- no picture ---------------------------------------------------------------------
     audio = d / "audio-only.m4a"

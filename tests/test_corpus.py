@@ -114,6 +114,7 @@ def _decoded_with_losses(path: Path):
     planes, times = [], []
     with av.open(str(path)) as container:
         video = next(s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+        video.thread_type, video.thread_count = "NONE", 1  # as the reader decodes (concealment depends on threads)
         for packet in demux_resilient(container, video):  # a file cut short: as far as it can be read
             try:
                 frames = packet.decode()

@@ -61,6 +61,9 @@ def _probe(path: Path):
         streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
         if not streams:
             return None
+        # One thread, as the reader decodes: with slice threads FFmpeg's concealment of damaged
+        # MPEG-2 races (the reference itself varied from run to run) and H.264's depends on the count.
+        streams[0].thread_type, streams[0].thread_count = "NONE", 1
         for packet in container.demux(streams[0]):
             try:
                 frames = packet.decode()

@@ -41,6 +41,9 @@ def muxer_options(destination: Path, time_base) -> dict:
     """MOV/MP4 write a film that starts after zero as an edit list in the movie's timescale,
     1/1000 s by default: a first picture at 902/90000 s (MPEG-TS) comes back at 900/90000 and
     every timestamp moves with it (promise 3). The video's own timescale keeps them exact."""
+    # bitexact: Matroska otherwise draws random segment and track UIDs and stamps the date, so two
+    # runs of the same film differed in 44 header bytes (promise 8: the same bytes).
+    options = {"fflags": "+bitexact"}
     # Only where 1/1000 cannot hold the video's ticks: a coarse one (1/25, AVI) makes the muxer
     # refuse the sound track's edit list (EINVAL).
     if (
@@ -48,8 +51,8 @@ def muxer_options(destination: Path, time_base) -> dict:
         and 1000 % time_base.denominator
         and time_base.denominator < 2**31
     ):
-        return {"movie_timescale": str(time_base.denominator)}
-    return {}
+        options["movie_timescale"] = str(time_base.denominator)
+    return options
 
 
 class VideoWriter:
@@ -91,7 +94,8 @@ class VideoWriter:
         except (av.FFmpegError, ValueError) as error:
             self.path.unlink(missing_ok=True)
             raise OutputError(
-                f"{self.destination}: cannot write a {self.destination.suffix} file ({one_line(error)}); use .mp4, .mkv or .mov"
+                f"{self.destination}: cannot write a {self.destination.suffix} file ({one_line(error)}); "
+                "use .mp4, .mkv or .mov"
             ) from None
         try:
             self._setup(encoder, options)

@@ -18,7 +18,8 @@ Built by injection with a keyword-only builder (`build_net(config=...)`, as torc
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -34,16 +35,35 @@ AB_BIN_SIZE = 10.0  # width of one (a, b) bin in CIELAB units (Zhang et al. use 
 class NetConfig:
     # Channels at 1/2, 1/4, 1/8, 1/16 of the working resolution. Cost is spread evenly across
     # stages by doubling channels as the area quarters; the 1/16 stage holds most parameters.
-    widths: tuple[int, int, int, int] = (24, 48, 96, 192)
+    widths: tuple[int, int, int, int] = field(
+        default=(24, 48, 96, 192),
+        metadata={
+            "help": "The network's channels at 1/2, 1/4, 1/8 and 1/16 of its working resolution: four "
+            "comma-separated integers. Wider is slower; it may color better given data and time."
+        },
+    )
     # Dilated residual blocks at 1/16: cheap there, and they grow the receptive field to the
     # whole working frame, which object colors need.
-    blocks: int = 4
+    blocks: int = field(
+        default=4,
+        metadata={
+            "help": "Dilated residual blocks at 1/16 resolution: they widen how much of the picture the network "
+            "sees at once."
+        },
+    )
     head: str = "bins"  # "bins" (classification) or "ab" (regression)
     num_bins: int = 313  # length of the ab-bin table (set from the training data's gamut)
     # Hint-conditioned (Zhang et al. 2017): a 3-channel hint map (a, b, confidence; see
     # hints.py) enters beside lightness at the input and again at the 1/4 decoder, where a
     # point hint is still sharp. False: lightness only (the first shipped model).
-    hints: bool = False
+    hints: bool = field(
+        default=False,
+        metadata={
+            "help": "Train a hint-conditioned network (Zhang et al. 2017): besides gray it takes color hints "
+            "(points, palettes, a colorist's keyframes carried along the film), simulated during training; with "
+            "no hints it is the automatic colorizer."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.head not in ("bins", "ab"):
@@ -95,8 +115,29 @@ class _GlobalContext(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        summary = self.mlp(x.mean(dim=(2, 3)))  # (N, C)
+        with one_cpu_thread(x):  # MKL splits this small matrix product by threads: see one_cpu_thread
+            summary = self.mlp(x.mean(dim=(2, 3)))  # (N, C)
         return F.relu(x + summary[:, :, None, None])
+
+
+@contextmanager
+def one_cpu_thread(x: Tensor):
+    """Run the block on one torch thread where `x` is on the CPU (elsewhere, as it is).
+
+    MKL's matrix product of a few rows (`nn.Linear` on (N, C), N = 4..8) splits the sum over C
+    among the threads, so its last bit changed with the thread count: a plain run (a thread per
+    core) and `--workers N` (cores / N each) then differed by one code value in a few frames
+    (DESIGN promise 8). On one thread it is the same however the run executes, and the product
+    takes microseconds (network time 1.003x, 640x480, batch 8). The convolutions keep every
+    thread: their results were measured the same on 1 and 2 threads."""
+    threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 class ColorNet(nn.Module):
