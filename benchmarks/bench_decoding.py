@@ -9,7 +9,15 @@ and the colorfulness ratio to the truth. Never one number alone (issue 10).
     python benchmarks/bench_decoding.py --model models/remaster-default.safetensors
     python benchmarks/bench_decoding.py --model run.safetensors --temperatures 0.38,0.5 --doubts 0,20,30,45
     python benchmarks/bench_decoding.py --doubts 30 --photos gray-scenes=../more-photos-gray-heldout
-    python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors --choose 0.38,20
+    python benchmarks/bench_decoding.py --model run.safetensors --save models/remaster-default.safetensors \
+        --choose 0.38,20
+
+The held-out TEST set (issue 22, models/build_test_set.py) is scored only with --test, for the
+final report of a change, after every choice was made on the validation sets (photos/val,
+--photos unseen=../more-photos-unseen, --photos gray-scenes=../more-photos-gray-heldout):
+
+    python benchmarks/bench_decoding.py --model M --doubts 20 --photos unseen=../more-photos-unseen \
+        --photos gray-scenes=../more-photos-gray-heldout --test ../photos-test
 
 Prints a table per setting; --json writes every score. `--save PATH --choose T,DOUBT` writes a
 copy of the model whose stored decoding is that setting (no measuring).
@@ -151,6 +159,9 @@ def main() -> None:
         metavar="NAME=FOLDER",
         help="another folder of color photos to score beside photos/val, e.g. gray-scenes=../more-photos-gray-heldout",
     )
+    parser.add_argument(
+        "--test", type=Path, default=None, help="the held-out test set: final reports only, never to choose on"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--save", type=Path, default=None, help="write a copy of the model with --choose as its decoding"
@@ -166,6 +177,9 @@ def main() -> None:
     started = time.time()
     sets: dict[str, list[list[dict]]] = {}  # set name -> per item -> per setting
     photo_sets = {"val": args.data / "photos" / "val", **dict(_named_folder(text) for text in args.photos)}
+    if args.test:
+        photo_sets["TEST"] = _named_folder(f"TEST={args.test}")[1]
+        print("scoring the held-out TEST set: a final report, not a choice (models/MODEL_CARD.md)", flush=True)
     for name, folder in photo_sets.items():
         for path in list_images(folder)[: args.val_limit or None]:
             sets.setdefault(name, []).append(score(colorizer, load_truth(path, args.long_side), settings))
