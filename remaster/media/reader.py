@@ -8,7 +8,6 @@ subtitle streams it lists in `copy_streams` are copied by the join (join.py).
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import os
 import time
@@ -22,7 +21,8 @@ import torch
 from remaster.errors import ConfigError, InputError, ffmpeg_reason, one_line
 from remaster.media.formats import FrameBatch, SourceFormat
 from remaster.media.hwaccel import DECODERS, nvdec
-from remaster.media.recover import Clock, Picture, demux_resilient
+from remaster.media.protection import refuse_encrypted
+from remaster.media.recover import Clock, Losses, Picture, demux_resilient
 
 # Largest frame side we accept. 8192 covers DCI 8K and 8K full-aperture film scans; beyond it a
 # batch of luma alone runs into gigabytes, and a header claiming more is far more often damage or
@@ -86,7 +86,8 @@ class VideoReader:
             self._open(nvdec())
         except InputError:
             raise
-        except Exception as error:  # noqa: BLE001 - no GPU, no driver, an FFmpeg without CUDA: PyAV raises several kinds
+        # No GPU, no driver, an FFmpeg without CUDA: PyAV raises several kinds.
+        except Exception as error:  # noqa: BLE001
             self.decoder_note = f"{self.path.name}: NVDEC is not available here ({one_line(error)}); decoded on the CPU"
             return False
         if self.video.codec_context.is_hwaccel:
@@ -119,6 +120,7 @@ class VideoReader:
             raise
 
     def _setup(self) -> None:
+        refuse_encrypted(self.path, self.container)  # before any work: FFmpeg "decodes" noise or nothing
         videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
         if not videos:
             kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
@@ -193,18 +195,6 @@ class VideoReader:
     def height(self) -> int:
         return self.source.height
 
-    @property
-    def expected_frames(self) -> int | None:
-        """Frames to expect, for progress: the index's count, else duration x rate."""
-        total = self.listed_frames
-        if not total and self.video.duration and self.video.time_base:
-            total = round(float(self.video.duration * self.video.time_base) * float(self.rate))
-        if not total and self.container.duration:
-            total = round(self.container.duration / av.time_base * float(self.rate))
-        if self.max_frames:
-            total = min(total, self.max_frames) if total else self.max_frames
-        return total or None
-
     def describe(self) -> dict:
         s = self.source
         return {
@@ -227,59 +217,19 @@ class VideoReader:
         """The decoder's pictures, in the decoder's order and number (issue 8).
 
         - Timestamps are the decoder's (`pictures()` puts labels that run backwards in order).
-        - A packet the decoder rejects is damage: its picture never comes out, so the previous
-          good picture stands in at that time and its number goes to `damaged` (decoders report
-          a bad packet late with frame threads and reorder with B-frames, so the lost time is
-          found from the packets' times that never came out, but only as many as there were
-          errors: a hidden frame, VP8's alt-ref, is a packet without a picture and no loss).
-        - Pictures the decoder concealed (flagged corrupt) are kept, being the best there is,
-          and counted too. Before the first picture, rejected packets are skipped.
+        - A packet the decoder rejects is damage: the previous good picture stands in for the one
+          lost (`Losses` finds which), and its number goes to `damaged`. Pictures the decoder
+          concealed (flagged corrupt) are kept, being the best there is, and counted too.
         - Data the demuxer cannot read (a file cut short, garbage mid-file) is skipped as far as
           the demuxer can resynchronise (`demux_resilient`); where it cannot, the film ends there
           (`cut_short`).
         With `strict`, any of this is a one-line `InputError` instead.
         """
-        last = None  # the last picture handed out
-        pending: list[int] = []  # heap: pts of video packets whose picture has not come out yet
-        errors = 0  # packets the decoder rejected, not yet stood in for
-        stood_in: set[int] = set()  # times given to stand-ins (a late picture there is dropped)
-
-        def stand_ins(until):
-            nonlocal last, errors
-            while pending and (until is None or pending[0] < until):
-                lost = heapq.heappop(pending)
-                if errors and last is not None and (last.pts is None or lost > last.pts):
-                    errors -= 1
-                    if self._in_span(lost):
-                        self.damaged.append(self.frames_read - self.lead_frames)
-                    last.pts = lost  # the consumer has read the picture already; reuse it
-                    stood_in.add(lost)
-                    yield last
-
-        def emit(frames):
-            nonlocal last
-            for frame in frames:
-                if frame.pts is not None and frame.pts in stood_in:
-                    stood_in.discard(frame.pts)
-                    continue  # came out after its stand-in: its place is taken
-                if frame.pts is not None:
-                    yield from stand_ins(frame.pts)
-                    if pending and pending[0] == frame.pts:
-                        heapq.heappop(pending)
-                if frame.is_corrupt and self._in_span(frame.pts):
-                    if self.strict:
-                        raise InputError(
-                            f"{self.path}: damaged picture at frame {self.frames_read}; without --strict it is kept as concealed"
-                        )
-                    self.damaged.append(self.frames_read - self.lead_frames)
-                last = frame
-                yield frame
-
+        losses = Losses()
         for packet in self._packets():
             if packet.size:
                 self.video_packets += 1
-                if packet.pts is not None:
-                    heapq.heappush(pending, packet.pts)
+            losses.sent(packet)
             try:
                 frames = packet.decode()  # an empty packet at the end flushes the decoder
             except av.FFmpegError as error:
@@ -288,26 +238,38 @@ class VideoReader:
                         f"{self.path}: damaged video data after frame {self.frames_read} ({ffmpeg_reason(error)}); "
                         "without --strict the film is recovered"
                     ) from None
-                errors += last is not None  # before the first picture there is nothing to repeat
+                losses.rejected()
                 continue
-            yield from emit(frames)
-            del pending[256:]  # bounded even if a stream's frame and packet times never match
+            yield from self._counted(losses.received(frames))
         flushed = []
         if self.cut_short is not None:
             try:
                 flushed = self.video.codec_context.decode(None)  # what the decoder still holds
             except av.FFmpegError:
                 pass
-        yield from emit(flushed)
-        yield from stand_ins(None)  # pictures lost at the very end
+        yield from self._counted(losses.received(flushed))
+        yield from self._counted(losses.lost_at_end())
+
+    def _counted(self, pictures):
+        """The pictures of `Losses`, each stand-in or concealed one in the span noted in `damaged`."""
+        for frame, damage in pictures:
+            if damage and self._in_span(frame.pts):
+                if damage == "concealed" and self.strict:
+                    raise InputError(
+                        f"{self.path}: damaged picture at frame {self.frames_read}; "
+                        "without --strict it is kept as concealed"
+                    )
+                self.damaged.append(self.frames_read - self.lead_frames)
+            yield frame
 
     def _packets(self):
         def unreadable(error):
+            reason = ffmpeg_reason(error)
             if self.strict:
                 raise InputError(
-                    f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({ffmpeg_reason(error)})"
+                    f"{self.path}: corrupt or truncated video data after frame {self.frames_read} ({reason})"
                 ) from None
-            self.cut_short = (self.frames_read, ffmpeg_reason(error))
+            self.cut_short = (self.frames_read, reason)
 
         return demux_resilient(self.container, self.video, on_end=unreadable, attempts=1 if self.strict else 8)
 

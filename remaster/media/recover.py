@@ -1,8 +1,10 @@
-"""What a damaged or odd file still holds: packets past unreadable data, and usable timestamps.
+"""What a damaged or odd file still holds: packets past unreadable data, stand-ins for pictures
+the decoder lost, and usable timestamps.
 
 `demux_resilient` reads a stream's packets on past data the demuxer rejects, as far as it can
-resynchronise, and says where it could not. `Clock` gives pictures timestamps that run forward
-when the container's labels do not (AVI's packed B-frames, repeated times). Both serve the reader
+resynchronise, and says where it could not. `Losses` finds the pictures a decoder never gave and
+puts the previous picture in their place. `Clock` gives pictures timestamps that run forward
+when the container's labels do not (AVI's packed B-frames, repeated times). They serve the reader
 and the run plan alike (issue 8: every frame FFmpeg can decode comes out).
 """
 
@@ -35,6 +37,59 @@ def demux_resilient(container, *streams, on_end=None, attempts: int = 8):
                 if on_end is not None:
                     on_end(error)
                 return
+
+
+class Losses:
+    """The bookkeeping of one decoding pass: which pictures the decoder lost, and what stands in.
+
+    A packet the decoder rejects is damage: its picture never comes out, so the previous good
+    picture stands in at that time. Decoders report a bad packet late with frame threads and
+    reorder with B-frames, so the lost time is found from the packets' times that never came out,
+    but only as many as there were errors: a hidden frame (VP8's alt-ref) is a packet without a
+    picture and no loss. Before the first picture there is nothing to repeat. Feed it every packet
+    (`sent`) and what decoding it gave (`received`, or `rejected`); both yield `(frame, damage)`
+    pairs, damage None, "lost" (a stand-in: the previous picture, retimed) or "concealed" (the
+    decoder flagged the picture corrupt: kept, being the best there is).
+    """
+
+    def __init__(self):
+        self.last = None  # the last picture handed out
+        self.pending: list[int] = []  # heap: pts of packets whose picture has not come out yet
+        self.errors = 0  # packets the decoder rejected, not yet stood in for
+        self.stood_in: set[int] = set()  # times given to stand-ins (a late picture there is dropped)
+
+    def sent(self, packet) -> None:
+        if packet.size and packet.pts is not None:
+            heapq.heappush(self.pending, packet.pts)
+
+    def rejected(self) -> None:
+        self.errors += self.last is not None
+
+    def received(self, frames):
+        for frame in frames:
+            if frame.pts is not None and frame.pts in self.stood_in:
+                self.stood_in.discard(frame.pts)
+                continue  # came out after its stand-in: its place is taken
+            if frame.pts is not None:
+                yield from self._stand_ins(frame.pts)
+                if self.pending and self.pending[0] == frame.pts:
+                    heapq.heappop(self.pending)
+            self.last = frame
+            yield frame, "concealed" if frame.is_corrupt else None
+        del self.pending[256:]  # bounded even if a stream's frame and packet times never match
+
+    def lost_at_end(self):
+        return self._stand_ins(None)
+
+    def _stand_ins(self, until):
+        while self.pending and (until is None or self.pending[0] < until):
+            lost = heapq.heappop(self.pending)
+            last = self.last
+            if self.errors and last is not None and (last.pts is None or lost > last.pts):
+                self.errors -= 1
+                last.pts = lost  # the consumer has read the picture already; reuse it
+                self.stood_in.add(lost)
+                yield last, "lost"
 
 
 @dataclass
