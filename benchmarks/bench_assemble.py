@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from remaster.measure.bench import gray_pictures, machine
+from remaster.measure.bench import machine
+from remaster.measure.films import gray_pictures
 from remaster.media.assemble import OutputLayout, assemble_chroma, chroma_to_codes
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "book.mkv"

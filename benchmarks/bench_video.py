@@ -23,7 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from remaster import bench
+from remaster.measure import bench
 from remaster.measure.bench import (
     BenchOptions,
     format_table,

@@ -1,4 +1,4 @@
-"""A first run on real photographs, with nothing to download or find.
+"""`remaster demo`: a first run on real photographs, with nothing to download or find.
 
 scikit-image ships a few CC0 photographs inside its wheel. `camera` is a real black-and-white
 photograph; `coffee`, `chelsea` and `astronaut` are color photographs that the demo turns gray
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import numpy as np
 
+from remaster.cli.options import field_options, sections
 from remaster.errors import InputError
+from remaster.run.config import flag_fields
 
 # name -> (what it is, whether it is a color original we gray first)
 SAMPLES = {
@@ -119,3 +122,40 @@ def run_demo(out_dir: Path, colorizer, steering=None) -> list[Path]:
             write_image(path, image, force=True)  # only our own file names: see output_names
             written.append(path)
     return written
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    default=Path("remaster-demo"),
+    show_default=True,
+    help="Folder for the demo's images (created if missing).",
+)
+@field_options(flag_fields(), only=("model", "device"))
+# The demo always overwrites its own files; --force is still accepted for old scripts.
+@click.option("--force", is_flag=True, hidden=True)
+def demo(out_dir, force, **flags):
+    """Colorize the real photographs bundled with scikit-image (CC0): a first run with no files to find.
+
+    Writes NAME.png and NAME-compare.png (gray input | remaster | original colors where known)
+    for camera, coffee, chelsea and astronaut, and NAME-steered.png for the color ones:
+    automatic | steered by a handful of color hints | original (the hints are where the
+    automatic colors are furthest from the original; `remaster image --hint` is how you give
+    your own). Running it again replaces those files (and only
+    those) in the folder.
+
+    \b
+    Example:
+      remaster demo -o demo/
+    """
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import ColorizeConfig
+
+    run = ColorizeConfig(**sections(flags)["colorize"])
+    colorizer = Colorizer.load(run.model, device=run.device)
+    steering = colorizer if run.model else Colorizer.load(device=run.device, hints=True)
+    for path in run_demo(out_dir, colorizer, steering):
+        name = path.stem
+        click.echo(f"{path}   ({SAMPLES[name][0]})" if name in SAMPLES else str(path))

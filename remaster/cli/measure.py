@@ -1,6 +1,6 @@
 """The measuring commands: `remaster bench` (throughput) and `remaster eval` (quality).
 
-Kept apart from cli.py so each command module stays small; cli.py registers them on `main`.
+Kept apart from main.py so each command module stays small; main.py registers them on `main`.
 """
 
 from __future__ import annotations
@@ -10,115 +10,24 @@ from pathlib import Path
 
 import click
 
-from remaster.cli.options import DEVICE
-from remaster.run.config import DOUBT_HELP
+from remaster.cli.options import DEVICE, field_options, sections
+from remaster.measure.bench import RUN_OPTIONS, BenchOptions
+from remaster.run.config import DOUBT_HELP, flag_fields
 
 
 @click.command()
-@click.option(
-    "--sizes",
-    default=None,
-    help="Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 on CUDA).",
-)
-@click.option(
-    "--frames",
-    default=None,
-    help="Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).",
-)
-@click.option(
-    "--clip",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A video whose pictures are scaled to each size (default: synthetic moving shapes).",
-)
-@click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option(
-    "--flow",
-    default="dis",
-    show_default=True,
-    help="Flow provider of the temporal stage: dis, raft, raft-small, none or auto.",
-)
-@click.option(
-    "--flow-weights",
-    default=None,
-    help="A local RAFT weights file (.safetensors or .pth) instead of torchvision's download.",
-)
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per batch through the networks.")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    default="auto",
-    show_default=True,
-    help="The network's arithmetic on CUDA (auto: bf16 where the GPU has it); the CPU runs fp32.",
-)
-@click.option(
-    "--codec",
-    default="libx264",
-    show_default=True,
-    help="Video encoder, for the pipeline and the plain transcode alike.",
-)
-@click.option("--crf", type=int, default=18, show_default=True)
-@click.option("--preset", default="medium", show_default=True)
-@click.option(
-    "--model", type=click.Path(path_type=Path), default=None, help="A .safetensors model (default: the shipped model)."
-)
-@click.option(
-    "--repeats", type=int, default=1, show_default=True, help="Pipeline runs per size; the fastest is reported."
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    help="Colorize segments in this many processes, as `colorize --workers` does (their start counts).",
-)
-@click.option(
-    "--decoder",
-    type=click.Choice(["cpu", "nvdec"]),
-    default=None,
-    help="Decode on the CPU or with NVDEC (falls back to the CPU with a note).",
-)
-@click.option("--cpu-threads", type=int, default=None, help="Torch threads when the networks run on the CPU.")
-@click.option(
-    "--segment-frames",
-    type=int,
-    default=None,
-    help="Frames per segment of the run plan (what --workers share out; default: the run's).",
-)
-@click.option(
-    "--inputs",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A folder to keep the made films in and reuse on the next call (default: a temporary folder).",
-)
+@field_options(flag_fields({"bench": BenchOptions}))
+@field_options(flag_fields(), only=(*RUN_OPTIONS, "decoder", "segment_frames"))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the results as JSON (end_to_end_fps, transcode_fps, ... per size)."
 )
-def bench(
-    sizes,
-    frames,
-    clip,
-    device,
-    flow,
-    flow_weights,
-    batch_size,
-    precision,
-    codec,
-    crf,
-    preset,
-    model,
-    repeats,
-    workers,
-    decoder,
-    cpu_threads,
-    segment_frames,
-    inputs,
-    as_json,
-):
+def bench(as_json, **flags):
     """Measure throughput: fps per stage and end to end, against a plain transcode of the same file.
 
     The plain transcode (same encoder and settings, sound copied) is the pipeline's physical
     limit; the ratio between the two is the number to compare across machines. Also reports the
-    colorize + shots + temporal stages alone, peak CPU memory (RSS) and peak GPU memory.
+    colorize + shots + temporal stages alone, peak CPU memory (RSS) and peak GPU memory. What it
+    is measuring goes to stderr as it goes.
 
     \b
     Examples:
@@ -126,37 +35,14 @@ def bench(
       remaster bench --sizes 1920x1080 --frames 300 --device cuda --flow raft-small --json
       remaster bench --clip reel.mp4 --sizes 3840x2160 --frames 48
     """
-    from remaster.measure.bench import BenchOptions, format_table, parse_size, run_bench
+    from remaster.measure.bench import format_table, run_bench
 
-    size_list = tuple(parse_size(s) for s in sizes.split(",")) if sizes else None
-    try:
-        frame_list = tuple(int(n) for n in frames.split(",")) if frames else None
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated frame counts, got {frames!r}", param_hint="--frames"
-        ) from None
-    options = BenchOptions(
-        sizes=size_list,
-        frames=frame_list,
-        device=device,
-        flow=flow,
-        flow_weights=flow_weights,
-        batch_size=batch_size,
-        precision=precision,
-        codec=codec,
-        crf=crf,
-        preset=preset,
-        clip=clip,
-        model=str(model) if model else None,
-        repeats=repeats,
-        workers=workers,
-        decoder=decoder,
-        cpu_threads=cpu_threads,
-        inputs=inputs,
-        extra={"segment_frames": segment_frames} if segment_frames else {},
-    )
-    log = (lambda line: click.echo(line, err=True)) if as_json else None  # progress on stderr with --json
-    results = run_bench(options, log=log)
+    given = sections(flags)
+    run = {name: value for section in given if section != "bench" for name, value in given[section].items()}
+    own = {name: run.pop(name) for name in (*RUN_OPTIONS, "decoder") if name in run}
+    options = BenchOptions(**given["bench"], **own, extra=run)
+    say = lambda line: click.echo(line, err=True)  # stderr: --json keeps stdout for the results
+    results = run_bench(options, log=(lambda row: say(f"bench: {row}")) if as_json else None, progress=say)
     click.echo(json.dumps(results, indent=2) if as_json else format_table(results))
 
 
@@ -182,7 +68,8 @@ def eval_group():
     "--sheet",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: gray | ours | truth.",
+    help="Also write a contact sheet (JPEG/PNG) of the 8 worst and 8 best photos by gain over gray: "
+    "gray | ours | truth.",
 )
 @click.option("--doubt", type=float, default=None, help=DOUBT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print summary and per-image scores as JSON.")
@@ -221,10 +108,12 @@ def eval_images(truth_dir, model, device, long_side, sheet, doubt, as_json):
     )
     click.echo(f"  SSIM          {s['ssim']:.4f}     gray baseline {s['ssim_gray']:.4f}")
     click.echo(
-        f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   ratio {100 * s['colorfulness_ratio']:.0f}%"
+        f"  colorfulness  {s['colorfulness']:.1f}       ground truth {s['colorfulness_truth']:.1f}   "
+        f"ratio {100 * s['colorfulness_ratio']:.0f}%"
     )
     click.echo(
-        f"  beat gray     {s['beat_gray']} of {s['images']}   median gain {s['gain_median']:+.2f} dB   10th percentile {s['gain_p10']:+.2f} dB"
+        f"  beat gray     {s['beat_gray']} of {s['images']}   median gain {s['gain_median']:+.2f} dB   "
+        f"10th percentile {s['gain_p10']:+.2f} dB"
     )
     click.echo("  worst         " + ", ".join(f"{w['image']} {w['psnr_gain']:+.1f} dB" for w in s["worst"]))
     if sheet:
@@ -283,7 +172,8 @@ def eval_video(output, truth, bw_input, flow, device, long_side, max_frames, as_
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(
-        f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}, flow {result['flow']} on {result['flow_from']}"
+        f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}, "
+        f"flow {result['flow']} on {result['flow_from']}"
     )
     truth_scores = result.get("truth", {})
     for key, label, fmt in (

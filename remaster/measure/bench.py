@@ -30,38 +30,85 @@ import numpy as np
 import torch
 
 from remaster.errors import ConfigError, InputError
+from remaster.measure.films import make_input
 
 STAGES = ("decode", "colorize", "shots", "temporal", "assemble", "encode")
 FILM_FRAMES = 130_000  # a 90-minute film at 24 fps: the projection the issue asks for
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+# The run's own options the bench takes, as `colorize` names them (remaster/run/config.py): None in
+# BenchOptions means the run's default, so `bench --flow` is `colorize --flow` (auto).
+RUN_OPTIONS = ("model", "device", "batch_size", "cpu_threads", "flow", "flow_weights", "codec", "crf", "preset")
+
+
 @dataclass(frozen=True)
 class BenchOptions:
-    sizes: tuple[tuple[int, int], ...] | None = None  # (width, height); None: suited to the device
-    frames: tuple[int, ...] | None = None  # one per size (the last repeats); None: suited to the device
-    device: str = "auto"
-    flow: str = "dis"  # dis | raft | raft-small | none | auto (as --flow of colorize)
+    """What `remaster bench` measures; the fields with a `help` are its flags (with some of the run's
+    own, `RUN_OPTIONS` and `decoder`, `segment_frames`: cli/measure.py)."""
+
+    sizes: tuple[tuple[int, int], ...] | None = field(  # (width, height)
+        default=None,
+        metadata={
+            "help": "Comma-separated WIDTHxHEIGHT list (default: 640x480,1920x1080 on the CPU, 1920x1080,3840x2160 "
+            "on CUDA).",
+            "parse": lambda text: parse_size(text),
+            "expect": "sizes WIDTHxHEIGHT separated by commas",
+            "metavar": "WxH[,WxH...]",
+            "example": "640x480,1920x1080",
+        },
+    )
+    frames: tuple[int, ...] | None = field(  # one per size (the last repeats)
+        default=None,
+        metadata={
+            "help": "Frames per size: one number, or one per size (default: 32,16 on the CPU, 600,240 on CUDA).",
+            "expect": "frame counts separated by commas",
+            "example": "32,16",
+        },
+    )
+    clip: Path | None = field(
+        default=None,
+        metadata={"help": "A video whose pictures are scaled to each size (default: synthetic moving shapes)."},
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "The network's arithmetic on CUDA (auto: bf16 where the GPU has it); the CPU runs fp32.",
+            "choices": PRECISIONS,
+        },
+    )
+    repeats: int = field(default=1, metadata={"help": "Pipeline runs per size; the fastest is reported."})
+    workers: int | None = field(  # segments colorized in that many processes (colorize_video's `workers`)
+        default=None,
+        metadata={
+            "help": "Colorize segments in this many processes, as `colorize --workers` does (their start counts)."
+        },
+    )
+    inputs: Path | None = field(  # reused when of the same size, frames and clip
+        default=None,
+        metadata={
+            "help": "A folder to keep the made films in and reuse on the next call (default: a temporary folder)."
+        },
+    )
+    # The run's options (RUN_OPTIONS): None = the run config's default. model None: the shipped
+    # model, or random weights of its architecture without one.
+    model: str | None = None
+    device: str | None = None
+    flow: str | None = None
     flow_weights: str | None = None
-    batch_size: int = 8
-    precision: str = "auto"  # the network's on CUDA: auto = bf16 where the GPU has it; the CPU runs float32
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
-    clip: Path | None = None  # pictures to scale to each size; None: synthetic shapes
-    model: str | None = None  # None: the shipped model (random weights of its architecture without one)
-    repeats: int = 1  # pipeline runs per size; the best is reported
-    workers: int | None = None  # segments colorized in that many processes (colorize_video's `workers`)
-    decoder: str | None = None  # passed to the run config: cpu | nvdec
+    batch_size: int | None = None
     cpu_threads: int | None = None
-    inputs: Path | None = None  # a folder to keep the made films in and reuse (same size, frames, clip)
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    decoder: str | None = None  # cpu | nvdec
     extra: dict = field(default_factory=dict)  # other run options by key (make_config)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.batch_size < 1 or self.repeats < 1:
-            raise ConfigError(f"batch size and repeats must be >= 1, got {self.batch_size} and {self.repeats}")
+        if self.repeats < 1:
+            raise ConfigError(f"repeats must be >= 1, got {self.repeats}")
         if self.clip is not None and not Path(self.clip).is_file():
             raise InputError(f"{self.clip}: no such clip")
 
@@ -82,66 +129,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if width < 16 or height < 16 or width % 2 or height % 2:
         raise ConfigError(f"size {text}: expected even sides of at least 16 pixels")
     return width, height
-
-
-# --- the input film -----------------------------------------------------------------------------
-
-
-def gray_pictures(width: int, height: int, frames: int, clip: Path | None = None):
-    """`(H, W)` uint8 pictures: a clip scaled (ping-pong looped, so no jump cut at each loop), else moving shapes."""
-    if clip is not None:
-        pictures = []
-        with av.open(str(clip)) as container:
-            for frame in container.decode(video=0):
-                pictures.append(frame.reformat(width=width, height=height, format="gray").to_ndarray())
-                if len(pictures) >= frames:
-                    break
-        if not pictures:
-            raise InputError(f"{clip}: no decodable video frame")
-        period = max(1, 2 * len(pictures) - 2)
-        for i in range(frames):
-            k = i % period
-            yield pictures[k if k < len(pictures) else period - k]
-        return
-    y, x = np.mgrid[0:height, 0:width]
-    for i in range(frames):
-        image = (60 + 100 * x / width + 40 * np.sin(y / 23.0)).astype(np.float32)
-        cx, cy = (i * 7) % width, height // 2
-        image[(x - cx) ** 2 + (y - cy) ** 2 < (height // 6) ** 2] = 220
-        noise = np.random.default_rng(i).normal(0, 4, image.shape)
-        yield np.clip(image + noise, 0, 255).astype(np.uint8)
-
-
-def make_input(
-    path: Path, width: int, height: int, frames: int, *, rate: int = 25, audio: bool = True, clip: Path | None = None
-) -> Path:
-    """A black-and-white film as users have them: gray pictures in yuv420p H.264, AAC sound."""
-    partial = path.with_name(path.name + ".partial" + path.suffix)
-    with av.open(str(partial), "w") as out:
-        # A keyframe every 2 s: the run plan cuts segments at keyframes only, so --workers has some to share out.
-        video = out.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast", "g": str(2 * rate)})
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = out.add_stream("aac", rate=48000, layout="stereo") if audio else None
-        for i, gray in enumerate(gray_pictures(width, height, frames, clip)):
-            frame = av.VideoFrame.from_ndarray(gray, format="gray").reformat(format="yuv420p")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-        if sound is not None:
-            samples = int(48000 * frames / rate)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = np.repeat(tone[None, start : start + 1024], 2, axis=0)
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
-                af.sample_rate, af.pts = 48000, start
-                for packet in sound.encode(af):
-                    out.mux(packet)
-            for packet in sound.encode(None):
-                out.mux(packet)
-    partial.replace(path)  # a bench stopped mid-way leaves no half film to reuse
-    return path
 
 
 # --- the two runs -------------------------------------------------------------------------------
@@ -188,33 +175,23 @@ def load_colorizer(options: BenchOptions):
     """The model to measure, and a note saying which it is."""
     from remaster.net.colorizer import Colorizer, default_model_path
 
-    if options.model is not None or default_model_path().is_file():
-        colorizer = Colorizer.load(options.model, device=options.device)
+    run = run_config(options).colorize
+    if run.model is not None or default_model_path().is_file():
+        colorizer = Colorizer.load(run.model, device=run.device)
         note = colorizer.name
     else:
-        colorizer = Colorizer.random(seed=0, device=options.device)
+        colorizer = Colorizer.random(seed=0, device=run.device)
         note = "random weights, default architecture (no shipped model; same speed)"
     colorizer.set_precision(options.precision)
     return colorizer, note
 
 
 def run_config(options: BenchOptions):
+    """The run's config: its defaults (remaster/run/config.py), then the options the bench was given."""
     from remaster.run.config import make_config
 
-    extra = dict(options.extra)
-    if options.decoder is not None:
-        extra["decoder"] = options.decoder
-    return make_config(
-        device=options.device,
-        flow=options.flow,
-        flow_weights=options.flow_weights,
-        codec=options.codec,
-        crf=options.crf,
-        preset=options.preset,
-        batch_size=options.batch_size,
-        cpu_threads=options.cpu_threads,
-        **extra,
-    )
+    given = {name: getattr(options, name) for name in (*RUN_OPTIONS, "decoder")}
+    return make_config(**{name: value for name, value in given.items() if value is not None}, **options.extra)
 
 
 def pipeline_run(source: Path, destination: Path, config, colorizer, workers: int | None = None) -> dict:
@@ -278,19 +255,24 @@ def machine(device: torch.device) -> str:
     return text
 
 
-def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
-    """Measure every size of `options`; `log(line)` is called as each size finishes."""
+def run_bench(options: BenchOptions | None = None, *, log=None, progress=None) -> dict:
+    """Measure every size of `options`; `log(line)` is called with each size's row as it finishes,
+    `progress(line)` with what is being measured as it starts."""
     from remaster.device import resolve_device
 
     options = options or BenchOptions()
-    device = resolve_device(options.device)
+    say = progress or (lambda line: None)
+    device = resolve_device(run_config(options).colorize.device)
     options = dataclasses.replace(options, device=str(device))
     sizes, counts = default_sizes(device)
     sizes = options.sizes or sizes
     counts = list(options.frames or (counts if options.sizes is None else (counts[-1],)))
     counts = (counts + [counts[-1]] * len(sizes))[: len(sizes)]
     config = run_config(options)
+    say(f"bench: loading the model on {device}")
     colorizer, model_note = load_colorizer(options)
+    plan = ", ".join(f"{w}x{h} ({n} frames)" for (w, h), n in zip(sizes, counts))
+    say(f"bench: {model_note}, flow {config.temporal.flow}; measuring {plan}")
     threads = torch.get_num_threads()
     started = time.perf_counter()
     results = {
@@ -301,7 +283,7 @@ def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
         "load_average_before": list(os.getloadavg()),  # the CPU may be shared: say how busy it was
         "model": model_note,
         "precision": colorizer.precision,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
+        "settings": _settings(options, config),
         "source": str(options.clip) if options.clip else "synthetic shapes",
         "runs": [],
     }
@@ -312,18 +294,25 @@ def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
         for (width, height), frames in zip(sizes, counts):
             tag = f"{width}x{height}-{frames}" + (f"-{Path(options.clip).stem}" if options.clip else "")
             source = keep / f"bench-{tag}.mp4"
+            size = f"bench: {width}x{height}:"
             if not source.is_file():
+                say(f"{size} making the input film ({frames} frames{f', from {options.clip}' if options.clip else ''})")
                 make_input(source, width, height, frames, clip=options.clip)
+            say(f"{size} warming up (one batch through the pipeline)")
             warm = work / f"warm-{width}x{height}.mp4"
-            make_input(warm, width, height, min(frames, options.batch_size), audio=False, clip=options.clip)
+            batch = config.colorize.batch_size
+            make_input(warm, width, height, min(frames, batch), audio=False, clip=options.clip)
             pipeline_run(warm, work / "warm-out.mp4", config, colorizer)
-            transcodes = [plain_transcode(source, work / "transcode.mp4", options.codec, options.crf, options.preset)]
+            encode = config.encode
+            say(f"{size} plain transcode ({encode.codec} crf {encode.crf} {encode.preset})")
+            transcodes = [plain_transcode(source, work / "transcode.mp4", encode.codec, encode.crf, encode.preset)]
             resettable = reset_peaks(device)
             runs = []
-            for _ in range(options.repeats):
+            for repeat in range(options.repeats):
+                say(f"{size} pipeline run {repeat + 1} of {options.repeats}, then a plain transcode")
                 runs.append(pipeline_run(source, work / "out.mp4", config, colorizer, options.workers))
                 transcodes.append(
-                    plain_transcode(source, work / "transcode.mp4", options.codec, options.crf, options.preset)
+                    plain_transcode(source, work / "transcode.mp4", encode.codec, encode.crf, encode.preset)
                 )
             rss = _status_mib("VmHWM:")
             row = _row(min(runs, key=lambda r: r["seconds"]), transcodes, width, height, frames, colorizer)
@@ -336,6 +325,16 @@ def run_bench(options: BenchOptions | None = None, *, log=None) -> dict:
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["load_average_after"] = list(os.getloadavg())
     return results
+
+
+def _settings(options: BenchOptions, config) -> dict:
+    """The bench's options, the run's as the run took them (its defaults where none was given)."""
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
+    for name in (*RUN_OPTIONS, "decoder"):
+        for section in ("colorize", "temporal", "encode", "pipeline"):
+            if hasattr(getattr(config, section), name):
+                settings[name] = getattr(getattr(config, section), name)
+    return settings
 
 
 def _row(best: dict, transcodes: list[dict], width: int, height: int, frames: int, colorizer) -> dict:
@@ -389,27 +388,23 @@ def format_row(row: dict) -> str:
 
 def format_table(results: dict) -> str:
     """The readable form: what ran where, then one row per size (fps unless said otherwise)."""
-    s = results["settings"]
+    s, r = results["settings"], results
+    flow = r["runs"][0]["flow_provider"] if r["runs"] else s["flow"]
     lines = [
-        (
-            f"remaster bench on {results['machine']} ({results['device']}, torch {results['torch']}, {results['torch_threads']} threads; "
-            f"load {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)"
-        ),
-        (
-            f"model {results['model']} ({results['precision']}), flow {results['runs'][0]['flow_provider'] if results['runs'] else s['flow']}, "
-            f"batch {s['batch_size']}, {s['codec']} crf {s['crf']} {s['preset']}, source {results['source']}"
-        ),
-        (
-            "fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
-            "chain = colorize + shots + temporal"
-        ),
+        f"remaster bench on {r['machine']} ({r['device']}, torch {r['torch']}, {r['torch_threads']} threads; "
+        f"load {r['load_average_before'][0]:.1f} before, {r['load_average_after'][0]:.1f} after)",
+        f"model {r['model']} ({r['precision']}), flow {flow}, batch {s['batch_size']}, "
+        f"{s['codec']} crf {s['crf']} {s['preset']}, source {r['source']}",
+        "fps per stage and end to end; ratio = end to end / plain transcode (same file, encoder, settings); "
+        "chain = colorize + shots + temporal",
         "  ".join(f"{h:>{max(len(h), 9)}}" for h in HEADER),
     ]
-    lines += [format_row(row) for row in results["runs"]]
-    for row in results["runs"]:
+    lines += [format_row(row) for row in r["runs"]]
+    for row in r["runs"]:
         if row["projected_minutes_film"] is not None:
+            minutes = row["projected_minutes_film"]
             lines.append(
-                f"{row['size']}: a 90-minute film ({FILM_FRAMES:,} frames) would take {row['projected_minutes_film']} min end to end"
+                f"{row['size']}: a 90-minute film ({FILM_FRAMES:,} frames) would take {minutes} min end to end"
             )
-    lines.append(f"{results['seconds']} s in all")
+    lines.append(f"{r['seconds']} s in all")
     return "\n".join(lines)

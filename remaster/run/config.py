@@ -207,10 +207,11 @@ class VideoConfig:
         return lines
 
 
-def flag_fields() -> list[tuple[str, dataclasses.Field, str]]:
-    """(section, field, flag) for every option the command line sets."""
+def flag_fields(sections: dict | None = None) -> list[tuple[str, dataclasses.Field, str]]:
+    """(section, field, flag) for every option the command line sets: of a video run's sections, or
+    of other `{section: dataclass}` (training's, the bench's)."""
     rows = []
-    for section, cls in SECTIONS.items():
+    for section, cls in (SECTIONS if sections is None else sections).items():
         for f in dataclasses.fields(cls):
             if "help" in f.metadata:
                 rows.append((section, f, f.metadata.get("flag", "--" + f.name.replace("_", "-"))))
@@ -226,7 +227,13 @@ def preset_dirs() -> list[Path]:
 
 
 def available_presets() -> list[str]:
+    """The preset names `--pipeline` takes: the .toml files in `preset_dirs()` (what `--help` lists)."""
     return sorted({p.stem for d in preset_dirs() if d.is_dir() for p in d.glob("*.toml")})
+
+
+def preset_path(name: str) -> Path | None:
+    """The file `--pipeline NAME` reads: the first of `preset_dirs()` that has it; None if none does."""
+    return next((d / f"{name}.toml" for d in preset_dirs() if (d / f"{name}.toml").is_file()), None)
 
 
 def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
@@ -234,7 +241,7 @@ def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
     text = str(name_or_path)
     path = Path(text)
     if not (path.suffix == ".toml" or os.sep in text or path.exists()):
-        path = next((d / f"{text}.toml" for d in preset_dirs() if (d / f"{text}.toml").is_file()), path)
+        path = preset_path(text) or path
         if not path.is_file():
             raise ConfigError(
                 f"unknown pipeline {text!r}: expected one of {', '.join(available_presets())} or a .toml file"
