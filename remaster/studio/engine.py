@@ -1,0 +1,182 @@
+"""The studio's pictures: a frame gray, colored automatically, or steered by clicks, strokes and a
+reference; keyframes written from them into the project folder.
+
+The automatic view is the shipped model's (`Colorizer.load()`), the steered view the hint model's
+(`Colorizer.load(hints=True)`), each click a point hint (`net.hints.point_hints`) as
+`remaster image --hint` gives it. Colors are made in the film's own matrix (`colorize_luma`), so
+a keyframe written from the steered view, read back by `--keyframes`, has the frame's luma and the
+steered chroma. Arrays are `(H, W, 3)` uint8 RGB at the frame's size.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+import torch
+
+from remaster.color import fit_chroma_to_gamut, luma_chroma_to_rgb, rgb_to_chroma, rgb_to_lab
+from remaster.errors import InputError
+from remaster.net.colorizer import Colorizer, colorize_luma
+from remaster.net.hints import hint_map, parse_color, point_hints, resize_hints
+
+VIEWS = ("gray", "automatic", "steered", "reference")
+MAX_UPLOAD = 32 * 1024 * 1024  # bytes of a reference image
+_STROKE_STEP = 6  # px between the hints sampled along a stroke, at the working size
+_REFERENCE_STEP = 12  # px between a reference's hints at the working size: clicks between them still count
+_CACHED = 16
+
+
+def to_rgb8(rgb: torch.Tensor) -> np.ndarray:
+    """`(1, 3, H, W)` float in [0, 1] -> `(H, W, 3)` uint8."""
+    return (rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """An uploaded file -> `(H, W, 3)` uint8 RGB, or a one-line `InputError`."""
+    if len(data) > MAX_UPLOAD:
+        raise InputError(f"upload of {len(data)} bytes refused: at most {MAX_UPLOAD // 2**20} MiB")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if image is None or image.size == 0 or image.ndim not in (2, 3):
+        raise InputError("upload refused: not an image (JPEG, PNG, TIFF, WebP or BMP expected)")
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise InputError(f"upload refused: {image.dtype} pixels; 8- or 16-bit images only")
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, -1)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+class Engine:
+    """The networks and the pictures of one studio session (one at a time: a lock)."""
+
+    def __init__(self, source, project, *, model=None, hints_model=None, device="cpu"):
+        self.source, self.project = source, project
+        self.device = device
+        self.auto = Colorizer.load(model, device=device)
+        self.steer = Colorizer.load(hints_model, device=device, hints=True)
+        if not self.steer.takes_hints:
+            raise InputError(f"{hints_model}: takes no color hints; give a hint-conditioned model (--hints-model)")
+        self.lock = threading.Lock()
+        self._auto: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _luma(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.source.frame(index)))[None, None]  # (1, 1, H, W)
+
+    def gray(self, index: int) -> np.ndarray:
+        luma = self.source.frame(index)
+        return np.repeat((luma * 255).round().astype(np.uint8)[..., None], 3, -1)
+
+    def automatic(self, index: int) -> np.ndarray:
+        with self.lock:
+            if index not in self._auto:
+                rgb = colorize_luma(self.auto, self._luma(index), self.source.matrix)
+                self._auto[index] = to_rgb8(rgb)
+                while len(self._auto) > _CACHED:
+                    self._auto.popitem(last=False)
+            return self._auto[index]
+
+    def points(self, index: int) -> list[tuple[float, float, float, float]]:
+        """The frame's clicks and strokes as hints `(x, y, a, b)`: x, y in pixels, (a, b) CIELAB."""
+        height, width = self.source.frame(index).shape
+        h, w = self.steer.working_size(height, width)
+        step = _STROKE_STEP * max(height / h, width / w)  # frame pixels between a stroke's hints
+        out = []
+        for edit in self.project.edits(index):
+            a, b = parse_color(edit["color"])
+            if edit["op"] == "point":
+                out.append((edit["x"], edit["y"], a, b))
+                continue
+            line = np.asarray(edit["points"], np.float64)  # (P, 2)
+            out.append((*line[0], a, b))
+            for p, q in zip(line[:-1], line[1:]):
+                n = int(np.hypot(*(q - p)) // step)
+                out += [(*(p + (q - p) * (k + 1) / (n + 1)), a, b) for k in range(n)] + [(*q, a, b)]
+        return out
+
+    def _hints(self, index: int, height: int, width: int) -> torch.Tensor:
+        """A hint map at the working size: the reference's colors on a sparse grid (when it is used
+        as hints), then the clicks and strokes over them."""
+        size = self.steer.working_size(height, width)
+        relative = [(y / max(1, height - 1), x / max(1, width - 1), a, b) for x, y, a, b in self.points(index)]
+        clicks = point_hints(size, relative)  # (1, 3, h, w)
+        reference = self.reference(index)
+        if reference is None or self.reference_use(index) != "hints":
+            return clicks
+        rgb = torch.from_numpy(reference).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+        lab = resize_hints(torch.cat((rgb_to_lab(rgb)[:, 1:], torch.ones_like(rgb[:, :1])), 1), size)  # (1, 3, h, w)
+        grid = torch.zeros(1, 1, *size)
+        grid[..., _REFERENCE_STEP // 2 :: _REFERENCE_STEP, _REFERENCE_STEP // 2 :: _REFERENCE_STEP] = 1
+        given = clicks[:, 2:3] > 0
+        return torch.where(given, clicks, hint_map(lab[:, :2], grid))
+
+    def steered(self, index: int) -> np.ndarray:
+        luma = self._luma(index)
+        height, width = luma.shape[-2:]
+        reference = self.reference(index)
+        if reference is not None and self.reference_use(index) == "colors":
+            rgb = torch.from_numpy(reference).permute(2, 0, 1)[None].float() / 255
+            chroma = fit_chroma_to_gamut(luma, rgb_to_chroma(rgb, self.source.matrix), self.source.matrix)
+            return to_rgb8(luma_chroma_to_rgb(luma, chroma, self.source.matrix))
+        with self.lock:
+            rgb = colorize_luma(self.steer, luma, self.source.matrix, hints=self._hints(index, height, width))
+        return to_rgb8(rgb)
+
+    def view(self, index: int, name: str) -> np.ndarray:
+        self.source.check(index)
+        if name == "reference":
+            reference = self.reference(index)
+            if reference is None:
+                raise InputError(f"frame {index} has no reference image")
+            return reference
+        return {"gray": self.gray, "automatic": self.automatic, "steered": self.steered}[name](index)
+
+    # -- references and keyframes ------------------------------------------------------------------------
+
+    def reference(self, index: int) -> np.ndarray | None:
+        path = self.project.reference_path(index)
+        if not path.exists():
+            return None
+        return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    def reference_use(self, index: int) -> str:
+        return self.project.state.get("references", {}).get(str(int(index)), "hints")
+
+    def set_reference(self, index: int, data: bytes, use: str = "hints") -> None:
+        """A reference image for frame `index`: decoded, of the frame's aspect, resized to its size."""
+        from remaster.media.stills import write_image
+
+        if use not in ("hints", "colors"):
+            raise InputError(f"a reference is used as hints or as colors, not {use[:20]!r}")
+        self.source.check(index)
+        height, width = self.source.frame(index).shape
+        rgb = decode_image(data)
+        h, w = rgb.shape[:2]
+        if abs(w / h - width / height) > 0.01 * width / height:
+            raise InputError(
+                f"reference is {w}x{h} (aspect {w / h:.3f}), the frame is {width}x{height} "
+                f"(aspect {width / height:.3f}); crop it to the frame"
+            )
+        if (h, w) != (height, width):
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        self.project.subfolder("references")
+        write_image(self.project.reference_path(index), rgb, force=True)
+        with self.project._lock:
+            self.project.state.setdefault("references", {})[str(int(index))] = use
+            self.project.save()
+
+    def mark_keyframe(self, index: int, marked: bool = True) -> None:
+        """Write (or remove) frame `index`'s keyframe: the steered view, named by its number."""
+        from remaster.media.stills import write_image
+
+        self.source.check(index)
+        path = self.project.keyframe_path(index)
+        if marked:
+            self.project.folder.mkdir(parents=True, exist_ok=True)
+            write_image(path, self.steered(index), force=True)
+        else:
+            path.unlink(missing_ok=True)
+        self.project.set_keyframe(index, marked)
