@@ -142,11 +142,18 @@ class VideoReader:
         # fitted to it (frames.SourceFormat.fitted_y_codes): [first frame, count, "WxH pix_fmt"].
         # Runs, not frame numbers: memory stays bounded whatever the film's length (promise 4).
         self.resized: list[list] = []
-        # Slice threads, not frame threads: with frame threads FFmpeg's H.264 decoder drops the
-        # pictures around damaged data without a word (a real file: 38 of 40 frames, no error
-        # raised; with slices, 40 and the one bad packet reported). Decoding is a small part of
-        # the run on a CPU (benchmarks/RESULTS.md), and every frame the decoder can give counts.
-        self.video.thread_type = "SLICE"
+        # One decoding thread: the pictures are then a function of the file alone (promise 8).
+        # - Frame threads: FFmpeg's H.264 decoder drops the pictures around damaged data without
+        #   a word (a real file: 38 of 40 frames, no error raised), and conceals racily.
+        # - Slice threads (PyAV's default): damaged MPEG-2 slices race between the threads
+        #   (tests/real/damaged-mpeg2-avi-mp3.avi: frames 13-22 differed in about 1 run in 6 under
+        #   load, by up to 13 code values), and H.264 conceals damage differently with 2 threads
+        #   than with 1, so the output depended on how many cores the machine has.
+        # Healthy files give the same pictures either way, and one thread cost nothing measurable:
+        # 640x480 decodes at 2,500-3,800 frames/s on one thread against 2,300-3,700 with slices
+        # (x264 and MPEG-2, alternating, this 2-core VM), where the network runs at about 10.
+        self.video.thread_type = "NONE"
+        self.video.thread_count = 1
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.skipped = [
             f"#{s.index} {s.type} ({s.codec_context.name if s.codec_context else 'unknown'})"
