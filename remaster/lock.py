@@ -43,7 +43,8 @@ class DestinationLock:
                 holder = _read_pid(self.path)
                 who = f" (process {holder})" if holder else ""
                 raise OutputError(
-                    f"{self.destination}: another remaster run{who} is writing this output; wait for it or choose another name"
+                    f"{self.destination}: another remaster run{who} is writing this output; "
+                    "wait for it or choose another name"
                 ) from None
             # The holder before us may have unlinked the file between our open and flock: then
             # we locked an orphan, and a third run could lock the new file. Check and retry.

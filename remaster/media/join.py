@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from remaster.atomic import temporary_path
-from remaster.errors import OutputError
+from remaster.errors import OutputError, one_line
 from remaster.faults import fault
 from remaster.media.audio import PCM_INPUT_FORMAT, Track
 from remaster.media.reader import VideoReader
@@ -132,7 +132,7 @@ def join_segments(
             raise OutputError(f"{output}: already exists (use --force to overwrite)")
         os.replace(tmp, output)
     except av.FFmpegError as error:
-        raise OutputError(f"{output}: joining the segments failed: {str(error).splitlines()[0][:160]}") from None
+        raise OutputError(f"{output}: joining the segments failed: {one_line(error)}") from None
     finally:
         if out is not None:
             try:

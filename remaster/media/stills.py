@@ -12,7 +12,7 @@ import torch
 
 from remaster.atomic import atomic_path
 from remaster.color import rgb_to_luma
-from remaster.errors import InputError, OutputError
+from remaster.errors import InputError, OutputError, one_line
 
 READABLE = "JPEG, PNG, TIFF, WebP or BMP"
 
@@ -106,4 +106,4 @@ def write_image(path: Path, rgb: np.ndarray, *, force: bool = False) -> None:
             if not cv2.imwrite(str(tmp), bgr, params):
                 raise OutputError(f"{path}: could not be written")
     except cv2.error as error:
-        raise OutputError(f"{path}: could not be written ({str(error).strip().splitlines()[-1][:100]})") from None
+        raise OutputError(f"{path}: could not be written ({one_line(error)})") from None

@@ -20,7 +20,7 @@ from torch import Tensor
 from remaster.atomic import atomic_path, sha256_of
 from remaster.color import fit_chroma_to_gamut, lab_to_chroma, luma_chroma_to_rgb, luma_to_lightness
 from remaster.device import resolve_device
-from remaster.errors import ConfigError, WeightsError
+from remaster.errors import ConfigError, WeightsError, one_line
 from remaster.net.hints import resize_hints
 from remaster.net.network import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
@@ -112,9 +112,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises several types for corrupt headers/data
         hint = " (it looks like a pickle; remaster only loads safetensors)" if _looks_like_pickle(path) else ""
-        raise WeightsError(
-            f"{path}: not a readable safetensors model{hint}: {str(error).splitlines()[0][:120]}"
-        ) from None
+        raise WeightsError(f"{path}: not a readable safetensors model{hint}: {one_line(error)}") from None
     if metadata.get("format") != FORMAT:
         raise WeightsError(
             f"{path}: expected a remaster model (metadata format={FORMAT!r}), got {metadata.get('format')!r}"

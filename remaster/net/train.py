@@ -29,7 +29,7 @@ from torch import Tensor
 from remaster.atomic import atomic_path
 from remaster.color import luma_to_lightness, rgb_to_lab, rgb_to_luma
 from remaster.device import resolve_device
-from remaster.errors import ConfigError, WeightsError
+from remaster.errors import ConfigError, WeightsError, one_line
 from remaster.net.colorizer import InferenceConfig, save_weights
 from remaster.net.hints import simulate_hints
 from remaster.net.network import ColorNet, NetConfig, add_hint_inputs, build_net, count_parameters
@@ -374,7 +374,7 @@ class Trainer:
                 metadata = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except Exception as error:
-            raise WeightsError(f"{path}: unreadable checkpoint: {str(error).splitlines()[0][:120]}") from None
+            raise WeightsError(f"{path}: unreadable checkpoint: {one_line(error)}") from None
         saved = TrainConfig.from_dict(json.loads(metadata["train_config"]))
         if saved.net != self.config.net or saved.recipe != self.config.recipe:
             raise ConfigError(f"{path}: checkpoint was made with {saved.net}, this run builds {self.config.net}")

@@ -1,1 +1,2 @@
-"""Running a film: the plan of segments, the segment runner, the executors (in process, processes, Ray), resume journal, report and config."""
+"""Running a film: the plan of segments, the segment runner, the executors (in process, processes, Ray), resume
+journal, report and config."""

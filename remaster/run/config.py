@@ -60,7 +60,10 @@ class ColorizeConfig:
     cpu_threads: int | None = field(
         default=None,
         metadata={
-            "help": "Torch threads when the networks run on the CPU (1 is fastest on a busy machine; default: one per core)."
+            "help": (
+                "Torch threads when the networks run on the CPU (1 is fastest on a busy machine; "
+                "default: one per core)."
+            )
         },
     )
 
@@ -92,7 +95,10 @@ class EncodeConfig:
     audio: str = field(
         default="lossless",
         metadata={
-            "help": "Sound tracks: lossless copies each one the container holds and stores any other as PCM; copy refuses those; drop leaves sound out.",
+            "help": (
+                "Sound tracks: lossless copies each one the container holds and stores any other as PCM; "
+                "copy refuses those; drop leaves sound out."
+            ),
             "choices": AUDIO_MODES,
         },
     )
@@ -135,7 +141,10 @@ class PipelineConfig:
     strict: bool = field(
         default=False,
         metadata={
-            "help": "Refuse a file that cannot be read in full (cut short, damaged data) instead of recovering every frame that decodes."
+            "help": (
+                "Refuse a file that cannot be read in full (cut short, damaged data) "
+                "instead of recovering every frame that decodes."
+            )
         },
     )
 
@@ -184,7 +193,8 @@ class VideoConfig:
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ConfigError(
-                    f"unknown setting {section}.{unknown[0]}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}"
+                    f"unknown setting {section}.{unknown[0]}; expected one of "
+                    f"{', '.join(f'{section}.{k}' for k in sorted(known))}"
                 )
             try:
                 changed[section] = dataclasses.replace(current, **{k: v for k, v in values.items() if v is not None})
@@ -202,7 +212,8 @@ class VideoConfig:
         if self.encode.codec in ("ffv1", "prores") and container == "mp4" and container_holds("mp4", self.encode.codec):
             # FFmpeg writes it, but most players and editors refuse FFV1/ProRes in MP4.
             lines.append(
-                f"{output.name}: {self.encode.codec} in an .mp4 file plays in few players; .mkv (ffv1) or .mov (prores) is the usual home"
+                f"{output.name}: {self.encode.codec} in an .mp4 file plays in few players; "
+                ".mkv (ffv1) or .mov (prores) is the usual home"
             )
         return lines
 
@@ -264,7 +275,8 @@ def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
         for key in table:
             if key not in known:
                 raise ConfigError(
-                    f"{path}: unknown setting {section}.{key}; expected one of {', '.join(f'{section}.{k}' for k in sorted(known))}"
+                    f"{path}: unknown setting {section}.{key}; expected one of "
+                    f"{', '.join(f'{section}.{k}' for k in sorted(known))}"
                 )
         # "" in a preset means "the default" (TOML has no null): the shipped model, say.
         sections[section] = {
@@ -274,7 +286,8 @@ def load_preset(name_or_path: str | os.PathLike) -> dict[str, dict]:
 
 
 def make_config(pipeline: str | os.PathLike | None = None, /, **options) -> VideoConfig:
-    """Defaults, then the preset `pipeline` (a name or a .toml file), then the overrides that are not None (command-line flags).
+    """Defaults, then the preset `pipeline` (a name or a .toml file), then the overrides that are not None
+    (command-line flags).
 
     Overrides are sections, `temporal={"strength": 0.9}`, or keys of any section by their own
     name, `codec="ffv1", flow="none"` (each key lives in one section).
@@ -293,7 +306,8 @@ def make_config(pipeline: str | os.PathLike | None = None, /, **options) -> Vide
         owner = _SECTION_OF.get(key)
         if owner is None:
             raise ConfigError(
-                f"unknown option {key!r}; expected a section ({', '.join(SECTIONS)}) or one of {', '.join(sorted(_SECTION_OF))}"
+                f"unknown option {key!r}; expected a section ({', '.join(SECTIONS)}) or one of "
+                f"{', '.join(sorted(_SECTION_OF))}"
             )
         sections.setdefault(owner, {})[key] = value
     return config.with_options(**sections)

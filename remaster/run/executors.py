@@ -2,7 +2,7 @@
 
     driver: plan ─► jobs (one per pending segment) ─► executor ─► on_done(job, outcome) ─► journal, join
                                                         │
-              InProcess (this process, the driver's chain) │ WorkerPool (run/processes.py) │ RayExecutor (run/ray_cluster.py)
+         InProcess (this process, the driver's chain) │ WorkerPool (run/processes.py) │ RayExecutor (run/ray_cluster.py)
 
 A job is everything a segment needs besides the chain: the input, the segment, where its file
 goes (the run's work folder, journal.py) and the output's pixel layout. Whoever executes it runs

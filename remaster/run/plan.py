@@ -1,4 +1,5 @@
-"""The run plan: every film is cut at the input's sync frames (codec keyframes) into segments, and every execution follows it.
+"""The run plan: every film is cut at the input's sync frames (codec keyframes) into segments, and every
+execution follows it.
 
 A short film is one segment; a long one is cut into segments of at least `segment_frames`
 frames, each starting at a sync frame (a codec keyframe) of the input so decoding can start there. The plan is a pure
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from remaster.errors import InputError
+from remaster.errors import InputError, one_line
 from remaster.media.recover import demux_resilient
 from remaster.stages.keyframes.window import backward_windows, carry_range
 
@@ -108,9 +109,7 @@ def plan_segments(
             else None
         )
     if unreadable:
-        lost(
-            f"unreadable data after {len(times) + missing} video packets ({str(unreadable[0]).splitlines()[0][:120]}): cut short"
-        )
+        lost(f"unreadable data after {len(times) + missing} video packets ({one_line(unreadable[0])}): cut short")
     if missing and len(times) + missing > segment_frames:
         raise InputError(f"{path}: {missing} video packets have no timestamp, so the film cannot be cut into segments")
     if max_frames is None and not unreadable:

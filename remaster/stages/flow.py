@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from remaster.errors import ConfigError, WeightsError
+from remaster.errors import ConfigError, WeightsError, one_line
 
 FLOW_NAMES = ("auto", "raft", "raft-small", "dis", "none")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
@@ -230,8 +230,7 @@ class RaftFlow:
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                     model = builder(weights=default, progress=False)
             except Exception as error:  # offline (URLError), interrupted download, bad cache...
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise WeightsError(f"{self.name} weights {default} could not be loaded: {reason}") from error
+                raise WeightsError(f"{self.name} weights {default} could not be loaded: {one_line(error)}") from error
             self.weights = str(default)
         elif str(weights) == "random":
             with torch.random.fork_rng(devices=[]):  # deterministic plumbing runs, global RNG untouched
@@ -279,7 +278,7 @@ def _read_state_dict(path: Path, name: str, model: torch.nn.Module) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise WeightsError(
-            f"{path}: not a readable {name} state dict ({type(error).__name__}: {error})".splitlines()[0]
+            f"{path}: not a readable {name} state dict ({type(error).__name__}: {one_line(error)})"
         ) from error
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a {name} state dict, got {type(state).__name__}")
@@ -288,7 +287,8 @@ def _read_state_dict(path: Path, name: str, model: torch.nn.Module) -> dict:
     if missing or unexpected:
         raise WeightsError(
             f"{path}: does not fit {name}: expected {len(expected)} tensors, got {len(state)} "
-            f"({len(missing)} missing, e.g. {sorted(missing)[:1]}; {len(unexpected)} unexpected, e.g. {sorted(unexpected)[:1]})"
+            f"({len(missing)} missing, e.g. {sorted(missing)[:1]}; {len(unexpected)} unexpected, e.g. "
+            f"{sorted(unexpected)[:1]})"
         )
     return state
 

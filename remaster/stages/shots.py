@@ -139,7 +139,8 @@ def detect_cuts(
         past_tones = state["tones"].to(dev, tones.dtype)  # (1, bins)
         if past_layout.shape != (1, layout.shape[1]) or past_tones.shape != (1, tones.shape[1]):
             raise ValueError(
-                f"shots state of grid/bins {tuple(past_layout.shape)}/{tuple(past_tones.shape)} does not fit {tuple(layout.shape)}/{tuple(tones.shape)}"
+                f"shots state of grid/bins {tuple(past_layout.shape)}/{tuple(past_tones.shape)} does not fit "
+                f"{tuple(layout.shape)}/{tuple(tones.shape)}"
             )
         # the carried reference's position relative to this batch's frame 0
         past_pos = (-1 - state["since"].to(dev, torch.int64)).where(

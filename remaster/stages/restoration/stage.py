@@ -50,7 +50,10 @@ class RestoreConfig:
     stages: str | None = field(
         default=None,
         metadata={
-            "help": "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; default none: luma untouched.",
+            "help": (
+                "Restore the luma before colorizing: deflicker, dust, denoise (comma-separated) or all; "
+                "default none: luma untouched."
+            ),
             "flag": "--restore",
         },
     )
@@ -82,7 +85,8 @@ class RestoreConfig:
             )
         if self.deflicker_radius < 1 or self.denoise_radius < 1:
             raise ConfigError(
-                f"deflicker_radius and denoise_radius must be >= 1, got {self.deflicker_radius} and {self.denoise_radius}"
+                f"deflicker_radius and denoise_radius must be >= 1, got {self.deflicker_radius} and "
+                f"{self.denoise_radius}"
             )
         if not 0.0 <= self.denoise_strength <= 1.0:
             raise ConfigError(f"denoise_strength must be in [0, 1], got {self.denoise_strength}")
