@@ -97,6 +97,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--devices",
     default=None,
     type=CommaList(str, expect="devices separated by commas", example="cuda:0,cuda:1"),
+    metavar="DEVICE[,DEVICE...]",
     help="Devices of the --workers, round-robin, e.g. cuda:0,cuda:1 (default: every GPU, else the CPU).",
 )
 @click.option(
