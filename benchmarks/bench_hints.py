@@ -101,15 +101,17 @@ def main() -> None:
     photos = list_images(args.data)[: args.limit or None]
     results = []
     print(
-        "model                                    photos  auto dB  hinted dB  gain mean  median  improved  spot error removed  worst"
+        "model                                    photos  auto dB  hinted dB  gain mean  median  improved  "
+        "spot error removed  worst"
     )
     for model in args.model:
         r = score(model, photos, args.clicks, args.long_side)
         results.append(r)
         worst = ", ".join(f"{name} {gain:+.2f}" for name, gain in r["worst"])
         print(
-            f"{str(model)[-40:]:40} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} {r['gain_mean']:+10.2f} "
-            f"{r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} {100 * r['spot_error_removed']:17.0f}%  {worst}"
+            f"{str(model)[-40:]:40} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} "
+            f"{r['gain_mean']:+10.2f} {r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} "
+            f"{100 * r['spot_error_removed']:17.0f}%  {worst}"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

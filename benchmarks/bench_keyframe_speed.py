@@ -90,7 +90,9 @@ def main() -> None:
                     "cores": os.cpu_count(),
                     "load_average": [round(x, 1) for x in load],
                 },
-                "film": f"{width}x{height}, {args.frames} frames, keyframes at 0, {args.frames // 2}, {args.frames - 1}",
+                "film": (
+                    f"{width}x{height}, {args.frames} frames, keyframes at 0, {args.frames // 2}, {args.frames - 1}"
+                ),
                 "segment_frames": args.segment_frames,
                 "seconds": seconds,
                 "best": best,

@@ -231,10 +231,13 @@ def main() -> None:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
     print(
-        f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size {colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the color original"
+        f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size "
+        f"{colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the "
+        "color original"
     )
     print(
-        "| clip | frames | shots | gray film | auto | chained carry | chained carry, 4:2:0 | static | keyframes: first of each shot | "
+        "| clip | frames | shots | gray film | auto | chained carry | chained carry, 4:2:0 | static | keyframes: "
+        "first of each shot | "
         "first and last | chroma warping error / truth's: chained, first, first+last |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -242,12 +245,14 @@ def main() -> None:
         ratio = lambda m: r[m]["chroma_warp"] / max(r["truth_chroma_warp"], 1e-9)
         print(
             f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | "
-            f"{r['chained_carry']['psnr']} | {r['chained_carry_420']['psnr']} | {r['static']['psnr']} | {r['first']['psnr']} | {r['first+last']['psnr']} | "
+            f"{r['chained_carry']['psnr']} | {r['chained_carry_420']['psnr']} | {r['static']['psnr']} | "
+            f"{r['first']['psnr']} | {r['first+last']['psnr']} | "
             f"{ratio('chained_carry'):.2f} / {ratio('first'):.2f} / {ratio('first+last'):.2f} |"
         )
     mean = lambda m: np.mean([r[m]["psnr"] for r in rows])
     print(
-        f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('chained_carry_420'):.2f} | {mean('static'):.2f} | {mean('first'):.2f} | "
+        f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('chained_carry_420'):.2f} | "
+        f"{mean('static'):.2f} | {mean('first'):.2f} | "
         f"{mean('first+last'):.2f} | |"
     )
 

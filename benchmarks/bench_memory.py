@@ -241,13 +241,15 @@ def main(argv=None) -> None:
     for r in rows:
         threads = max((s[2] for s in r["samples"]), default=0)
         print(
-            f"{r['size']:>10} {r['film']:>6} {r['frames']:>7} {r['segments']:>8} {r['peak_mb']:>12.0f} {threads:>11} {r['seconds']:>8.0f}"
+            f"{r['size']:>10} {r['film']:>6} {r['frames']:>7} {r['segments']:>8} {r['peak_mb']:>12.0f} {threads:>11} "
+            f"{r['seconds']:>8.0f}"
         )
     for size in dict.fromkeys(r["size"] for r in rows):
         short, long = (next(r for r in rows if r["size"] == size and r["film"] == f) for f in ("short", "long"))
         per_frame = (long["peak_mb"] - short["peak_mb"]) * 1024 / max(long["frames"] - short["frames"], 1)
         print(
-            f"{size}: long/short peak RSS {long['peak_mb'] / short['peak_mb']:.2f}x ({per_frame:+.1f} KB per extra frame)"
+            f"{size}: long/short peak RSS {long['peak_mb'] / short['peak_mb']:.2f}x ({per_frame:+.1f} KB per extra "
+            "frame)"
         )
 
 

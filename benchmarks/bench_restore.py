@@ -220,12 +220,14 @@ def pipeline_speed(args) -> list[str]:
     # CPU seconds do not grow when other jobs take the cores (wall time does): frames per CPU
     # second is about what one idle core gives, a floor for two.
     lines = [
-        f"| run (book.mkv, 640x480, {n} frames) | best of {args.repeats}, wall s | fps (wall) | CPU s | frames per CPU s | x transcode (wall) |",
+        f"| run (book.mkv, 640x480, {n} frames) | best of {args.repeats}, wall s | fps (wall) | CPU s | frames per "
+        "CPU s | x transcode (wall) |",
         "|---|---|---|---|---|---|",
     ]
     for name, seconds in best.items():
         lines.append(
-            f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {best_cpu[name]:.2f} | {n / best_cpu[name]:.1f} | {seconds / best['transcode']:.1f} |"
+            f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {best_cpu[name]:.2f} | {n / best_cpu[name]:.1f} | "
+            f"{seconds / best['transcode']:.1f} |"
         )
     lines.append("")
     lines.append(
@@ -253,7 +255,8 @@ def main() -> None:
         sys.exit(f"bench_restore: the data pack's clips are not at {CLIPS}")
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, {sys.platform}"
     lines = [
-        f"Machine: {machine}; seed {args.seed}; first {args.frames} frames of each clip; PSNR dB / SSIM of the luma against the clean clip.",
+        f"Machine: {machine}; seed {args.seed}; first {args.frames} frames of each clip; PSNR dB / SSIM of the luma "
+        "against the clean clip.",
         "",
     ]
     if not args.no_quality:

@@ -102,12 +102,14 @@ def main() -> None:
         f"{args.size}, {args.frames} frames at 24 fps, keyframe every {args.gop}; libx264 CRF 18 medium, DIS; {machine}"
     )
     print(
-        "| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on resume |"
+        "| run | segments | seconds | fps | speed vs one segment | file size vs one segment | worst repeated work on "
+        "resume |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one segment']} | {r['size vs one segment']} | "
+            f"| {r['run']} | {r['segments']} | {r['seconds']} | {r['fps']} | {r['vs one segment']} | "
+            f"{r['size vs one segment']} | "
             f"{r['worst repeated work on resume (s)']} s |"
         )
 

@@ -287,10 +287,12 @@ def main() -> None:
     cuts = sum(len(c) for _, c, _ in clean + damaged)
     within = sum(sum(s) for _, _, s in clean + damaged)
     print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; seed {args.seed}, {args.size}"
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads; seed {args.seed}, {args.size}"
     )
     print(
-        f"# {len(clean) + len(damaged)} cut films ({len(clean)} clean, {len(damaged)} old-film damage), {cuts} cuts ({within} within one clip); {len(negatives)} negative films"
+        f"# {len(clean) + len(damaged)} cut films ({len(clean)} clean, {len(damaged)} old-film damage), {cuts} cuts "
+        f"({within} within one clip); {len(negatives)} negative films"
     )
     head = (
         "| detector | P | R | F1 | F1 clean | F1 damaged | R within one clip | false cuts on negatives ("
@@ -307,7 +309,8 @@ def main() -> None:
         false = " / ".join(str(r["false"][e]) for e in EVENTS)
         total = sum(r["false"].values())
         print(
-            f"| {label} | {r['P']:.2f} | {r['R']:.2f} | {r['F1']:.2f} | {f1_clean:.2f} | {f1_damaged:.2f} | {r['R same clip']:.2f} "
+            f"| {label} | {r['P']:.2f} | {r['R']:.2f} | {r['F1']:.2f} | {f1_clean:.2f} | {f1_damaged:.2f} | "
+            f"{r['R same clip']:.2f} "
             f"| {total}: {false} | {r['ms']:.2f} |",
             flush=True,
         )

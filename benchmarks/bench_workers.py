@@ -114,7 +114,8 @@ def main() -> None:
     print(f"{'size':<10} {'frames':>6} {'segs':>4}  {'run':<22} {'seconds':>8} {'fps':>7} {'vs 1 process':>13}")
     for r in rows:
         print(
-            f"{r['size']:<10} {r['frames']:>6} {r['segments']:>4}  {r['run']:<22} {r['seconds']:>8.2f} {r['fps']:>7.2f} {r['speed vs 1 process']:>12.3f}x"
+            f"{r['size']:<10} {r['frames']:>6} {r['segments']:>4}  {r['run']:<22} {r['seconds']:>8.2f} "
+            f"{r['fps']:>7.2f} {r['speed vs 1 process']:>12.3f}x"
         )
 
 

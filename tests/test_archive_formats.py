@@ -58,7 +58,10 @@ def test_size_change_mid_stream_keeps_every_frame(tmp_path, random_model_file):
     with VideoReader(source) as reader:
         assert sum(len(b) for b in reader.batches(16, (180, 320))) == 100
         assert reader.resized == [[50, 50, "480x270 yuv420p"]]
-        notice = "capture.ts: 50 frames of 480x270 scaled to 640x360 (aspect kept): the picture size changed mid-stream at frame 50"
+        notice = (
+            "capture.ts: 50 frames of 480x270 scaled to 640x360 (aspect kept): "
+            "the picture size changed mid-stream at frame 50"
+        )
         assert size_notice(reader.path, reader.source, reader.resized) == [notice]
     output = tmp_path / "out.mkv"
     result = run_cli(

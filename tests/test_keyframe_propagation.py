@@ -199,7 +199,8 @@ def _peak_rss_mb(args) -> float:
     """Peak resident memory of `remaster ARGS` in a child process, in MB."""
     code = (
         "import resource, sys, runpy; sys.argv = ['remaster'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('remaster.cli.main', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "try:\n    runpy.run_module('remaster.cli.main', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
     )
     result = subprocess.run(

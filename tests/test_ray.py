@@ -133,7 +133,8 @@ def test_a_task_whose_actor_dies_is_retried_on_a_restarted_actor(tmp_path, clip,
     actor to reach segment 1 is killed with SIGKILL (the hook is in the environment the actors
     inherit); Ray restarts the actor and retries the task, and the run completes with the
     plain run's film. (When every try dies, the run ends with one line "Ray lost segment 1 of
-    reel.mp4 after 2 retries ..." and --resume finishes it: checked by hand, see benchmarks/RESULTS.md (the --workers section).)"""
+    reel.mp4 after 2 retries ..." and --resume finishes it: checked by hand, see benchmarks/RESULTS.md
+    (the --workers section).)"""
     plain = tmp_path / "plain.mp4"
     assert run_cli(args_for(clip, plain, model)).returncode == 0
     out = tmp_path / "out.mp4"

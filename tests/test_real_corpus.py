@@ -310,7 +310,8 @@ def test_real_file(name, results):
         decoded = decoded or (_samples(REAL / name), _samples(output))  # stored in another codec: same samples
         a, b = decoded[0][k], decoded[1][k]
         assert a.shape == b.shape and np.allclose(a, b, atol=1e-4), (
-            f"{name}: audio track {k} ({codec_in} stored as {codec_out}) decodes to other samples: {a.shape} vs {b.shape}"
+            f"{name}: audio track {k} ({codec_in} stored as {codec_out}) decodes to other samples: {a.shape} vs "
+            f"{b.shape}"
         )
 
 
