@@ -32,7 +32,7 @@ from torch import Tensor
 
 from remaster.color import rgb_to_luma
 from remaster.device import resolve_device
-from remaster.errors import InputError
+from remaster.errors import InputError, one_line
 from remaster.measure.metrics import color_histograms, js_divergence, warping_errors
 from remaster.progress import Progress
 from remaster.quality import colorfulness, psnr, ssim
@@ -66,7 +66,7 @@ def read_rgb_frames(path: str | Path, long_side: int | None = None) -> Iterator[
                     rgb = F.interpolate(rgb[None], size=size, mode="area")[0]  # (3, h, w)
                 yield rgb
         except av.error.FFmpegError as error:
-            raise InputError(f"{path}: decoding failed ({error})".splitlines()[0]) from error
+            raise InputError(f"{path}: decoding failed ({one_line(error)})") from error
 
 
 def _frame_count(path: Path) -> int | None:
