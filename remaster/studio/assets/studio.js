@@ -76,6 +76,8 @@ function draw() {
     canvas.width = $("marks").width = width;
     canvas.height = $("marks").height = height;
   }
+  fit();
+  $("split").hidden = view() !== "split";
   if (view() === "split") {
     const x = Math.round((width * $("split").value) / 100);
     ctx.drawImage(images.automatic, 0, 0);
@@ -92,6 +94,16 @@ function draw() {
   }
   drawMarks();
   document.body.dataset.drawn = String(Number(document.body.dataset.drawn || 0) + 1);
+}
+
+function fit() {
+  // The picture as large as the page allows (a small film scaled up, pixels kept square).
+  const canvas = $("view");
+  const top = $("canvases").getBoundingClientRect().top + window.scrollY;
+  const room = [$("stage").clientWidth, Math.max(120, window.innerHeight - top - 40)];
+  const scale = Math.min(room[0] / canvas.width, room[1] / canvas.height);
+  canvas.style.width = `${Math.floor(canvas.width * scale)}px`;
+  canvas.style.height = `${Math.floor(canvas.height * scale)}px`;
 }
 
 function drawMarks() {
@@ -300,6 +312,7 @@ async function start() {
     input.addEventListener("change", () => guarded(async () => (await loadImages(wanted()), draw()))),
   );
   $("overlay").addEventListener("change", () => guarded(async () => (await loadImages(wanted()), draw())));
+  window.addEventListener("resize", fit);
   $("split").addEventListener("input", () => view() === "split" && draw());
   $("undo").addEventListener("click", () => action("undo"));
   $("redo").addEventListener("click", () => action("redo"));
