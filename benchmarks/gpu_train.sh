@@ -7,9 +7,9 @@
 #   benchmarks/gpu_train.sh OUTDIR
 #
 # OUTDIR gets machine.txt (the unpacked folders, GPU, torch) and, per run NAME, NAME/train.log
-# and one model: NAME/model.best.safetensors (the best validation so far) where a val/ folder came
-# along, NAME/model.safetensors (the latest export) otherwise. Three runs make 7 files (a call
-# returns 8 at most).
+# and one model: NAME/model.best.safetensors (the best validation so far) once a validation has
+# reported, NAME/model.safetensors (the latest export) until then. Three runs make 7 files (a
+# call returns 8 at most).
 #
 # Issue 22 (2026-12-04), one pack and two calls, 900 s of device time in all (start-up about
 # 30 s a call):
@@ -26,7 +26,8 @@
 #     GPU_TRAIN_MINUTES=6.5 GPU_TRAIN_VAL_EVERY=1500 GPU_TRAIN_RUNS="dec:scale_range=0.6/1.0,decoded_loss=2.0,lr=5e-4
 #     reg:recipe=ab,init=,scale_range=0.6/1.0,lr=2e-3 regwide:recipe=ab,init=,widths=24/48/96/320,scale_range=0.6/1.0,lr=2e-3"
 #   No run wrote anything after its config in 8.9 minutes, and the time box ended all three with
-#   no model (the best model is only written at a validation, and the first never reported).
+#   no model back: the script then copied only model.best.safetensors, written at a validation,
+#   and none reported (now the latest export comes back until one does).
 #   The cause is not known: the setup alone took 60 s a run in call 2; a guess is the CPU side of
 #   the validation with 3 x 16 torch threads on 16 cores, so each run now gets OMP_NUM_THREADS =
 #   its share of the cores. Rehearse validation on the GPU with val_limit=6 before relying on it.
@@ -95,13 +96,15 @@ VAL=$([ -z "${GPU_TRAIN_NO_VAL:-}" ] && [ -d "$PHOTOS/val" ] && echo "$PHOTOS/va
 RUNS=${GPU_TRAIN_RUNS:-default:}
 WORKERS=$(( $(nproc) / $(echo $RUNS | wc -w) ))
 
-# What comes back per run: the best model where a val/ folder came along (the latest export
-# otherwise) and train.log, so three runs and machine.txt make 7 of the 8 files a call returns.
-KEEP=$([ -n "$VAL" ] && echo model.best.safetensors || echo model.safetensors)
+# What comes back per run: one model, the best validation's once there is one and the latest
+# export until then (issue 22: copying only the best lost every model of a call whose
+# validation never reported), and train.log: three runs and machine.txt make 7 of the 8 files a
+# call returns.
 copy_model() {  # RUN_DIR DEST: whole files only (the trainer writes atomically)
-    for f in $KEEP; do
-        if [ -f "$1/$f" ] && [ "$1/$f" -nt "$2/$f" ]; then cp "$1/$f" "$2/.$f" && mv "$2/.$f" "$2/$f"; fi
-    done
+    local name=model.safetensors
+    [ -f "$1/model.best.safetensors" ] && name=model.best.safetensors
+    if [ -f "$1/$name" ] && [ "$1/$name" -nt "$2/$name" ]; then cp "$1/$name" "$2/.$name" && mv "$2/.$name" "$2/$name"; fi
+    if [ "$name" = model.best.safetensors ] && [ -f "$2/$name" ]; then rm -f "$2/model.safetensors"; fi
 }
 
 # The time box: the trainer's own budget, then a hard limit 2 minutes later (cache, export).

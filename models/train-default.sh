@@ -58,6 +58,13 @@ python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --temperat
 # scenes; it keeps 24% of the truth's colorfulness on photos/val (the table in decoding.txt and
 # the model card say why muted was chosen over confidently wrong):
 python benchmarks/bench_decoding.py --model "$out/hinted.safetensors" --save "$out/remaster-default.safetensors" --choose "${CHOICE:-0.38,20}"
+# The final report (issue 22), after the choice above: the held-out test set (320 photos no model
+# here trained on and no choice used; models/build_test_set.py says how it is kept so) beside the
+# validation sets and the clips. Never choose on its columns.
+test=${TEST:-../photos-test}
+[ -d "$test" ] || python models/build_test_set.py --out "$test" --more "$now"
+python benchmarks/bench_decoding.py --model "$out/remaster-default.safetensors" --temperatures 0.38 --doubts 15,20,25 \
+  --photos unseen="$now-unseen" --photos gray-scenes="$now-gray-heldout" --test "$test" > "$out/final-report.txt"
 
 # Stage C (remaster-hints, the model for steered colors): v2 fine-tuned for 5 minutes on one GPU,
 # then mixed 1:3 with v2. On the GPU machine, from the repository root, with the photos packed
