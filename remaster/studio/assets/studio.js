@@ -246,11 +246,13 @@ async function previewCarry() {
     canvas.width = carryFrames[0].width;
     canvas.height = carryFrames[0].height;
     let k = 0;
-    clearInterval(carryTimer);
-    carryTimer = setInterval(() => {
+    const show = () => {
       canvas.getContext("2d").drawImage(carryFrames[k], 0, 0);
       k = (k + 1) % carryFrames.length;
-    }, 1000 / Math.min(60, reply.fps));
+    };
+    clearInterval(carryTimer);
+    show(); // the first frame at once, then the rest at the film's rate, looping
+    carryTimer = setInterval(show, 1000 / Math.min(60, reply.fps));
     document.body.dataset.preview = String(reply.frames);
     say(`the carry over ${reply.frames} frames, looping`);
   });
