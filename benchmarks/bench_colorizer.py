@@ -24,7 +24,8 @@ import torch
 
 from remaster.device import resolve_device
 from remaster.net.colorizer import Colorizer, colorize_luma
-from remaster.net.train import TrainConfig, Trainer
+from remaster.net.train import Trainer
+from remaster.net.train_config import TrainConfig
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
 

@@ -200,7 +200,7 @@ def test_eval_video_command(tmp_path):
     clip = make_clip(tmp_path / "shapes.mp4", frames=6, audio_tracks=0)
     result = CliRunner().invoke(cli.main, ["eval", "video", str(clip.path), "--truth", str(clip.path), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # progress goes to stderr
     assert report["frames"] == 6 and report["ssim"] == pytest.approx(1.0)
     text = CliRunner().invoke(cli.main, ["eval", "video", str(clip.path)])
     assert text.exit_code == 0 and "warping error" in text.output

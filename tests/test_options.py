@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from remaster.cli.main import main
 from remaster.measure.bench import BenchOptions, run_config
 from remaster.net.network import NetConfig
-from remaster.net.train import TrainConfig
+from remaster.net.train_config import TrainConfig
 from remaster.run.config import available_presets, flag_fields
 from remaster.stages.temporal import TemporalConfig
 

@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from remaster.errors import ConfigError, WeightsError
 from remaster.net.colorizer import Colorizer, InferenceConfig, net_from_weights, read_weights, save_weights
 from remaster.net.network import NetConfig, build_net, default_ab_bins
-from remaster.net.train import TrainConfig, Trainer, best_path, checkpoint_path, train
+from remaster.net.train import Trainer, best_path, checkpoint_path, train
+from remaster.net.train_config import TrainConfig
 
 TINY_NET = NetConfig(widths=(8, 8, 16, 16), blocks=1)
 

@@ -11,7 +11,7 @@ import click
 
 from remaster.cli.options import field_options, sections
 from remaster.net.network import NetConfig
-from remaster.net.train import TrainConfig
+from remaster.net.train_config import TrainConfig
 from remaster.run.config import flag_fields
 
 
