@@ -39,5 +39,12 @@ def ffmpeg_reason(error: BaseException) -> str:
     return str(text).rstrip(".").lower()
 
 
+def cannot_create(destination, error: OSError) -> OutputError:
+    """The refusal when no file can be created beside `destination` (a read-only or full folder):
+    said before any work, by whichever writer tries first."""
+    reason = (error.strerror or type(error).__name__).lower()
+    return OutputError(f"{destination}: cannot create a file in {destination.parent} ({reason})")
+
+
 class WorkerError(RemasterError, RuntimeError):
     """A worker process or Ray task failed; finished segments are kept for --resume."""

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from remaster.errors import OutputError
+from remaster.errors import OutputError, cannot_create
 
 
 def lock_path(destination: Path) -> Path:
@@ -32,10 +32,7 @@ class DestinationLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as error:
-                reason = (error.strerror or type(error).__name__).lower()
-                raise OutputError(
-                    f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})"
-                ) from None
+                raise cannot_create(self.destination, error) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

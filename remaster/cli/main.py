@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -252,11 +251,10 @@ def _register_commands() -> None:
     from remaster.cli.measure import bench, eval_group
     from remaster.cli.photos import image
     from remaster.cli.train import train
+    from remaster.studio.command import studio  # the studio's own command: the CLI only lists it
 
-    for command in (image, demo, train, bench, eval_group):
+    for command in (image, demo, train, bench, eval_group, studio):
         main.add_command(command)
-    # The studio is the CLI's sibling layer (pyproject's "cli | studio"), so it is named, not imported.
-    main.add_command(importlib.import_module("remaster.studio.command").studio)
 
 
 _register_commands()

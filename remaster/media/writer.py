@@ -13,7 +13,7 @@ import av
 import torch
 
 from remaster.atomic import replace, temporary_path
-from remaster.errors import OutputError, ffmpeg_reason, one_line
+from remaster.errors import OutputError, cannot_create, ffmpeg_reason, one_line
 from remaster.media.assemble import COLORSPACE_OF_MATRIX, OutputLayout, build_frame
 from remaster.media.encoding import encoder_options
 from remaster.media.formats import RANGE_JPEG, RANGE_MPEG, FrameBatch
@@ -85,10 +85,7 @@ class VideoWriter:
             # and then reports a read-only or full folder as an encoder failure.
             self.path.open("wb").close()
         except OSError as error:
-            reason = (error.strerror or type(error).__name__).lower()
-            raise OutputError(
-                f"{self.destination}: cannot create a file in {self.destination.parent} ({reason})"
-            ) from None
+            raise cannot_create(self.destination, error) from None
         try:
             self.container = av.open(str(self.path), "w", options=muxer_options(self.destination, reader.time_base))
         except (av.FFmpegError, ValueError) as error:
