@@ -144,7 +144,8 @@ def demo(out_dir, force, **flags):
     automatic | steered by a handful of color hints | original (the hints are where the
     automatic colors are furthest from the original; `remaster image --hint` is how you give
     your own). Running it again replaces those files (and only
-    those) in the folder.
+    those) in the folder. To click colors yourself and see the answer at once, open a photo
+    or a film in the studio: `remaster studio demo/camera.png`.
 
     \b
     Example:
@@ -159,3 +160,4 @@ def demo(out_dir, force, **flags):
     for path in run_demo(out_dir, colorizer, steering):
         name = path.stem
         click.echo(f"{path}   ({SAMPLES[name][0]})" if name in SAMPLES else str(path))
+    click.echo(f"Click your own colors in the studio: remaster studio {Path(out_dir) / 'camera.png'}")
