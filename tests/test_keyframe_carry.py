@@ -80,7 +80,14 @@ def colorize(film, out, model, *extra):
 def test_keyframe_colors_are_carried_through_the_shot(tmp_path, film, random_model_file):
     clip, keyframes = film
     report = colorize(clip, tmp_path / "with.mkv", random_model_file, "--keyframes", keyframes)
-    assert report["keyframes"] == [{"file": "000000.png", "frame": 0, "matched": False, "similarity": None}]
+    (placed,) = report["keyframes"]
+    assert {k: placed[k] for k in ("file", "frame", "matched", "similarity")} == {
+        "file": "000000.png",
+        "frame": 0,
+        "matched": False,
+        "similarity": None,
+    }
+    assert placed["registration"]["coverage"] == 1.0  # the frame itself: registered onto itself, all of it
     colorize(clip, tmp_path / "without.mkv", random_model_file)
     with_keyframe, without = chroma_error(tmp_path / "with.mkv"), chroma_error(tmp_path / "without.mkv")
     assert with_keyframe[0] < 2.5, with_keyframe[0]  # the keyframe's own frame: its colors

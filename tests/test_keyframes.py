@@ -61,12 +61,14 @@ def test_numbered_and_matched_keyframes(tmp_path, film):
     assert [k.frame for k in keyframes] == [4, 17]
     assert keyframes[0].score is None and keyframes[1].score >= MATCH_THRESHOLD
     assert keyframes[1].chroma.shape == (1, 2, film.height, film.width)
-    assert keyframes[1].describe() == {
+    described = keyframes[1].describe()
+    assert {k: described[k] for k in ("file", "frame", "matched", "similarity")} == {
         "file": "print-from-the-archive.jpg",
         "frame": 17,
         "matched": True,
         "similarity": round(keyframes[1].score, 4),
     }
+    assert described["registration"]["coverage"] > 0.99  # the whole frame, scaled 2x: registered, nothing cut
     # The chroma is the image's own: a red patch of the frame is red (Cr > 0) in the keyframe.
     red = np.all(shapes_frame(4, film.width, film.height) == (200, 40, 40), axis=-1)
     if red.any():

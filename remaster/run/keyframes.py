@@ -5,19 +5,25 @@
 
 - a file whose stem is a number (`000874.png`) is the color version of that frame, a 0-based
   index in presentation order;
-- any other image is matched to the frame it fits best by luma similarity (normalised
-  cross-correlation at 64 px on the short side); the match and its score are reported, and an
-  image that fits no frame well is refused, naming the best candidate.
+- any other image is matched by content: the film's frames are ranked by a tone-invariant
+  similarity (locally normalised luma: a print's other tone curve changes it little), the best
+  few are registered to the image, and the one it registers best to is its frame. An image that
+  registers to no frame well is refused, naming the best candidate.
 
-A keyframe of another size is resized; another aspect ratio, an index beyond the film, an
-unreadable file or a gray image is a one-line `InputError`. The keyframe's chroma, in the
-film's matrix, is what the carry (keyframe propagation) starts from.
+Either way the image is *registered* to its frame (stages/keyframes/register.py): an affine map
+(a crop, a scale, a small rotation: a print, a scan, a frame grab from another transfer) and a
+smoothed dense refinement, so its colors land where the film has them; the pixels it does not
+cover get no confidence, and the carry's fill colors them. Only its color is used, never its
+tones: the keyframe's chroma is taken in the film's terms (`register.carry_chroma`) and its luma
+is the film frame's own. An aspect ratio more than `ASPECT_TOLERANCE` off the film's, an index
+beyond the film, an unreadable file or a gray image is a one-line `InputError`.
 """
 
 from __future__ import annotations
 
+import heapq
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +32,14 @@ import torch.nn.functional as F
 
 from remaster.color import rgb_to_chroma, rgb_to_luma
 from remaster.errors import ConfigError, InputError
+from remaster.stages.keyframes import register as reg
 
-# A match below this normalised cross-correlation of the lumas is no match: two different
-# frames of one static shot still score above 0.95, another shot of the same scene below 0.8.
-MATCH_THRESHOLD = 0.9
-_MATCH_SIDE = 64  # short side of the lumas compared when matching by content
+# A match below this tone-invariant similarity after registration is no match: on the data
+# pack's clips, print-like references (cropped, scaled, toned, JPEG) of a frame register to it at
+# 0.55-0.92, to frames of another film at 0.12 at most.
+MATCH_THRESHOLD = 0.4
+ASPECT_TOLERANCE = 0.12  # a crop of up to about 10% a side, which registration explains
+_CANDIDATES = 8  # frames registered per image matched by content, the best ranked by signature
 _GRAY = 2 / 255  # an image whose chroma never exceeds this (in [-0.5, 0.5]) holds no color
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
@@ -40,8 +49,10 @@ class Keyframe:
     frame: int  # 0-based index in presentation order
     path: Path
     chroma: torch.Tensor  # (1, 2, H, W) float32 (Cb, Cr) offsets at the film's size, in its matrix
-    luma: torch.Tensor  # (1, 1, H, W) float32 Y' in [0, 1]: the image's own, for its confidence
+    luma: torch.Tensor  # (1, 1, H, W) float32 Y' in [0, 1]: the film frame's (the image's own without a film)
     score: float | None = None  # similarity of the matched frame; None when named by its index
+    coverage: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]: where the image has picture (None: all)
+    registration: dict | None = None  # register.Registration.describe(); None when not registered
 
     def describe(self) -> dict:
         return {
@@ -49,23 +60,18 @@ class Keyframe:
             "frame": self.frame,
             "matched": self.score is not None,
             "similarity": None if self.score is None else round(self.score, 4),
+            "registration": self.registration,
         }
 
 
-def _small(luma: torch.Tensor) -> torch.Tensor:
-    """`(N, 1, H, W)` -> zero-mean, unit-norm vectors of the luma at `_MATCH_SIDE` px: `(N, D)`."""
-    h, w = luma.shape[-2:]
-    scale = _MATCH_SIDE / min(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    small = F.interpolate(luma.float(), size=size, mode="bilinear", antialias=True, align_corners=False).flatten(
-        1
-    )  # (N, D)
-    small = small - small.mean(1, keepdim=True)
-    return small / small.norm(dim=1, keepdim=True).clamp_min(1e-6)
+def _work_size(height: int, width: int) -> tuple[int, int]:
+    """The size the film's frames are registered at: the film's, at most `register._FINE_SIDE` long."""
+    s = min(1.0, reg._FINE_SIDE / max(height, width))
+    return max(8, round(height * s)), max(8, round(width * s))
 
 
-def _image(path: Path, width: int, height: int, matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(luma (1, 1, H, W), chroma (1, 2, H, W)) of a color image, resized to the film's size."""
+def _image(path: Path, width: int, height: int) -> np.ndarray:
+    """A color image `(h, w, 3)` float32 RGB in [0, 1], at most the film's scale (larger ones shrunk)."""
     from remaster.media.stills import read_photo
 
     try:
@@ -75,31 +81,64 @@ def _image(path: Path, width: int, height: int, matrix: str) -> tuple[torch.Tens
     if photo.rgb is None:
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
     h, w = photo.rgb.shape[:2]
-    if abs(w / h - width / height) > 0.01 * width / height:
+    if abs(w / h - width / height) > ASPECT_TOLERANCE * width / height:
         raise InputError(
             f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} "
             f"(aspect {width / height:.3f}); crop it to the film's frame"
         )
-    rgb = torch.from_numpy(np.asarray(photo.rgb, dtype=np.float32) / photo.scale).permute(2, 0, 1)[None]  # (1, 3, h, w)
-    if (h, w) != (height, width):
-        rgb = F.interpolate(rgb, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    luma, chroma = rgb_to_luma(rgb, matrix), rgb_to_chroma(rgb, matrix)  # (1, 1, H, W), (1, 2, H, W) signed offsets
+    rgb = np.ascontiguousarray(np.asarray(photo.rgb, dtype=np.float32) / photo.scale)  # (h, w, 3)
+    s = max(width / w, height / h)
+    if s < 1:
+        rgb = reg._resize(rgb, (max(8, round(h * s)), max(8, round(w * s))))
+    chroma = rgb_to_chroma(torch.from_numpy(rgb).permute(2, 0, 1)[None])
     if float(chroma.abs().max()) <= _GRAY:
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
-    return luma, chroma
+    return rgb
+
+
+def _luma_of(rgb: np.ndarray) -> np.ndarray:
+    return rgb_to_luma(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()  # (h, w) bt601: tones only
+
+
+def _stretched(path, rgb, width: int, height: int, matrix: str, score) -> Keyframe:
+    """Without the film's frame: the image stretched onto the film's size, its own luma (frame to be set)."""
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    if t.shape[-2:] != (height, width):
+        t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return Keyframe(-1, path, rgb_to_chroma(t, matrix), rgb_to_luma(t, matrix), score)
+
+
+def _placed(path, rgb, frame: int, luma: np.ndarray, width: int, height: int, matrix: str, score) -> Keyframe:
+    """The image registered to the film's frame `frame` (its luma `luma`, at the work size)."""
+    registration = reg.register(_luma_of(rgb), luma).at((height, width))
+    warped, coverage = registration.warp(rgb)  # (H, W, 3), (H, W)
+    warped = torch.from_numpy(np.ascontiguousarray(warped)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    film = torch.from_numpy(reg._resize(luma.astype(np.float32), (height, width)))[None, None]  # (1, 1, H, W)
+    own = rgb_to_luma(warped, matrix)
+    chroma = reg.carry_chroma(rgb_to_chroma(warped, matrix)[0].numpy(), own[0, 0].numpy(), film[0, 0].numpy(), coverage)
+    return Keyframe(
+        frame,
+        path,
+        torch.from_numpy(chroma)[None],
+        film,
+        score,
+        torch.from_numpy(coverage)[None, None] if float(coverage.min()) < 1 else None,  # None: all of it
+        registration.describe(),
+    )
 
 
 def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str, film_lumas=None) -> list[Keyframe]:
     """Every keyframe in `folder`, placed on a frame of a film of `frames` frames of
     `width` x `height` pixels. `film_lumas()` gives the film's lumas as `(index, (N, 1, h, w)
-    tensor)` batches, read only when some image must be matched by content."""
+    tensor)` batches (any size); without it, numbered images are stretched onto their frames and
+    images not named by a number are refused."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: keyframes folder not found")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"{folder}: no images in the keyframes folder (expected .png, .jpg, .tif, .webp or .bmp)")
-    images = {path: _image(path, width, height, matrix) for path in paths}  # every file checked before any work
+    images = {path: _image(path, width, height) for path in paths}  # every file checked before any work
     named, unnamed = {}, []
     for path in paths:
         if path.stem.isdigit():
@@ -113,9 +152,24 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
             named[index] = path
         else:
             unnamed.append(path)
-    keyframes = [Keyframe(index, path, images[path][1], images[path][0]) for index, path in named.items()]
-    if unnamed:
-        keyframes += _match(unnamed, images, film_lumas)
+    if unnamed and film_lumas is None:
+        raise InputError(
+            f"{unnamed[0]}: keyframe is not named by a frame number, and no film was given to match it against"
+        )
+    if film_lumas is None:
+        keyframes = [
+            replace(_stretched(path, images[path], width, height, matrix, None), frame=index)
+            for index, path in named.items()
+        ]
+    else:
+        lumas, candidates = _scan(film_lumas, set(named), {p: images[p] for p in unnamed}, width, height)
+        keyframes = [  # a frame the film does not hold after all (a damaged file): stretched onto it
+            _placed(path, images[path], index, lumas[index], width, height, matrix, None)
+            if index in lumas
+            else replace(_stretched(path, images[path], width, height, matrix, None), frame=index)
+            for index, path in named.items()
+        ]
+        keyframes += [_match(path, images[path], candidates[path], width, height, matrix) for path in unnamed]
     taken: dict[int, Keyframe] = {}
     for keyframe in sorted(keyframes, key=lambda k: k.frame):
         if keyframe.frame in taken:
@@ -126,31 +180,56 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
     return list(taken.values())
 
 
-def _match(paths: list[Path], images: dict, film_lumas) -> list[Keyframe]:
-    if film_lumas is None:
-        raise InputError(
-            f"{paths[0]}: keyframe is not named by a frame number, and no film was given to match it against"
-        )
-    wanted = torch.cat([_small(images[p][0]) for p in paths])  # (K, D)
-    best = torch.full((len(paths),), -2.0)
-    where = torch.zeros(len(paths), dtype=torch.long)
-    for first, lumas in film_lumas():
-        scores = wanted @ _small(lumas).T  # (K, N) cosine of zero-mean lumas: the correlation
-        value, index = scores.max(1)
-        better = value > best
-        best = torch.where(better, value, best)
-        where = torch.where(better, index + first, where)
-    found = []
-    for k, path in enumerate(paths):
-        score = float(best[k])
-        if score < MATCH_THRESHOLD:
-            raise InputError(
-                f"{path}: keyframe fits no frame of the film well: the best is frame {int(where[k])} with similarity "
-                f"{score:.3f} (at least {MATCH_THRESHOLD} needed); name the file by its frame number, "
-                f"e.g. {int(where[k]):06d}{path.suffix}"
-            )
-        found.append(Keyframe(int(where[k]), path, images[path][1], images[path][0], score))
-    return found
+def _scan(film_lumas, named: set, unnamed: dict, width: int, height: int) -> tuple[dict, dict]:
+    """One pass over the film: the lumas of the `named` frames (at the work size), and for each
+    image of `unnamed` (path -> RGB) its `_CANDIDATES` best frames by signature, as
+    `[(signature similarity, frame, luma at the work size)]`. Stops once nothing more is needed."""
+    work = _work_size(height, width)
+    size = reg.signature_size(height, width)
+    wanted = {path: reg.signature(_luma_of(rgb), size) for path, rgb in unnamed.items()}
+    heaps: dict[Path, list] = {path: [] for path in unnamed}
+    lumas = {}
+    for first, batch in film_lumas():
+        for n in range(len(batch)):
+            index = first + n
+            luma = batch[n, 0].float().numpy()  # (h, w)
+            if index in named:
+                lumas[index] = reg._resize(luma, work).copy()  # not a view: the batch is let go
+            if not wanted:
+                continue
+            mine = reg.signature(luma, size)
+            for path, theirs in wanted.items():
+                item = (reg.signature_similarity(mine, theirs), -index)
+                heap = heaps[path]
+                if len(heap) < _CANDIDATES or item > heap[0][:2]:
+                    entry = (*item, reg._resize(luma, work).astype(np.float16))
+                    (heapq.heappush if len(heap) < _CANDIDATES else heapq.heapreplace)(heap, entry)
+        if not wanted and len(lumas) == len(named):
+            break
+    candidates = {
+        path: [(score, -negative, luma.astype(np.float32)) for score, negative, luma in sorted(heap, reverse=True)]
+        for path, heap in heaps.items()
+    }
+    return lumas, candidates
+
+
+def _match(path: Path, rgb: np.ndarray, candidates: list, width: int, height: int, matrix: str) -> Keyframe:
+    """The candidate frame the image registers to best (`register.rank`), registered fully; or a
+    one-line refusal naming the best candidate and its score."""
+    luma = _luma_of(rgb)
+    scored = [(*reg.rank(luma, frame_luma), -index, frame_luma) for _, index, frame_luma in candidates]
+    _, score, negative, frame_luma = max(scored, key=lambda s: s[:3])
+    index = -negative
+    if score >= MATCH_THRESHOLD:
+        keyframe = _placed(path, rgb, index, frame_luma, width, height, matrix, score)
+        score = keyframe.registration["similarity"]
+        if score >= MATCH_THRESHOLD:
+            return replace(keyframe, score=score)
+    raise InputError(
+        f"{path}: keyframe fits no frame of the film well: the best is frame {index} with similarity "
+        f"{score:.3f} after registration (at least {MATCH_THRESHOLD} needed); name the file by its frame number, "
+        f"e.g. {index:06d}{path.suffix}"
+    )
 
 
 def place_keyframes(folder, input: Path, source, frames: int, colorizer, temporal, *, progress: bool = True):
@@ -189,12 +268,20 @@ def place_keyframes(folder, input: Path, source, frames: int, colorizer, tempora
             if keyframe.score is not None
             else "named by its number"
         )
+        if keyframe.registration is not None:
+            r = keyframe.registration
+            how += (
+                f"; registered: scale {r['scale'][0]:.3f}x{r['scale'][1]:.3f}, shift {r['shift'][0]:+.1f},"
+                f"{r['shift'][1]:+.1f} px, rotation {r['rotation']:.2f} deg, residual {r['residual']:.2f} px, "
+                f"covers {100 * r['coverage']:.0f}%"
+            )
         print(f"remaster: keyframe {keyframe.path.name} -> frame {keyframe.frame} ({how})", file=sys.stderr, flush=True)
     size = colorizer.working_size(source.height, source.width)
     small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
     chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
-    temporal.set_keyframes(chroma, lumas)
-    return placed, (chroma, lumas)
+    coverage = {k.frame: small(k.coverage) for k in placed if k.coverage is not None and float(k.coverage.min()) < 1}
+    temporal.set_keyframes(chroma, lumas, coverage)
+    return placed, (chroma, lumas, coverage)
 
 
 def export_frames(input, frames: list[int], folder, *, force: bool = False) -> list[Path]:

@@ -76,8 +76,9 @@ class TemporalConfig:
     flow_weights: str | None = field(
         default=None,
         metadata={
-            "help": "RAFT weights file (default: torchvision's cache, downloaded when online; "
-            "'random' for plumbing tests)."
+            "help": (
+                "RAFT weights file (default: torchvision's cache, downloaded when online; 'random' for plumbing tests)."
+            )
         },
     )
     # DIS speed/quality; medium takes about 4x fast's time.
@@ -202,14 +203,29 @@ class TemporalStage:
         colors a keyframe's frames from its carry, with keyframe_fill "hints"."""
         self.steering = steering
 
-    def set_keyframes(self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None) -> None:
+    def set_keyframes(
+        self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None, coverage: dict | None = None
+    ) -> None:
         """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
         size) and the lumas of those images (`(1, 1, H, W)`): from each, the stage carries the color
-        through its shot, and paints what the carry cannot reach with its palette (stages/keyframes/carry.py)."""
+        through its shot, and paints what the carry cannot reach with its palette (stages/keyframes/carry.py).
+        `coverage`: frame -> `(1, 1, H, W)` in [0, 1], where a registered reference has picture
+        (a print cropped otherwise: 0 at the edges); the carry starts from it instead of full trust."""
         self.keyframes = dict(keyframes)
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
         self.keyframe_lumas = dict(lumas or {})
+        self.keyframe_coverage = dict(coverage or {})
         self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
+
+    def _coverage(self, frame: int, size: tuple[int, int]) -> Tensor:
+        """`(1, 1, h, w)`: a keyframe's trust on its own frame, its coverage (1 where none was given)."""
+        given = self.keyframe_coverage.get(frame)
+        if given is None:
+            return torch.ones((1, 1, *size), device=self.device)
+        given = given.to(self.device, torch.float32)
+        if tuple(given.shape[-2:]) != tuple(size):
+            given = F.interpolate(given, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return given.clamp(0, 1)
 
     def _palette(self, frame: int, size: tuple[int, int]) -> Tensor:
         """`(bins, 2)`: keyframe `frame`'s colors by tone (carry.palette), made once per size."""
@@ -220,7 +236,11 @@ class TemporalStage:
             luma = F.interpolate(
                 luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
             )
-            self._palettes[(frame, size)] = palette(luma, self._keyframe(frame, size))
+            self._palettes[(frame, size)] = palette(
+                luma,
+                self._keyframe(frame, size),
+                self._coverage(frame, size) if frame in self.keyframe_coverage else None,
+            )
         return self._palettes[(frame, size)]
 
     def set_backward(self, carries) -> None:
@@ -375,7 +395,8 @@ class TemporalStage:
                 out = follows * moved + (1 - follows) * chroma[i : i + 1]  # (1, 2, h, w)
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
-                key, positions, trust, age = frame, identity_positions(size, self.device), torch.ones_like(luma[:1]), 0
+                positions, trust = identity_positions(size, self.device), self._coverage(frame, size)
+                key, age = frame, 0
                 key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
             elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
                 positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)

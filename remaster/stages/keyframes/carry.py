@@ -102,13 +102,19 @@ def taper(distance: int, reach: int) -> float:
 PALETTE_BINS = 32  # luma bins; a keyframe at 256 px puts ~2800 pixels in each on average
 
 
-def palette(luma: Tensor, chroma: Tensor, bins: int = PALETTE_BINS) -> Tensor:
+def palette(luma: Tensor, chroma: Tensor, weight: Tensor | None = None, bins: int = PALETTE_BINS) -> Tensor:
     """A keyframe's mean chroma at each tone: `luma (1, 1, h, w)`, `chroma (1, 2, h, w)` ->
-    `(bins, 2)`; a tone the keyframe lacks takes its nearest neighbours' colors (interpolated)."""
+    `(bins, 2)`, each pixel counted by its `weight (1, 1, h, w)` (a registered print's coverage;
+    None: all alike); a tone the keyframe lacks takes its nearest neighbours' colors (interpolated)."""
     index = (luma.flatten().clamp(0, 1) * (bins - 1)).round().long()  # (h*w,)
-    sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T)  # (bins, 2)
-    counts = torch.bincount(index, minlength=bins).float()  # (bins,)
-    known = (counts > 0).nonzero().flatten()
+    if weight is None:
+        sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T)  # (bins, 2)
+        counts = torch.bincount(index, minlength=bins).float()  # (bins,)
+    else:
+        w = weight.flatten().to(chroma.dtype)  # (h*w,)
+        sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T * w[:, None])
+        counts = torch.zeros(bins, device=chroma.device).index_add_(0, index, w)
+    known = (counts > 1e-3).nonzero().flatten()
     table = sums[known] / counts[known, None]  # (K, 2)
     # Each bin takes the linear interpolation between the known bins around it (the end ones repeated).
     place = torch.searchsorted(known, torch.arange(bins, device=known.device)).clamp(1, max(len(known) - 1, 1))
@@ -356,7 +362,7 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
     if keyframe is None:
         return
     positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 2, h, w)
-    trust = torch.ones_like(positions[:, :1])  # (1, 1, h, w)
+    trust = stage._coverage(k, tuple(keyframe.shape[-2:]))  # (1, 1, h, w): 1, or a registered print's coverage
     lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # (1, 1, h, w)
     key_luma = blur(lumas(k))
     for t in range(k - 1, max(s, a) - 1, -1):

@@ -1,0 +1,170 @@
+"""References as archives hold them (issue 20, items 1-3): prints registered to their frames.
+
+A gray film (FFV1, written with PyAV) that pans over a colored texture, so every frame has
+structure to register on; references written with OpenCV as a colorist would get them: a print
+cropped unevenly, scaled, given another tone curve and saved as JPEG, a frame grab shifted by a
+few pixels, a picture of another film. Registration is checked against the geometry the test
+made, at the film's size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import av
+import cv2
+import numpy as np
+import pytest
+from test_corpus import run_cli
+
+from remaster.errors import InputError
+from remaster.media.reader import VideoReader
+from remaster.run.keyframes import MATCH_THRESHOLD, read_keyframes
+
+W, H, FRAMES = 160, 120, 24
+PAN = (3, 2)  # px per frame, x and y
+
+
+def texture(seed: int) -> np.ndarray:
+    """RGB float32 in [0, 1], large enough to pan over: colored blobs of several sizes."""
+    rng = np.random.default_rng(seed)
+    size = (H + PAN[1] * FRAMES + 16, W + PAN[0] * FRAMES + 16)
+    layers = [cv2.GaussianBlur(rng.standard_normal((*size, 3)).astype(np.float32), (0, 0), s) * s for s in (2, 5)]
+    image = sum(layers)
+    image = (image - image.min()) / (image.max() - image.min())
+    return np.clip(0.5 + 1.8 * (image - image.mean()), 0, 1)
+
+
+def view(tex: np.ndarray, t: int, dx: int = 0, dy: int = 0) -> np.ndarray:
+    """Frame `t` of the pan, as uint8 RGB (offset by (dx, dy) px on the texture)."""
+    x, y = 8 + PAN[0] * t + dx, 8 + PAN[1] * t + dy
+    return (tex[y : y + H, x : x + W] * 255 + 0.5).astype(np.uint8)
+
+
+def write_gray(path, frames_rgb):
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.height, stream.width, stream.pix_fmt = H, W, "gray"
+        for i, image in enumerate(frames_rgb):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                format="gray", dst_colorspace="itu601", dst_color_range="JPEG"
+            )
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    tex = texture(1)
+    return write_gray(tmp_path_factory.mktemp("refs") / "pan.mkv", [view(tex, t) for t in range(FRAMES)]), tex
+
+
+def film_lumas(path):
+    def batches():
+        with VideoReader(path) as reader:
+            for batch in reader.batches(8, (1, 1)):
+                yield batch.index, batch.luma()
+
+    return batches
+
+
+def read(folder, path):
+    return read_keyframes(folder, width=W, height=H, frames=FRAMES, matrix="bt601", film_lumas=film_lumas(path))
+
+
+def write(path, rgb, quality=None):
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality else []
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    return path
+
+
+def a_print(rgb: np.ndarray, crop=(5, 2, 1, 6), scale=0.8, gamma=0.7) -> tuple[np.ndarray, np.ndarray]:
+    """A print of `rgb`: cropped (left, top, right, bottom px), scaled, another tone curve.
+    Returns it and the true map frame px -> print px (3x3, pixel centres)."""
+    left, top, right, bottom = crop
+    cropped = rgb[top : H - bottom, left : W - right]
+    ch, cw = cropped.shape[:2]
+    pw, ph = round(cw * scale), round(ch * scale)
+    toned = (cv2.resize(cropped, (pw, ph), interpolation=cv2.INTER_AREA) / 255.0) ** gamma
+    sx, sy = pw / cw, ph / ch
+    truth = np.array([[sx, 0, (0.5 - left) * sx - 0.5], [0, sy, (0.5 - top) * sy - 0.5], [0, 0, 1]])
+    return (toned * 255 + 0.5).astype(np.uint8), truth
+
+
+def mapped(registration: dict, x: float, y: float, reference: tuple[int, int]) -> np.ndarray:
+    """Where the reported transform puts frame pixel (x, y) on the reference (rotation ~0)."""
+    (rw, rh), (sx, sy), (dx, dy) = reference, registration["scale"], registration["shift"]
+    return np.array([(rw - 1) / 2 + dx + sx * (x - (W - 1) / 2), (rh - 1) / 2 + dy + sy * (y - (H - 1) / 2)])
+
+
+def test_a_print_is_matched_and_registered(tmp_path, film):
+    """Cropped unevenly (aspect 1.367 against the film's 1.333, 2.5% off), scaled 0.8x, toned
+    (gamma 0.7), JPEG quality 80, not named by a number: matched to its frame and registered
+    within 1 px at the film's size."""
+    path, tex = film
+    rgb, truth = a_print(view(tex, 13))
+    ph, pw = rgb.shape[:2]
+    assert 0.02 < abs(pw / ph - W / H) / (W / H) <= 0.05
+    write(tmp_path / "from-the-archive.jpg", rgb, quality=80)
+    (keyframe,) = read(tmp_path, path)
+    assert keyframe.frame == 13 and keyframe.score >= MATCH_THRESHOLD
+    r = keyframe.registration
+    assert abs(r["rotation"]) < 0.2
+    for x, y in ((0, 0), (W - 1, 0), (0, H - 1), (W - 1, H - 1), (W / 2, H / 2)):
+        error = np.hypot(*(mapped(r, x, y, (pw, ph)) - (truth @ [x, y, 1])[:2])) / truth[0, 0]  # film px
+        assert error < 1.0, (x, y, error, r)
+    # The print covers all but what was cropped; uncovered pixels carry no confidence.
+    cropped = 1 - (W - 6) * (H - 8) / (W * H)
+    assert abs((1 - r["coverage"]) - cropped) < 0.02, r
+    assert float(keyframe.coverage[0, 0, :, 0].max()) < 0.5 and float(keyframe.coverage[0, 0, H // 2, W // 2]) == 1
+    # Its luma is the film's own, never the print's tones.
+    assert float((keyframe.luma[0, 0, H // 2, W // 2] - view(tex, 13)[H // 2, W // 2].mean() / 255).abs()) < 0.05
+
+
+def test_a_numbered_frame_grab_shifted_a_few_pixels_is_registered(tmp_path, film):
+    path, tex = film
+    write(tmp_path / "000007.png", view(tex, 7, dx=3, dy=2))  # frame px x is print px x - (3, 2)
+    (keyframe,) = read(tmp_path, path)
+    r = keyframe.registration
+    assert keyframe.frame == 7 and keyframe.score is None
+    assert np.allclose(r["shift"], [-3, -2], atol=0.3) and np.allclose(r["scale"], [1, 1], atol=0.01), r
+    assert 0.03 < 1 - r["coverage"] < 0.08, r  # the strips the grab does not hold
+
+
+def test_a_picture_of_another_film_is_refused_in_one_line(tmp_path, film):
+    path, _ = film
+    write(tmp_path / "another-film.jpg", view(texture(7), 5), quality=80)
+    with pytest.raises(InputError, match=r"another-film.jpg: keyframe fits no frame of the film well") as caught:
+        read(tmp_path, path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "the best is frame" in message and "with similarity" in message and ".jpg" in message.split("e.g.")[-1]
+
+
+def test_registration_is_deterministic(tmp_path, film):
+    path, tex = film
+    write(tmp_path / "print.jpg", a_print(view(tex, 20), crop=(2, 4, 6, 1))[0], quality=80)
+    one, two = read(tmp_path, path), read(tmp_path, path)
+    assert one[0].registration == two[0].registration and bool((one[0].chroma == two[0].chroma).all())
+
+
+def test_the_report_carries_each_references_transform_and_coverage(tmp_path, film, random_model_file):
+    path, tex = film
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    write(keys / "print.jpg", a_print(view(tex, 4))[0], quality=80)
+    write(keys / "000018.png", view(tex, 18, dx=-2, dy=1))
+    args = ["colorize", path, "-o", tmp_path / "out.mkv", "--model", random_model_file, "--device", "cpu"]
+    result = run_cli([*args, "--flow", "dis", "--codec", "ffv1", "--json", "--keyframes", keys])
+    assert result.returncode == 0, result.stderr
+    placed = {k["file"]: k for k in json.loads(result.stdout)["keyframes"]}
+    assert placed["print.jpg"]["frame"] == 4 and placed["000018.png"]["frame"] == 18
+    for k in placed.values():
+        r = k["registration"]
+        assert set(r) >= {"scale", "shift", "rotation", "residual", "coverage", "similarity"}
+        assert 0.8 < r["coverage"] < 1 and r["residual"] < 1
+    assert np.allclose(placed["000018.png"]["registration"]["shift"], [2, -1], atol=0.3)
