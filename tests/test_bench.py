@@ -56,7 +56,9 @@ def test_bench_json_has_every_figure(tmp_path, random_model_file, device):
     assert row["size"] == "64x48" and row["frames"] == 10 and row["flow_provider"] == "dis"
     assert row["end_to_end_fps"] > 0 and row["transcode_fps"] > 0
     assert row["ratio_to_transcode"] == pytest.approx(row["end_to_end_fps"] / row["transcode_fps"], rel=0.01)
-    assert set(row["stage_fps"]) == set(STAGES) and all(v > 0 for v in row["stage_fps"].values()), row["stage_fps"]
+    # Every stage is listed; one too quick to time on 10 tiny frames (under 1 ms) has no rate, not an absurd one.
+    assert set(row["stage_fps"]) == set(STAGES), row["stage_fps"]
+    assert all(v is None or v > 0 for v in row["stage_fps"].values()) and row["stage_fps"]["colorize"] > 0
     assert row["chain_fps"] > 0 and row["projected_minutes_film"] > 0
     assert 50 < row["peak_rss_mib"] < 64 * 1024  # a process with torch loaded, and not absurd
     assert (row["peak_gpu_mib"] is None) == (device == "cpu")

@@ -209,7 +209,7 @@ def test_keyframes_are_placed_out_loud_before_any_work(tmp_path, film, random_mo
             one.close()
     err = capsys.readouterr().err
     assert "remaster: matching keyframes to the film's frames: " in err, err
-    assert "remaster: keyframe 000003.png -> frame 3 (named by its number)" in err, err
+    assert "remaster: keyframe 000003.png -> frame 3 (named by its number; registered: " in err, err
     assert "remaster: keyframe graded.png -> frame 17 (matched by content, similarity " in err, err
     assert "flow provider" not in err  # said once the run starts, not while opening
 
