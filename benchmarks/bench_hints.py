@@ -4,6 +4,12 @@ automatic colors are furthest from the original's, each given the original's col
 
     python benchmarks/bench_hints.py --model models/remaster-default.safetensors
     python benchmarks/bench_hints.py --model a.safetensors --model b.safetensors --clicks 6 --limit 50
+    python benchmarks/bench_hints.py --model models/remaster-hints.safetensors --step none --step edges
+
+--step picks the step after the network (`net/edge_aware.py`, issue 21): `none` (the default, as
+shipped: the network's colors as they are), `edges` (geodesic attenuation of the hint-induced
+change over the luma, then a guided filter), `geodesic` (the attenuation alone) or `guided` (the
+guided filter alone, no attenuation).
 
 For each model: PSNR of automatic and hinted against the original, the gain the hints bring
 (mean, median, worst), how many photos the hints improve, and how much of the color error at
@@ -24,6 +30,7 @@ import torch
 from remaster.cli.demo import colorist_clicks
 from remaster.media.stills import photo_from_array
 from remaster.net.colorizer import Colorizer
+from remaster.net.edge_aware import EdgeAware
 from remaster.net.train_data import list_images, read_rgb
 from remaster.run.photos import colorize_photo
 
@@ -42,7 +49,15 @@ def _spot_error(rgb: np.ndarray, truth: np.ndarray, points) -> float:
     )
 
 
-def score(model: Path, photos: list[Path], clicks: int, long_side: int) -> dict:
+STEPS = {
+    "edges": EdgeAware(),
+    "geodesic": EdgeAware(radius=0),
+    "guided": EdgeAware(reach=0, radius=8),
+    "none": None,
+}
+
+
+def score(model: Path, photos: list[Path], clicks: int, long_side: int, step: str = "none") -> dict:
     colorizer = Colorizer.load(model, device="cpu")
     if not colorizer.takes_hints:
         raise SystemExit(f"{model}: this model takes no hints")
@@ -57,7 +72,7 @@ def score(model: Path, photos: list[Path], clicks: int, long_side: int) -> dict:
         photo = photo_from_array(truth)
         automatic = colorize_photo(photo, colorizer)
         points = colorist_clicks(automatic, truth, clicks)
-        hinted = colorize_photo(photo, colorizer, points)
+        hinted = colorize_photo(photo, colorizer, points, edges=STEPS[step])
         before, after = _spot_error(automatic, truth, points), _spot_error(hinted, truth, points)
         rows.append(
             {
@@ -75,6 +90,7 @@ def score(model: Path, photos: list[Path], clicks: int, long_side: int) -> dict:
     worst = sorted(rows, key=lambda r: r["psnr_hinted"] - r["psnr_auto"])[:3]
     return {
         "model": str(model),
+        "step": step,
         "photos": len(rows),
         "clicks": clicks,
         "psnr_auto": float(np.mean([r["psnr_auto"] for r in rows])),
@@ -95,24 +111,26 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=6)
     parser.add_argument("--limit", type=int, default=0, help="the first N photos (sorted by name); 0 = all")
     parser.add_argument("--long-side", type=int, default=512)
+    parser.add_argument("--step", action="append", choices=sorted(STEPS), help="repeatable; default: none")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     photos = list_images(args.data)[: args.limit or None]
     results = []
     print(
-        "model                                    photos  auto dB  hinted dB  gain mean  median  improved  "
+        "model                          step      photos  auto dB  hinted dB  gain mean  median  improved  "
         "spot error removed  worst"
     )
     for model in args.model:
-        r = score(model, photos, args.clicks, args.long_side)
-        results.append(r)
-        worst = ", ".join(f"{name} {gain:+.2f}" for name, gain in r["worst"])
-        print(
-            f"{str(model)[-40:]:40} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} "
-            f"{r['gain_mean']:+10.2f} {r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} "
-            f"{100 * r['spot_error_removed']:17.0f}%  {worst}"
-        )
+        for step in args.step or ["none"]:
+            r = score(model, photos, args.clicks, args.long_side, step)
+            results.append(r)
+            worst = ", ".join(f"{name} {gain:+.2f}" for name, gain in r["worst"])
+            print(
+                f"{str(model)[-30:]:30} {step:9} {r['photos']:6} {r['psnr_auto']:8.2f} {r['psnr_hinted']:10.2f} "
+                f"{r['gain_mean']:+10.2f} {r['gain_median']:+7.2f} {r['improved']:5}/{r['photos']:<3} "
+                f"{100 * r['spot_error_removed']:17.0f}%  {worst}"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -21,6 +21,7 @@ from remaster.atomic import atomic_path, sha256_of
 from remaster.color import fit_chroma_to_gamut, lab_to_chroma, luma_chroma_to_rgb, luma_to_lightness
 from remaster.device import resolve_device
 from remaster.errors import ConfigError, WeightsError, one_line
+from remaster.net.edge_aware import EdgeAware, edge_aware_step
 from remaster.net.hints import resize_hints
 from remaster.net.network import STRIDE, ColorNet, NetConfig, build_net, count_parameters, default_ab_bins
 
@@ -276,11 +277,20 @@ class Colorizer:
         }
 
 
-def colorize_luma(colorizer, luma: Tensor, matrix: str = "bt601", hints: Tensor | None = None) -> Tensor:
+def colorize_luma(
+    colorizer, luma: Tensor, matrix: str = "bt601", hints: Tensor | None = None, edges: EdgeAware | None = None
+) -> Tensor:
     """`(N, 1, H, W)` Y' in [0, 1] -> `(N, 3, H, W)` RGB in [0, 1] whose luma is the input's.
 
-    `hints`: a hint map (hints.py) for a hint-conditioned model, e.g. `hints.point_hints`."""
+    `hints`: a hint map (hints.py) for a hint-conditioned model, e.g. `hints.point_hints`; the
+    change they make can be kept to the hinted objects by `edges` (edge_aware.py; None: as the net gives it)."""
     chroma = colorizer.chroma(luma, matrix, hints)  # (N, 2, h, w) at the working resolution
+    if hints is not None and edges is not None:
+        small = F.interpolate(
+            luma.to(chroma.device, torch.float32), size=chroma.shape[-2:], mode="bilinear", antialias=True
+        )  # (N, 1, h, w), as the net saw it
+        hints = resize_hints(hints.to(chroma.device).float(), chroma.shape[-2:])
+        chroma = edge_aware_step(small, colorizer.chroma(luma, matrix), chroma, hints, edges)
     luma = luma.to(chroma.device, torch.float32)
     chroma = F.interpolate(chroma, size=luma.shape[-2:], mode="bilinear", align_corners=False)  # (N, 2, H, W)
     chroma = fit_chroma_to_gamut(luma, chroma, matrix)

@@ -15,14 +15,17 @@ import torch
 from remaster.errors import InputError
 from remaster.media.stills import Photo, in_photo_depth, photo_from_array, read_photo
 from remaster.net.colorizer import colorize_luma
+from remaster.net.edge_aware import EdgeAware
 from remaster.net.hints import point_hints
 
 
-def colorize_photo(photo: Photo, colorizer, points=None) -> np.ndarray:
+def colorize_photo(photo: Photo, colorizer, points=None, edges: EdgeAware | None = None) -> np.ndarray:
     """RGB(A) `(H, W, 3|4)` array in the photo's own depth.
 
     `points`: color hints `(x, y, a, b)` with x, y in the photo's pixels and (a, b) in CIELAB
-    (see `hints.parse_color`); they need a hint-conditioned model."""
+    (see `hints.parse_color`); they need a hint-conditioned model. `edges`: an edge-aware step that
+    keeps a click's color in its object (`net.edge_aware.EdgeAware()`; None, the default: the
+    network's colors as they are; benchmarks/RESULTS.md says why it is not the default yet)."""
     luma = torch.from_numpy(photo.luma)[None, None]  # (1, 1, H, W)
     hints = None
     if points:
@@ -34,7 +37,7 @@ def colorize_photo(photo: Photo, colorizer, points=None) -> np.ndarray:
                 )
         relative = [(y / max(1, height - 1), x / max(1, width - 1), a, b) for x, y, a, b in points]
         hints = point_hints(colorizer.working_size(height, width), relative)
-    rgb = colorize_luma(colorizer, luma, hints=hints)[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    rgb = colorize_luma(colorizer, luma, hints=hints, edges=edges)[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
     return in_photo_depth(rgb, photo)
 
 
