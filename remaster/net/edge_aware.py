@@ -13,8 +13,8 @@ only where the luma says it belongs to a clicked object:
 
 `edge_aware_step` puts them together at the network's working size (about 55 ms at 256 x 256 on
 one CPU thread; the caller adds a hint-free network pass for the automatic chroma). It trades
-spread for locality: benchmarks/RESULTS.md, "Clicks that stay in their object". Dense hints (a reference taken as hints)
-leave no pixel far from a hint, so they pass unchanged.
+spread for locality: benchmarks/RESULTS.md, "Clicks that stay in their object". Dense hints (a
+reference taken as hints) leave no pixel far from a hint, so they pass unchanged.
 """
 
 from __future__ import annotations
