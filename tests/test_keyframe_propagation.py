@@ -216,19 +216,20 @@ def _peak_rss_mb(args) -> float:
 
 
 def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file):
-    """A film 3x longer, with its two keyframes 90 frames apart and a reach of 30 frames (so each is
+    """A film 5x longer, with its two keyframes 210 frames apart and a reach of 30 frames (so each is
     carried forward and backward as far as it goes, with a stretch no keyframe reaches between),
     peaks at the same memory as a short film with two keyframes: windows are bounded by the reach,
     spilled to the work folder, and let go. At 320x240 holding the film's frames would add ~40 MB
-    per 100 frames. Both films have two keyframes because registering each one to its frame
+    per 100 frames, ~100 MB here; the margin (40 MB) is what bounded queues filling up or not
+    on a loaded machine move the peak by (up to ~30 MB measured). Both films have two keyframes because registering each one to its frame
     costs some memory of its own (measured about 8 MB each here, mostly the allocator's), which
     depends on the keyframes, not on the film's length."""
     width, height = 320, 240
     peaks = {}
-    for frames in (60, 180):
+    for frames in (60, 300):
         truth = [shapes_frame(i % 40, width, height) for i in range(frames)]
         film = write_gray(tmp_path / f"film{frames}.mkv", truth, gop=30)
-        keys = keyframes(tmp_path / f"keys{frames}", truth, [14, 44] if frames == 60 else [44, 134])
+        keys = keyframes(tmp_path / f"keys{frames}", truth, [14, 44] if frames == 60 else [44, 254])
         peaks[frames] = _peak_rss_mb(
             [
                 "colorize",
@@ -251,7 +252,7 @@ def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file)
                 "30",
             ]
         )
-    assert peaks[180] < peaks[60] + 25, peaks
+    assert peaks[300] < peaks[60] + 40, peaks
 
 
 def test_plan_reads_tail_frames_for_a_keyframe_after_the_segment():
