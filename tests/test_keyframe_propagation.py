@@ -221,9 +221,9 @@ def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file)
     peaks at the same memory as a short film with two keyframes: windows are bounded by the reach,
     spilled to the work folder, and let go. At 320x240 holding the film's frames would add ~40 MB
     per 100 frames, ~100 MB here; the margin (40 MB) is what bounded queues filling up or not
-    on a loaded machine move the peak by (up to ~30 MB measured). Both films have two keyframes because registering each one to its frame
-    costs some memory of its own (measured about 8 MB each here, mostly the allocator's), which
-    depends on the keyframes, not on the film's length."""
+    on a loaded machine move the peak by (up to ~30 MB measured). Both films have two keyframes
+    because registering each one to its frame costs some memory of its own (measured about 8 MB
+    each here, mostly the allocator's), which depends on the keyframes, not on the film's length."""
     width, height = 320, 240
     peaks = {}
     for frames in (60, 300):
