@@ -81,15 +81,7 @@ class Film:
         return self.path.name
 
     def describe(self) -> dict:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "frames": self.frames,
-            "width": self.width,
-            "height": self.height,
-            "fps": float(self.rate),
-            "shots": [[s.start, s.end] for s in self.shots],
-        }
+        return _described(self, fps=float(self.rate))
 
     def shot_of(self, index: int) -> Shot:
         return next(s for s in self.shots if s.start <= index < s.end)
@@ -159,17 +151,8 @@ class Photos:
         return self.paths[0].name if self.frames == 1 else f"{self.frames} photographs"
 
     def describe(self) -> dict:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "frames": self.frames,
-            "width": self.width,
-            "height": self.height,
-            "fps": 1.0,
-            "shots": [[s.start, s.end] for s in self.shots],
-            "names": [p.name for p in self.paths],
-            "sizes": [{"width": w, "height": h} for h, w in self.sizes],
-        }
+        names = {"names": [p.name for p in self.paths], "sizes": [{"width": w, "height": h} for h, w in self.sizes]}
+        return {**_described(self, fps=1.0), **names}
 
     def shot_of(self, index: int) -> Shot:
         return self.shots[index]
@@ -198,3 +181,16 @@ def open_source(paths: list[Path]) -> Film | Photos:
     if len(paths) > 1:
         raise InputError("the studio opens one film at a time, or photographs (.png, .jpg, .tif, .webp, .bmp)")
     return Film(paths[0])
+
+
+def _described(source, *, fps: float) -> dict:
+    """What the page needs to lay out a film or a set of photographs (each photo a frame and a shot)."""
+    return {
+        "kind": source.kind,
+        "name": source.name,
+        "frames": source.frames,
+        "width": source.width,
+        "height": source.height,
+        "fps": fps,
+        "shots": [[s.start, s.end] for s in source.shots],
+    }
