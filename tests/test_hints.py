@@ -241,3 +241,32 @@ def test_hint_model_path_follows_its_environment_variable(tmp_path, monkeypatch)
     monkeypatch.setenv("REMASTER_HINTS_MODEL", str(tmp_path / "mine.safetensors"))
     assert default_model_path(hints=True) == tmp_path / "mine.safetensors"
     assert default_model_path().name == "remaster-default.safetensors"
+
+
+def test_simulated_clicks_land_where_the_colors_are_wrong():
+    # The error map is zero except in one 32 x 32 corner (16 cells of 8 x 8, more than the 8
+    # clicks at most): every click lands there, and each sample gets 1-8 of them, 5-9 px wide.
+    ab = torch.zeros(40, 2, 64, 64)
+    ab[:, 0, 32:64, 0:32] = 50.0
+    error = torch.zeros(40, 1, 16, 16)  # a quarter of the resolution, as the net predicts
+    error[:, :, 8:16, 0:8] = 1.0
+    hints = simulate_hints(ab, torch.Generator().manual_seed(0), none=0.0, points=0.0, clicks=1.0, error=error)
+    hinted = hints[:, 2] > 0
+    assert hinted.any(dim=(1, 2)).all()
+    # Centred in the corner: a patch reaches at most 4 px (half of 9) beyond it.
+    assert hinted[:, :28].sum() == 0 and hinted[:, :, 36:].sum() == 0
+    assert (hints[:, 0][hinted] * 110 > 15).all()  # its patch's mean color: at least 5 x 5 of 9 x 9 inside
+    assert 25 <= hinted.sum(dim=(1, 2)).min() and hinted.sum(dim=(1, 2)).max() <= 8 * 81
+    with pytest.raises(ValueError, match="error map"):
+        simulate_hints(ab, torch.Generator(), clicks=0.5)
+
+
+def test_training_on_clicks_with_the_gain_loss_runs_and_checks_its_shares(photo_dir, tmp_path):  # noqa: F811
+    config = tiny_config(
+        net=NetConfig(widths=(8, 8, 16, 16), blocks=1, hints=True), hint_kinds=(0.2, 0.2, 0.5), hint_gain_loss=1.0
+    )
+    trainer = Trainer(config, photo_dir, tmp_path / "clicks.safetensors", progress=False)
+    losses = [trainer.train_step(trainer.progress_fraction(0.0)) for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    with pytest.raises(ConfigError, match="hint_kinds"):
+        tiny_config(hint_kinds=(0.5, 0.5, 0.5))

@@ -90,15 +90,25 @@ def _smooth_field(n: int, height: int, width: int, cells: int, generator: torch.
     return F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
-def simulate_hints(ab: Tensor, generator: torch.Generator, *, none: float = 0.5, points: float = 0.25) -> Tensor:
+def simulate_hints(
+    ab: Tensor,
+    generator: torch.Generator,
+    *,
+    none: float = 0.5,
+    points: float = 0.25,
+    clicks: float = 0.0,
+    error: Tensor | None = None,
+) -> Tensor:
     """Random training hints for true (a, b) `(B, 2, H, W)`: a hint map `(B, 3, H, W)`.
 
     Each sample gets one kind: none (probability `none`); sparse points (`points`): a
     geometric number of patches 1-9 px wide holding the patch's mean true color (Zhang et al.
-    2017); or dense (the rest): the true chroma, blurred, with a smooth random confidence, and
-    where confidence is low the chroma is replaced by a shifted copy, mixed in proportion. That
-    teaches the net to follow a confident hint and to overrule a doubtful one, which is what a
-    keyframe carried along imperfect flow needs.
+    2017); a colorist's clicks (`clicks`, needs `error`): 1-8 patches 5-9 px wide placed where
+    the net's own unhinted colors are wrong (`error` `(B, 1, h, w)`, any resolution), as a
+    colorist clicks where the automatic colors fail; or dense (the rest): the true chroma,
+    blurred, with a smooth random confidence, and where confidence is low the chroma is replaced
+    by a shifted copy, mixed in proportion. That teaches the net to follow a confident hint and
+    to overrule a doubtful one, which is what a keyframe carried along imperfect flow needs.
 
     The whole batch is drawn at once: 174 torch operations for a batch of 256, where a loop over
     samples and patches took 12,988, tiny launches that on a GPU cost more time than the network
@@ -109,13 +119,19 @@ def simulate_hints(ab: Tensor, generator: torch.Generator, *, none: float = 0.5,
     kind = torch.rand(batch, generator=generator)
     values = torch.zeros_like(ab)
     confidence = torch.zeros(batch, 1, height, width, device=device)
+    if clicks > 0 and error is None:
+        raise ValueError("simulated clicks need the error map of the net's unhinted colors")
     for chosen, make in (
-        ((kind >= none) & (kind < none + points), _point_patches),
-        (kind >= none + points, _dense_carry),
+        ((kind >= none) & (kind < none + points), lambda index: _point_patches(ab[index], generator)),
+        (
+            (kind >= none + points) & (kind < none + points + clicks),
+            lambda index: _colorist_clicks(ab[index], error[index], generator),
+        ),
+        (kind >= none + points + clicks, lambda index: _dense_carry(ab[index], generator)),
     ):
         index = chosen.nonzero().flatten().to(device)
         if len(index):
-            values[index], confidence[index] = make(ab[index], generator)
+            values[index], confidence[index] = make(index)
     return hint_map(values, confidence)
 
 
@@ -124,9 +140,8 @@ _MAX_PATCHES, _PATCH_SIZES = 64, (1, 3, 5, 7, 9)
 
 def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Sparse hints for `(n, 2, H, W)`: a geometric number (mean 8, at most 64) of square patches
-    per sample, each filled with its mean true color; where patches overlap, the later one wins."""
+    per sample at random places, each filled with its mean true color."""
     n, _, height, width = ab.shape
-    device = ab.device
     u = torch.rand(n, generator=generator).clamp(min=1e-9)
     count = (1 + (u.log() / math.log(1 - 1 / 8)).long()).clamp(max=_MAX_PATCHES)  # geometric, mean 8
     size_index = torch.randint(0, len(_PATCH_SIZES), (n, _MAX_PATCHES), generator=generator)
@@ -134,10 +149,45 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     row = (torch.rand(n, _MAX_PATCHES, generator=generator) * (height - size + 1)).long()
     col = (torch.rand(n, _MAX_PATCHES, generator=generator) * (width - size + 1)).long()
     used = torch.arange(_MAX_PATCHES)[None, :] < count[:, None]  # (n, P)
+    return _paint_patches(ab, size, row, col, used)
+
+
+_MAX_CLICKS, _CLICK_SIZES = 8, (5, 7, 9)
+
+
+def _colorist_clicks(ab: Tensor, error: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A colorist's clicks for `(n, 2, H, W)`: 1-8 patches 5-9 px wide, each holding its mean true
+    color, at places drawn without replacement in proportion to the squared `error` of the net's
+    unhinted colors there (Gumbel top-k over a coarse grid). `demo.colorist_clicks` and a person
+    click where the automatic colors fail, often a small vivid object beside others; random
+    points rarely land there, so a net trained on them learns to spread a click further than
+    its object. These teach it what a click on a failure means."""
+    n, _, height, width = ab.shape
+    device = ab.device
+    grid = F.adaptive_avg_pool2d(error.float(), (height // 8, width // 8)).flatten(1)  # (n, cells)
+    gumbel = -torch.log(-torch.log(torch.rand(grid.shape, generator=generator).clamp(1e-9, 1 - 1e-9)))
+    keys = (grid.square() + 1e-6).log() + gumbel.to(device)
+    cell = keys.topk(_MAX_CLICKS, dim=1).indices.cpu()  # (n, P), distinct cells
+    size = torch.tensor(_CLICK_SIZES)[torch.randint(0, len(_CLICK_SIZES), (n, _MAX_CLICKS), generator=generator)]
+    jitter = torch.randint(0, 8, (2, n, _MAX_CLICKS), generator=generator)
+    row = ((cell // (width // 8)) * 8 + jitter[0] - size // 2).clamp(min=0)
+    col = ((cell % (width // 8)) * 8 + jitter[1] - size // 2).clamp(min=0)
+    row, col = torch.minimum(row, height - size), torch.minimum(col, width - size)
+    count = torch.randint(1, _MAX_CLICKS + 1, (n,), generator=generator)
+    used = torch.arange(_MAX_CLICKS)[None, :] < count[:, None]
+    return _paint_patches(ab, size, row, col, used)
+
+
+def _paint_patches(ab: Tensor, size: Tensor, row: Tensor, col: Tensor, used: Tensor) -> tuple[Tensor, Tensor]:
+    """Square patches `(n, P)` (side, top row, left column, whether used) painted with each patch's
+    mean true color of `ab` `(n, 2, H, W)`; where patches overlap, the later one wins."""
+    n, _, height, width = ab.shape
+    device = ab.device
+    patches = size.shape[1]
     size, row, col, used = (t.to(device) for t in (size, row, col, used))
     # Each patch's mean color, from a summed-area table: four lookups a patch, whatever its size.
     table = F.pad(ab.double().cumsum(2).cumsum(3), (1, 0, 1, 0))  # (n, 2, H+1, W+1); float64: sums of sums
-    samples = torch.arange(n, device=device)[:, None].expand(n, _MAX_PATCHES)
+    samples = torch.arange(n, device=device)[:, None].expand(n, patches)
     bottom, right = row + size, col + size
     total = (
         table[samples, :, bottom, right]
@@ -147,13 +197,13 @@ def _point_patches(ab: Tensor, generator: torch.Generator) -> tuple[Tensor, Tens
     )
     mean = (total / (size * size)[..., None]).to(ab.dtype)  # (n, P, 2)
     # Paint: every pixel covered takes the latest patch over it (the sequential painter's rule).
-    offsets = torch.arange(max(_PATCH_SIZES), device=device)
+    offsets = torch.arange(max(_PATCH_SIZES + _CLICK_SIZES), device=device)
     dy, dx = offsets[:, None].expand(-1, len(offsets)), offsets[None, :].expand(len(offsets), -1)  # (9, 9)
     inside = (dy[None, None] < size[..., None, None]) & (dx[None, None] < size[..., None, None]) & used[..., None, None]
     pixel = (
         samples[..., None, None] * (height * width) + (row[..., None, None] + dy) * width + (col[..., None, None] + dx)
     )
-    order = torch.arange(_MAX_PATCHES, device=device)[None, :, None, None].expand_as(pixel)
+    order = torch.arange(patches, device=device)[None, :, None, None].expand_as(pixel)
     latest = torch.full((n * height * width,), -1, device=device, dtype=torch.long)
     latest.scatter_reduce_(0, pixel[inside], order[inside], reduce="amax")
     latest = latest.reshape(n, height * width)

@@ -140,13 +140,21 @@ class Trainer:
 
     def loss(self, rgb: Tensor) -> Tensor:
         lightness, ab = photo_batch_to_training_pair(rgb)
+        lightness = lightness.contiguous(memory_format=torch.channels_last)
         target_ab = F.avg_pool2d(ab, 4)  # (B, 2, h, w): the net predicts at 1/4 resolution
-        hints = simulate_hints(ab, self.generator) if self.config.net.hints else None  # (B, 3, H, W)
-        with torch.autocast(
-            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
-        ):
-            output = self.net(lightness.contiguous(memory_format=torch.channels_last), hints)  # (B, K|2, h, w)
-        output = output.float()
+        hints, unhinted_error = None, None
+        if self.config.net.hints:
+            none, points, clicks = self.config.hint_kinds
+            if clicks or self.config.hint_gain_loss:  # both need the net's colors without hints
+                with torch.no_grad():
+                    free = self.net.decode_ab(
+                        self._forward(lightness, None), self.config.temperature, self.config.doubt
+                    )
+                unhinted_error = (free - target_ab).pow(2).sum(1, keepdim=True)  # (B, 1, h, w)
+            hints = simulate_hints(
+                ab, self.generator, none=none, points=points, clicks=clicks, error=unhinted_error
+            )  # (B, 3, H, W)
+        output = self._forward(lightness, hints)  # (B, K|2, h, w)
         if self.config.recipe == "bins":
             targets, nearest = soft_encode(target_ab, self.bins, self.config.soft_neighbours, self.config.soft_sigma)
             log_probs = torch.log_softmax(output.permute(0, 2, 3, 1), dim=-1)  # (B, h, w, K)
@@ -161,7 +169,21 @@ class Trainer:
             error = (decoded - target_ab).pow(2).sum(1).mean((1, 2))  # (B,)
             gray_error = target_ab.pow(2).sum(1).mean((1, 2))  # (B,): what a gray crop would cost
             loss = loss + self.config.decoded_loss * (error / (gray_error + DECODED_FLOOR)).mean()
+        if self.config.hint_gain_loss and unhinted_error is not None:
+            hinted = hints[:, 2].flatten(1).amax(1) > 0  # (B,): crops given any hint
+            if hinted.any():
+                decoded = self.net.decode_ab(output, self.config.temperature, self.config.doubt)
+                error = (decoded - target_ab).pow(2).sum(1).mean((1, 2))[hinted]
+                ratio = torch.log((error + DECODED_FLOOR) / (unhinted_error.mean((1, 2, 3))[hinted] + DECODED_FLOOR))
+                loss = loss + self.config.hint_gain_loss * (ratio + 2.0 * ratio.clamp(min=0)).mean()
         return loss
+
+    def _forward(self, lightness: Tensor, hints: Tensor | None) -> Tensor:
+        """The net's output `(B, K|2, h, w)` in float32, under mixed precision where the device has it."""
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
+            return self.net(lightness, hints).float()
 
     def train_step(self, fraction: float) -> float:
         self.net.train()

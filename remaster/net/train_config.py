@@ -94,6 +94,32 @@ class TrainConfig:
             "benchmarks/RESULTS.md.)"
         },
     )
+    # What kinds of hints a hint-conditioned net (`net.hints`) trains on, as probabilities per crop:
+    # none, random points, a colorist's clicks (where the net's own colors are wrong); the rest get
+    # a dense carried chroma (net/hints.simulate_hints).
+    hint_kinds: tuple[float, float, float] = field(
+        default=(0.5, 0.25, 0.0),
+        metadata={
+            "help": "With --hints: the share of crops trained with no hints, with random points, and with a "
+            "colorist's clicks (1-8 patches where the net's unhinted colors are furthest from the truth); "
+            "the rest get a dense carried chroma.",
+            "expect": "three shares",
+            "example": "0.3,0.15,0.4",
+        },
+    )
+    # Weight of a loss on what hints change: for each hinted crop, the log of its decoded color
+    # error with the hints over the same net's error without them (no gradient through the
+    # latter), plus twice that where it is positive. Its mean is minus the mean PSNR gain the hints
+    # bring (in units of ln 10 / 10 dB); the extra weight on positive values is the harm a click
+    # does beyond its object, which a colorist sees first (issue 21).
+    hint_gain_loss: float = field(
+        default=0.0,
+        metadata={
+            "help": "With --hints: weight of a loss on the colors decoded with and without the crop's hints: the "
+            "hinted error's log-ratio to the unhinted one, thrice where the hints make it worse. Teaches a click "
+            "to change its object, not its neighbours. 0 = off."
+        },
+    )
     checkpoint_every: int = field(
         default=500,
         metadata={
@@ -154,6 +180,10 @@ class TrainConfig:
             raise ConfigError(
                 f"crop must be a multiple of 16 and at most cache_size {self.cache_size}, got {self.crop}"
             )
+        if len(self.hint_kinds) != 3 or min(self.hint_kinds) < 0 or sum(self.hint_kinds) > 1 + 1e-9:
+            raise ConfigError(f"hint_kinds are three shares that add up to at most 1, got {self.hint_kinds}")
+        if self.hint_gain_loss < 0:
+            raise ConfigError(f"hint_gain_loss must be 0 or more, got {self.hint_gain_loss}")
         if self.doubt < 0 or self.decoded_loss < 0:
             raise ConfigError(f"doubt and decoded_loss must be 0 or more, got {self.doubt} and {self.decoded_loss}")
 
@@ -165,4 +195,6 @@ class TrainConfig:
         values = dict(values)
         values["net"] = NetConfig.from_dict(values["net"])
         values["scale_range"] = tuple(values["scale_range"])
+        if "hint_kinds" in values:  # checkpoints from before issue 21 lack it
+            values["hint_kinds"] = tuple(values["hint_kinds"])
         return cls(**values)
