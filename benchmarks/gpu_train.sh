@@ -136,7 +136,8 @@ for item in filter(None, overrides.split(",")):
         config = replace(config, net=replace(config.net, **{key: shape}))
         continue
     kind = {"int": int, "float": float, "str": str}.get(str(types[key]), float)
-    parsed = tuple(float(v) for v in value.split("/")) if "/" in value else kind(value)  # scale_range=0.6/1.0
+    is_tuple = str(types[key]).startswith("tuple")  # scale_range=0.6/1.0; a path's slashes stay
+    parsed = tuple(float(v) for v in value.split("/")) if is_tuple else kind(value)
     config = replace(config, **{key: parsed})
 print(json.dumps(config.to_dict()))
 started = time.time()
