@@ -11,6 +11,7 @@ carry is previewed and the film rendered. The output has every frame, the film's
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,13 @@ pytestmark = pytest.mark.skipif(
 W, H, FRAMES, CUT = 128, 96, 24, 12
 # (x, y) in the film's pixels and the color clicked there: the sky, the ground, the sky's right.
 CLICKS = [((20, 40), "#d02818"), ((64, 80), "#1838d0"), ((110, 30), "#20b040")]
+
+
+def print_of(rgb: np.ndarray) -> np.ndarray:
+    """A print of a frame: 4 px cropped left, 2 right, 3 top, 1 bottom, scaled 1.5x, a gamma of 0.8."""
+    crop = rgb[3 : rgb.shape[0] - 1, 4 : rgb.shape[1] - 2]
+    big = cv2.resize(crop, (crop.shape[1] * 3 // 2, crop.shape[0] * 3 // 2), interpolation=cv2.INTER_CUBIC)
+    return np.clip(255 * (big / 255) ** 0.8, 0, 255).astype(np.uint8)
 
 
 def film_picture(i: int) -> np.ndarray:
@@ -189,15 +197,31 @@ def test_color_keyframes_preview_and_render_in_the_page(studio, browser, film, t
     settle(driver)
     assert (project / "000000.png").is_file()
 
-    # The second shot: a reference dropped on frame 15 (used as hints), then marked as a keyframe.
-    go_to(driver, 15)
-    reference = tmp_path / "reference.png"
-    cv2.imwrite(str(reference), cv2.cvtColor(film_picture(15), cv2.COLOR_RGB2BGR))
+    # The second shot: a print of frame 15 (cropped, scaled 1.5x, another tone curve, JPEG) dropped
+    # on frame 13: matched to frame 15 and registered as --keyframes does, the page says how.
+    go_to(driver, 13)
+    reference = tmp_path / "print.jpg"
+    cv2.imwrite(str(reference), cv2.cvtColor(print_of(film_picture(15)), cv2.COLOR_RGB2BGR))
     before = drawn(driver)
     driver.find_element(By.ID, "reference").send_keys(str(reference))
     WebDriverWait(driver, 120, poll_frequency=0.1).until(lambda d: drawn(d) > before)
     settle(driver)
     assert (project / "references" / "000015.png").is_file()
+    assert driver.execute_script("return frame") == 15
+    registration = driver.find_element(By.ID, "registration").text
+    assert registration.startswith("matched to frame 15 (dropped on 13)"), registration
+    scale = [float(v) for v in re.search(r"scale ([\d.]+)\u00d7([\d.]+)", registration).groups()]
+    assert np.allclose(scale, 1.5, atol=0.02), registration
+    assert f"covers {round(100 * (W - 6) * (H - 4) / (W * H))}%" in registration, registration
+    # Accepted as the frame's colors: the steered view takes the print's colors where it covers the frame.
+    before = drawn(driver)
+    driver.execute_script(
+        "const s = document.getElementById('reference-use'); s.value = 'colors'; s.dispatchEvent(new Event('change'));"
+    )
+    WebDriverWait(driver, 120, poll_frequency=0.1).until(lambda d: drawn(d) > before)
+    settle(driver)
+    for x, y in ((64, 10), (100, 70)):  # the ground (upside down: at the top), the sky
+        assert cosine(chroma(pixel(driver, x, y)), chroma(film_picture(15)[y, x])) > 0.9, (x, y, pixel(driver, x, y))
     driver.find_element(By.ID, "keyframe").click()
     settle(driver)
     assert (project / "000015.png").is_file()

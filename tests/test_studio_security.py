@@ -14,7 +14,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import make_clip, shapes_frame
+from conftest import make_clip
 from test_corpus import run_cli
 
 from remaster.errors import ConfigError
@@ -140,12 +140,29 @@ def test_uploads_are_images_or_refused_in_one_line(studio):
     assert status == 400 and error_line(body) == "the request body is not JSON"
     status, _, body = request(server, "POST", "/api/frame/2/edit", body=json.dumps({"op": "point", "x": 1}).encode())
     assert status == 400 and "expected #rrggbb" in error_line(body)
-    # A real reference, twice the size: resized and kept in the project folder, named by the frame.
-    big = cv2.resize(shapes_frame(2, 128, 96), (128, 96))
+    # A picture of something else: one line, naming the best frame near the one it was dropped on.
+    other = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    status, _, body = request(server, "POST", "/api/frame/2/reference", body=cv2.imencode(".png", other)[1].tobytes())
+    assert status == 400 and error_line(body).startswith("the reference fits no frame near frame 2 well: the best is")
+    # A real reference, twice the size: matched, registered, kept in the project folder, named by its frame.
+    big = cv2.resize(clip_frame(clip.path, 2), (128, 96))
     status, _, body = request(server, "POST", "/api/frame/2/reference", body=cv2.imencode(".png", big)[1].tobytes())
-    assert status == 200 and json.loads(body)["reference"] is True
+    state = json.loads(body)
+    assert status == 200 and state["reference"] is True and state["frame"] == 2
+    assert state["registration"]["coverage"] == 1.0 and state["registration"]["scale"] == [2.0, 2.0]
     saved = server.studio.project.folder / "references" / "000002.png"
-    assert cv2.imread(str(saved)).shape == (48, 64, 3)
+    assert cv2.imread(str(saved), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)  # RGBA: alpha its coverage
+
+
+def clip_frame(path, index: int) -> np.ndarray:
+    """Frame `index` of a clip as decoded, BGR (as OpenCV writes it)."""
+    import av
+
+    with av.open(str(path)) as container:
+        for k, frame in enumerate(container.decode(video=0)):
+            if k == index:
+                return frame.to_ndarray(format="bgr24")
+    raise IndexError(index)
 
 
 def _outside_address() -> str | None:

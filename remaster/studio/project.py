@@ -3,7 +3,7 @@
     FILM.studio/            (or --keyframes DIR)
       000120.png            a keyframe, named by its frame as `--keyframes` reads it
       project.json          every click and stroke of every frame, the undo/redo stacks, the keyframes
-      references/000120.png a reference image dropped on frame 120
+      references/000120.png a reference matched to frame 120, registered onto it (RGBA: alpha its coverage)
       preview/              the carry's preview (a short gray stretch, its keyframes, the result)
       render/               the render's output
 
@@ -118,7 +118,28 @@ class Project:
                 "redo": bool(frame["undone"]),
                 "keyframe": int(index) in self.state["keyframes"],
                 "reference": self.reference_path(index).exists(),
+                **({"reference_use": info.get("use", "hints")} if (info := self.reference_info(index)) else {}),
+                **({"registration": info["registration"]} if info.get("registration") else {}),
             }
+
+    def reference_info(self, index: int) -> dict:
+        """`{"use": "hints" | "colors", "registration": {...}}` of frame `index`'s reference ({} if none)."""
+        with self._lock:
+            info = self.state.get("references", {}).get(str(int(index)))
+        if info is None or not self.reference_path(index).exists():
+            return {}
+        return {"use": info} if isinstance(info, str) else dict(info)  # a string: a project of before registration
+
+    def set_reference(self, index: int, *, use: str, registration: dict | None = None) -> None:
+        with self._lock:
+            references = self.state.setdefault("references", {})
+            info = references.get(str(int(index)))
+            info = {"use": info} if isinstance(info, str) else dict(info or {})
+            info["use"] = use
+            if registration is not None:
+                info["registration"] = registration
+            references[str(int(index))] = info
+            self.save()
 
     def add(self, index: int, edit: dict) -> None:
         with self._lock:

@@ -42,14 +42,17 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_FRAME = re.compile(r"^/api/frame/(\d{1,9})(?:/(edit|undo|redo|clear|keyframe|reference)|/(\w+)\.png)?$")
+_FRAME = re.compile(r"^/api/frame/(\d{1,9})(?:/(edit|undo|redo|clear|keyframe|reference|use)|/(\w+)\.png)?$")
 _THUMB = re.compile(r"^/api/thumb/(\d{1,9})\.png$")
 _PREVIEW = re.compile(r"^/api/preview/(\d{1,6})\.png$")
 
 
 def png(rgb) -> bytes:
-    """`(H, W, 3)` uint8 RGB (or `(H, W)` gray) -> PNG bytes."""
-    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    """`(H, W, 3)` uint8 RGB (or RGBA, or `(H, W)` gray) -> PNG bytes."""
+    if rgb.ndim == 2:
+        image = rgb
+    else:
+        image = cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
 
 
@@ -230,7 +233,9 @@ class Handler(BaseHTTPRequestHandler):
         index, action = source.check(int(match[1])), match[2]
         if action == "reference":
             use = parse_qs(url.query).get("use", ["hints"])[0]
-            studio.engine.set_reference(index, self._body(MAX_UPLOAD), use)
+            index = studio.engine.set_reference(index, self._body(MAX_UPLOAD), use)  # the frame it matched
+        elif action == "use":
+            studio.engine.set_reference_use(index, str(self._payload().get("use", "")))
         elif action == "edit":
             height, width = source.frame(index).shape
             project.add(index, check_edit(self._payload(), width, height))

@@ -143,12 +143,26 @@ function showFrameState() {
   $("frame-label").textContent = studio.source.names
     ? `${frame + 1}/${studio.source.frames}: ${studio.source.names[frame]}`
     : `frame ${frame} of ${studio.source.frames}`;
+  $("registration").textContent = s.registration ? describeRegistration(s) : s.reference ? "reference (not registered)" : "";
+  $("reference-use").value = s.reference_use || $("reference-use").value;
   $("keyframes").textContent = studio.keyframes.length ? `keyframes: ${studio.keyframes.join(", ")}` : "no keyframes yet";
   document.querySelectorAll("#shots figure").forEach((figure, k) => {
     const [start, end] = studio.source.shots[k];
     figure.classList.toggle("current", start <= frame && frame < end);
     figure.classList.toggle("keyed", studio.keyframes.some((f) => start <= f && f < end));
   });
+}
+
+function describeRegistration(s) {
+  // Where the reference landed, as `--keyframes` reports it: its frame, the transform, the fit, the coverage.
+  const r = s.registration;
+  const signed = (v) => (v >= 0 ? "+" : "") + v.toFixed(1);
+  const matched = r.dropped_on === s.frame ? `on frame ${s.frame}` : `matched to frame ${s.frame} (dropped on ${r.dropped_on})`;
+  return (
+    `${matched}, similarity ${r.similarity.toFixed(3)}; scale ${r.scale[0].toFixed(3)}\u00d7${r.scale[1].toFixed(3)}, ` +
+    `shift ${signed(r.shift[0])},${signed(r.shift[1])} px, rotation ${r.rotation.toFixed(2)}\u00b0, ` +
+    `residual ${r.residual.toFixed(2)} px${r.refined ? " (refined)" : ""}, covers ${Math.round(100 * r.coverage)}%`
+  );
 }
 
 async function setFrame(index) {
@@ -228,11 +242,19 @@ async function markKeyframe() {
 async function dropReference(file) {
   await guarded(async () => {
     const use = $("reference-use").value;
+    say("matching and registering the reference...");
     const state = await api(`/api/frame/${frame}/reference?use=${use}`, { method: "POST", body: file });
     $("overlay").checked = true;
-    await refresh(state);
-    say(`reference for frame ${frame}, used ${use === "colors" ? "as its colors" : "as hints"}`);
+    version += 1;
+    if (state.frame !== frame) await setFrame(state.frame);
+    else await refresh(state);
+    say(`reference on frame ${frame}, used ${use === "colors" ? "as its colors" : "as hints"}`);
   });
+}
+
+async function useReference() {
+  if (!frameState || !frameState.reference) return;
+  await guarded(async () => refresh(await post(`/api/frame/${frame}/use`, { use: $("reference-use").value })));
 }
 
 async function previewCarry() {
@@ -322,6 +344,7 @@ async function start() {
   $("keyframe").addEventListener("click", markKeyframe);
   $("preview").addEventListener("click", previewCarry);
   $("render").addEventListener("click", render);
+  $("reference-use").addEventListener("change", useReference);
   $("reference").addEventListener("change", () => $("reference").files[0] && dropReference($("reference").files[0]));
   $("canvases").addEventListener("dragover", (event) => event.preventDefault());
   $("canvases").addEventListener("drop", (event) => {
