@@ -26,8 +26,13 @@ import torch
 
 from remaster.color import rgb_to_chroma, rgb_to_luma
 from remaster.errors import InputError
-from remaster.run.keyframes import ASPECT_TOLERANCE, MATCH_THRESHOLD, SAME_TONES
+from remaster.run.keyframes import ASPECT_TOLERANCE, MATCH_THRESHOLD
 from remaster.stages.keyframes import register as reg
+
+# A reference whose luma is the film frame's within this (mean absolute, of full scale, where it
+# covers the frame) is that frame colored, not a print: its chroma is kept as it is (the rule
+# run/keyframes.py is taking up too: a tone slope fitted to two equal lumas is not exactly 1).
+SAME_TONES = 0.01
 
 MATCH_REACH = 48  # frames each way of the dropped-on frame, within its shot, that may be its frame
 CANDIDATES = 8  # registered cheaply after the signature's ranking (as --keyframes does)
