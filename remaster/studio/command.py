@@ -46,11 +46,18 @@ def check_host(host: str, allow_remote: bool) -> str:
 @click.option("--hints-model", default=None, help="The model clicks steer (default: the shipped hint model).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, mps or auto.")
 @click.option("--pipeline", default=None, help="The render's preset (it can be changed in the page).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Processes the render colorizes the film's segments in (the page can ask for another count).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a --host other machines can reach (with a warning).")
 @click.option("--port", default=0, show_default=True, help="The port (0: a free one).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the address.")
-def studio(paths, keyframes, model, hints_model, device, pipeline, host, allow_remote, port, no_browser):
+def studio(paths, keyframes, model, hints_model, device, pipeline, workers, host, allow_remote, port, no_browser):
     """A local web page to color a film's keyframes by clicking, preview the carry and render.
 
     It prints its address with an access token on a line of its own, and opens a browser where
@@ -79,7 +86,8 @@ def studio(paths, keyframes, model, hints_model, device, pipeline, host, allow_r
     source = open_source(list(paths))
     project = Project(project_folder(list(paths), keyframes), source_name=source.name, frames=source.frames)
     engine = Engine(source, project, model=model, hints_model=hints_model, device=str(resolve_device(device)))
-    server = StudioServer(Studio(engine, pipeline=pipeline), "127.0.0.1" if host == "localhost" else host, port)
+    studio_ = Studio(engine, pipeline=pipeline, workers=workers)
+    server = StudioServer(studio_, "127.0.0.1" if host == "localhost" else host, port)
     click.echo(f"remaster: the studio's project folder: {project.folder}", err=True)
     click.echo(server.url())
     sys.stdout.flush()

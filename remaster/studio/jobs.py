@@ -3,27 +3,28 @@
 - the carry's preview: a few seconds of the current shot, at a reduced size, with the keyframes
   that fall in it, colorized into `preview/` and shown frame by frame in the page;
 - the render: the whole film with the project's keyframes and a preset, in a thread, into
-  `render/`, its progress (frames, fps, time left) read from the pipeline's own progress lines;
+  `render/`, through the pipeline's own resumable run (its journal), in worker processes when
+  asked; its progress (frames, fps, time left) counted from the frames the pipeline hands on;
 - for photographs, the export: each one steered by its clicks, into `export/`.
 """
 
 from __future__ import annotations
 
-import re
-import sys
+import os
 import threading
+import time
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
-from remaster.errors import InputError, RemasterError
+from remaster.errors import InputError, OutputError, RemasterError
 
 PREVIEW_SECONDS = 3.0
 PREVIEW_SIDE = 240  # short side of the preview, px
 CODECS = ("libx264", "ffv1")
-_PROGRESS = re.compile(r": (\d+)/(\d+) frames \(\d+%\)(?:, ([\d.]+) fps)?(?:, (\S+) left)?")
+MAX_WORKERS = max(1, os.cpu_count() or 1)  # processes a render may ask for
 
 
 def _even(value: float) -> int:
@@ -86,39 +87,88 @@ def preview_carry(engine, index: int, *, pipeline: str | None = None) -> list[np
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-class _Tee:
-    """stderr, and each of the pipeline's progress lines parsed into `state`."""
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
-    def __init__(self, stream, state: dict):
-        self.stream, self.state = stream, state
 
-    def write(self, text: str) -> int:
-        for line in text.splitlines():
-            match = _PROGRESS.search(line)
-            if match and "remaster: " in line:
-                done, total, fps, left = match.groups()
-                self.state.update(done=int(done), total=int(total), fps=float(fps) if fps else None, left=left)
-        return self.stream.write(text)
+class _Stopped(KeyboardInterrupt):
+    """The page's Stop: raised in the render's own thread, where the pipeline takes it as a Ctrl-C
+    (its finished segments are kept in the work folder, for the next render to continue)."""
 
-    def flush(self) -> None:
-        self.stream.flush()
 
-    def isatty(self) -> bool:
-        return False  # progress as plain lines, which the tee reads
+class _Watched:
+    """An executor of the pipeline's (in process, worker processes), counting the frames done for
+    the page and stopping the run when the page asks, between batches."""
 
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
+    def __init__(self, inner, render: Render):
+        self.inner, self.render = inner, render
+        self.coarse = getattr(inner, "coarse", False)
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    def run(self, jobs, on_done, on_frames=None) -> None:
+        def frames(n: int) -> None:
+            self.render._count(n)
+            if on_frames is not None:
+                on_frames(n)
+            self.render._check()
+
+        def done(job, outcome) -> None:
+            on_done(job, outcome)
+            self.render._check()
+
+        self.inner.run(jobs, done, on_frames=frames)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _session(render: Render):
+    """The pipeline's own `Session`, its executor watched (a class made here: the studio imports the
+    pipeline only when a render starts)."""
+    from remaster.run.pipeline import Session
+
+    class Watched(Session):
+        def executor(self, jobs: int):
+            return _Watched(super().executor(jobs), render)
+
+    return Watched
 
 
 class Render:
-    """The render of the film (or the export of the photographs) in a thread; `state` for the page."""
+    """The render of the film (or the export of the photographs) in a thread; `state` for the page.
 
-    def __init__(self, engine):
+    A film is rendered by the pipeline of `remaster colorize --keyframes PROJECT --resume`
+    (run/pipeline.py's `Session` and `Film`, in `workers` processes when asked), into
+    `render/NAME-color.EXT`. A render stopped in any way (the page's Stop, the studio's Ctrl-C, a
+    crash) leaves its finished segments in the work folder beside the output, and the next render
+    continues from them; when the keyframes or the preset changed since, the journal refuses
+    them, and the render starts over (and says so)."""
+
+    def __init__(self, engine, *, workers: int = 1, options: dict | None = None):
         self.engine = engine
+        self.workers = workers  # the default; the page may ask for another count
+        self.options = dict(options or {})  # more of make_config's overrides (the tests' segment_frames)
         self.state: dict = {"state": "idle"}
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._stop_after: int | None = None
+        self._counted = 0
+        self._began: float | None = None
+        self._output: Path | None = None
 
-    def start(self, *, pipeline: str | None = None, codec: str = "libx264") -> dict:
+    def start(
+        self,
+        *,
+        pipeline: str | None = None,
+        codec: str = "libx264",
+        workers: int | None = None,
+        stop_after: int | None = None,
+    ) -> dict:
+        """`stop_after`: stop once that many frames are done in this render, as the page's Stop
+        does (the tests' way to stop a render at a known point)."""
         from remaster.run.config import available_presets
 
         if self._thread is not None and self._thread.is_alive():
@@ -127,43 +177,117 @@ class Render:
             raise InputError(f"unknown preset {pipeline[:40]!r}: one of {', '.join(available_presets())}")
         if codec not in CODECS:
             raise InputError(f"codec {codec[:20]!r}: one of {', '.join(CODECS)}")
-        self.state = {"state": "running", "done": 0, "total": self.engine.source.frames, "fps": None, "left": None}
+        workers = self.workers if workers is None else workers
+        if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise InputError(f"workers: a whole number from 1 to {MAX_WORKERS}, not {str(workers)[:20]!r}")
+        self._stop.clear()
+        self._stop_after, self._counted, self._began = stop_after, 0, None
+        total = self.engine.source.frames
+        self.state = {"state": "running", "phase": "starting", "done": 0, "total": total, "fps": None, "left": None}
+        self.state["workers"] = workers
         target = self._film if self.engine.source.kind == "film" else self._photos
-        self._thread = threading.Thread(target=self._run, args=(target, pipeline, codec), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(target, pipeline, codec, workers), daemon=True)
         self._thread.start()
-        return self.state
+        return dict(self.state)
 
-    def _run(self, target, pipeline, codec) -> None:
+    def stop(self) -> dict:
+        if self._thread is None or not self._thread.is_alive():
+            raise InputError("no render is running")
+        self._stop.set()
+        self.state["phase"] = "stopping"
+        return dict(self.state)
+
+    def wait(self, timeout: float | None = None) -> dict:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return dict(self.state)
+
+    # -- in the render's thread -----------------------------------------------------------------------
+
+    def _count(self, frames: int) -> None:
+        """Frames done: the rate counts from the first batch on (model loading and a segment's
+        warm-up before it say nothing of the time the rest takes), as the terminal's progress does."""
+        now = time.perf_counter()
+        state = self.state
+        state["done"] = min(state["total"], state["done"] + frames)
+        state["phase"] = "colorizing"
+        if self._began is None:
+            self._began = now
+        else:
+            self._counted += frames
+            elapsed = now - self._began
+            if elapsed > 0 and self._counted:
+                fps = self._counted / elapsed
+                state.update(fps=round(fps, 2), left=_duration((state["total"] - state["done"]) / fps))
+
+    def _check(self) -> None:
+        after = self._stop_after
+        if after is not None and self.state["done"] - self.state.get("resumed", 0) >= after:
+            self._stop.set()
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def _run(self, target, pipeline, codec, workers) -> None:
         try:
-            self.state["output"] = str(target(pipeline, codec))
-            self.state["state"] = "done"
+            self.state["output"] = str(target(pipeline, codec, workers))
+            self.state.update(state="done", phase="done")
+        except _Stopped:
+            self.state.update(state="stopped", phase="stopped", left=None, note="stopped before any segment finished")
+        except KeyboardInterrupt:  # the studio's own Ctrl-C: the pipeline kept what it could
+            self.state.update(state="stopped", phase="stopped", left=None)
         except RemasterError as error:
-            self.state.update(state="failed", error=str(error))
+            if self._stop.is_set() and "interrupted" in str(error):  # the pipeline kept the finished segments
+                from remaster.run.journal import finished
+
+                done, total = finished(self._output)
+                note = f"{done} of {total} segments are kept: Render continues from them"
+                self.state.update(state="stopped", phase="stopped", left=None, note=note)
+            else:
+                self.state.update(state="failed", error=str(error), left=None)
         except Exception as error:  # shown in the page, whatever it is; the server goes on
             self.state.update(state="failed", error=f"{type(error).__name__}: {error}")
 
-    def _film(self, pipeline, codec) -> Path:
+    def _film(self, pipeline, codec, workers) -> Path:
         from remaster.run.config import make_config
-        from remaster.run.pipeline import colorize_video
+        from remaster.run.journal import work_folder
+        from remaster.run.pipeline import Film
 
         source, project = self.engine.source, self.engine.project
         output = project.subfolder("render") / f"{source.path.stem}-color{'.mkv' if codec == 'ffv1' else '.mp4'}"
-        config = make_config(pipeline, codec=codec, device=self.engine.device)
+        self._output = output
+        config = make_config(pipeline, codec=codec, device=self.engine.device, **self.options)
         keyframes = project.folder if project.keyframes() else None
-        stderr, sys.stderr = sys.stderr, _Tee(sys.stderr, self.state)
-        try:
-            report = colorize_video(source.path, output, config, force=True, progress=True, keyframes=keyframes)
-        finally:
-            sys.stderr = stderr
-        self.state.update(done=report.frames, total=report.frames, fps=report.fps, left=None)
+        resume = work_folder(output).exists()
+        while True:
+            self.state["phase"] = "placing keyframes" if keyframes else "starting"
+            with _session(self)(config, workers=workers, progress=True) as session:
+                film = Film(source.path, output, force=True, resume=resume)
+                try:
+                    try:
+                        film.open(session, keyframes)
+                    except OutputError as error:
+                        if resume and "the work in" in str(error):  # made with other keyframes or options
+                            self.state["note"] = f"the stopped render's work was not reused: {error}"
+                            resume = False
+                            continue
+                        raise
+                    resumed = film.resumed_frames
+                    self.state.update(total=film.plan.frames, done=resumed, resumed=resumed, phase="colorizing")
+                    session.run([film], film.output.name)
+                finally:
+                    film.close()
+            break
+        report = film.report
+        self.state.update(done=report.frames, total=report.frames, fps=report.fps, left=None, seconds=report.seconds)
         return output
 
-    def _photos(self, pipeline, codec) -> Path:
+    def _photos(self, pipeline, codec, workers) -> Path:
         from remaster.media.stills import write_image
 
         source, engine = self.engine.source, self.engine
         folder = engine.project.subfolder("export")
         for index, path in enumerate(source.paths):
+            self._check()
             write_image(folder / f"{index:03d}-{path.stem}.png", engine.steered(index), force=True)
             self.state["done"] = index + 1
         return folder

@@ -29,7 +29,7 @@ import cv2
 
 from remaster.errors import InputError, RemasterError, one_line
 from remaster.studio.engine import MAX_UPLOAD, VIEWS
-from remaster.studio.jobs import Render, preview_carry
+from remaster.studio.jobs import MAX_WORKERS, Render, preview_carry
 
 MAX_JSON = 1024 * 1024
 ASSETS = {"studio.js": "text/javascript", "studio.css": "text/css"}
@@ -59,11 +59,19 @@ def png(rgb) -> bytes:
 class Studio:
     """What the handler serves: the source, the project, the engine, the jobs, the token."""
 
-    def __init__(self, engine, *, pipeline: str | None = None, token: str | None = None):
+    def __init__(
+        self,
+        engine,
+        *,
+        pipeline: str | None = None,
+        token: str | None = None,
+        workers: int = 1,
+        render_options: dict | None = None,
+    ):
         self.engine, self.source, self.project = engine, engine.source, engine.project
         self.pipeline = pipeline
         self.token = token or secrets.token_urlsafe(32)
-        self.render = Render(engine)
+        self.render = Render(engine, workers=workers, options=render_options)
         self.preview: list = []
 
     def state(self) -> dict:
@@ -78,6 +86,7 @@ class Studio:
             "views": list(VIEWS),
             "pipeline": self.pipeline,
             "render": self.render.state,
+            "workers": {"default": self.render.workers, "max": MAX_WORKERS},
         }
 
 
@@ -226,7 +235,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/render":
             payload = self._payload()
             pipeline = payload.get("preset") or studio.pipeline
-            return self._json(studio.render.start(pipeline=pipeline, codec=str(payload.get("codec", "libx264"))))
+            codec, workers = str(payload.get("codec", "libx264")), payload.get("workers")
+            return self._json(studio.render.start(pipeline=pipeline, codec=codec, workers=workers))
+        if path == "/api/render/stop":
+            self._body(MAX_JSON)
+            return self._json(studio.render.stop())
         match = _FRAME.match(path)
         if not match or match[2] is None:
             return self._error(HTTPStatus.NOT_FOUND, "not found")

@@ -282,21 +282,39 @@ async function previewCarry() {
 
 async function render() {
   await guarded(async () => {
-    await post("/api/render", { preset: $("preset").value, codec: $("codec").value });
+    const workers = Number($("workers").value) || 1;
+    await post("/api/render", { preset: $("preset").value, codec: $("codec").value, workers });
     poll();
   });
 }
 
-async function poll() {
-  const state = await api("/api/render");
+async function stopRender() {
+  await guarded(async () => showRender(await post("/api/render/stop")));
+}
+
+function showRender(state) {
+  // The render as the server counts it: frames, rate, time left; the output's path at the end.
   document.body.dataset.render = state.state;
+  const running = state.state === "running";
+  $("render").disabled = running;
+  $("stop").hidden = !running;
   if (state.total) $("render-bar").value = (state.done || 0) / state.total;
-  const parts = [`${state.state}: ${state.done || 0}/${state.total || "?"} frames`];
+  const what = running && state.phase && state.phase !== "colorizing" ? `${state.phase}` : state.state;
+  const parts = [`${what}: ${state.done || 0}/${state.total || "?"} frames`];
   if (state.fps) parts.push(`${state.fps.toFixed(1)} fps`);
   if (state.left) parts.push(`${state.left} left`);
+  if (state.resumed) parts.push(`${state.resumed} frames continued from the stopped render`);
+  if (state.workers > 1) parts.push(`${state.workers} workers`);
   if (state.output) parts.push(`output: ${state.output}`);
+  if (state.note) parts.push(state.note);
   if (state.error) parts.push(state.error);
   $("render-status").textContent = parts.join(", ");
+  $("render-status").className = state.state === "failed" ? "error" : "dim";
+}
+
+async function poll() {
+  const state = await api("/api/render");
+  showRender(state);
   if (state.state === "running") setTimeout(poll, 500);
 }
 
@@ -344,6 +362,9 @@ async function start() {
   $("keyframe").addEventListener("click", markKeyframe);
   $("preview").addEventListener("click", previewCarry);
   $("render").addEventListener("click", render);
+  $("stop").addEventListener("click", stopRender);
+  $("workers").max = studio.workers.max;
+  $("workers").value = studio.workers.default;
   $("reference-use").addEventListener("change", useReference);
   $("reference").addEventListener("change", () => $("reference").files[0] && dropReference($("reference").files[0]));
   $("canvases").addEventListener("dragover", (event) => event.preventDefault());
