@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -32,6 +33,25 @@ def check_host(host: str, allow_remote: bool) -> str:
             "add --allow-remote to mean it"
         )
     return host
+
+
+def _scan(film) -> None:
+    """The film read through (frames, shots, thumbnails), its progress on the terminal as in the page."""
+    from remaster.errors import RemasterError
+    from remaster.progress import Progress
+
+    bar = Progress(film.loading["total"], "reading the film's frames and shots")
+    try:
+        film.scan(bar.update)
+    except RemasterError as error:
+        click.echo(f"remaster: {error}", err=True)
+    except Exception as error:  # shown in the page too (film.error); the server goes on
+        click.echo(f"remaster: {film.path}: {type(error).__name__}: {error}", err=True)
+    finally:
+        bar.close()
+    if film.ready.is_set():
+        shots = len(film.shots)
+        click.echo(f"remaster: {film.frames} frames, {shots} shot{'' if shots == 1 else 's'}", err=True)
 
 
 @click.command()
@@ -82,8 +102,9 @@ def studio(paths, keyframes, model, hints_model, device, pipeline, workers, host
             "can read the film's frames and write in the project folder",
             err=True,
         )
-    click.echo("remaster: reading the film's frames and shots...", err=True)
-    source = open_source(list(paths))
+    source = open_source(list(paths), scan=False)  # the header only: the page opens while the film is read
+    if source.kind == "film":
+        threading.Thread(target=_scan, args=(source,), name="studio-scan", daemon=True).start()
     project = Project(project_folder(list(paths), keyframes), source_name=source.name, frames=source.frames)
     engine = Engine(source, project, model=model, hints_model=hints_model, device=str(resolve_device(device)))
     studio_ = Studio(engine, pipeline=pipeline, workers=workers)

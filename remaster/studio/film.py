@@ -1,7 +1,7 @@
 """What the studio colors: a film (its frames, timestamps and shots) or a set of photographs.
 
-A film is scanned once at start: every frame's timestamp, the shots (the library's
-`ShotDetector` on a reduced luma) and a thumbnail of each shot's first frame. A frame is then
+A film is scanned once at start, while the page shows how far it got: every frame's timestamp,
+the shots (the library's `ShotDetector` on a reduced luma) and a thumbnail of each shot's first frame. A frame is then
 read by seeking to its timestamp, and the last few are kept. Photographs are frames of their own,
 each its own shot. Both give a frame's full-range luma `(H, W)` float32 in [0, 1].
 """
@@ -40,53 +40,89 @@ def _resize(luma: torch.Tensor, height: int) -> torch.Tensor:
 
 
 class Film:
-    """A film opened for the studio; `frame(i)` is frame i's luma."""
+    """A film opened for the studio; `frame(i)` is frame i's luma once `scan()` has read it through.
+
+    Opening reads the header only (size, rate, an estimate of the length), so the studio's page
+    can open at once and show the scan's progress (`loading`) while `scan()` reads every frame's
+    timestamp, the shots and their thumbnails, in a thread of the command's."""
 
     kind = "film"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, scan: bool = True):
         from remaster.media.reader import VideoReader
-        from remaster.stages.shots import ShotDetector
 
         self.path = Path(path)
         self.pts: list[int] = []
-        cuts: list[bool] = []
         self.thumbs: list[np.ndarray] = []  # (h, w) uint8 luma of each shot's first frame
-        detector = ShotDetector()
-        with VideoReader(self.path) as reader:
+        self.shots: list[Shot] = []
+        with VideoReader(self.path) as reader:  # a bad file is a one-line error now, before the page opens
             self.width, self.height = reader.width, reader.height
             self.rate: Fraction = reader.rate
             self.matrix = reader.source.matrix
-            for batch in reader.batches(16, (1, 1)):
-                luma = batch.luma()  # (N, 1, H, W)
-                flags = detector(_resize(luma, _SHOT_SIDE)).tolist()
-                if not self.pts:
-                    flags[0] = True  # the film's first frame starts its first shot
-                thumbs = _resize(luma, THUMB_HEIGHT)
-                for j, cut in enumerate(flags):
-                    if cut:
-                        self.thumbs.append((thumbs[j, 0].clamp(0, 1).numpy() * 255).round().astype(np.uint8))
-                cuts += flags
-                self.pts += list(batch.pts)
-        if not self.pts:
-            raise InputError(f"{self.path}: no frames to show")
-        starts = [i for i, cut in enumerate(cuts) if cut]
-        self.shots = [Shot(a, b) for a, b in zip(starts, starts[1:] + [len(cuts)])]
-        self.frames = len(self.pts)
+            self.frames = reader.listed_frames or _estimated_frames(reader)  # until the scan counts them
+        self.loading = {"done": 0, "total": self.frames or None, "shots": 0}
+        self.ready = threading.Event()
+        self.error: str | None = None  # the scan's one line, when it failed
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        if scan:
+            self.scan()
+
+    def scan(self, on_frames=None) -> None:
+        """Every frame's timestamp, the shots (the library's `ShotDetector` on a reduced luma) and
+        a thumbnail of each shot's first frame; `loading` (and `on_frames(n)`) as it goes."""
+        from remaster.media.reader import VideoReader
+        from remaster.stages.shots import ShotDetector
+
+        pts: list[int] = []
+        cuts: list[bool] = []
+        detector = ShotDetector()
+        try:
+            with VideoReader(self.path) as reader:
+                for batch in reader.batches(16, (1, 1)):
+                    luma = batch.luma()  # (N, 1, H, W)
+                    flags = detector(_resize(luma, _SHOT_SIDE)).tolist()
+                    if not pts:
+                        flags[0] = True  # the film's first frame starts its first shot
+                    thumbs = _resize(luma, THUMB_HEIGHT)
+                    for j, cut in enumerate(flags):
+                        if cut:
+                            self.thumbs.append((thumbs[j, 0].clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+                    cuts += flags
+                    pts += list(batch.pts)
+                    self.loading.update(done=len(pts), shots=len(self.thumbs))
+                    if on_frames is not None:
+                        on_frames(len(batch))
+            if not pts:
+                raise InputError(f"{self.path}: no frames to show")
+        except Exception as error:
+            self.error = (
+                str(error) if isinstance(error, InputError) else f"{self.path}: {type(error).__name__}: {error}"
+            )
+            raise
+        starts = [i for i, cut in enumerate(cuts) if cut]
+        self.pts, self.frames = pts, len(pts)
+        self.shots = [Shot(a, b) for a, b in zip(starts, starts[1:] + [len(cuts)])]
+        self.loading.update(done=self.frames, total=self.frames)
+        self.ready.set()
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def describe(self) -> dict:
-        return _described(self, fps=float(self.rate))
+        state = {"ready": self.ready.is_set(), "loading": dict(self.loading), "error": self.error}
+        return _described(self, fps=float(self.rate)) | state
 
     def shot_of(self, index: int) -> Shot:
         return next(s for s in self.shots if s.start <= index < s.end)
 
     def check(self, index: int) -> int:
+        if not self.ready.is_set():
+            if self.error:
+                raise InputError(self.error)
+            done, total = self.loading["done"], self.loading["total"]
+            raise InputError(f"still reading the film: {done} of {total or '?'} frames; wait a moment")
         if not 0 <= index < self.frames:
             raise InputError(f"no frame {index}: the film has {self.frames} frames (0..{self.frames - 1})")
         return index
@@ -124,7 +160,7 @@ class Film:
 
 
 class Photos:
-    """Photographs, each a frame and a shot of its own."""
+    """Photographs, each a frame and a shot of its own (all read at once: a few files)."""
 
     kind = "photos"
     matrix = "bt601"  # a photograph's luma is its BT.601 luma (the JPEG convention)
@@ -152,7 +188,7 @@ class Photos:
 
     def describe(self) -> dict:
         names = {"names": [p.name for p in self.paths], "sizes": [{"width": w, "height": h} for h, w in self.sizes]}
-        return {**_described(self, fps=1.0), **names}
+        return {**_described(self, fps=1.0), **names, "ready": True}
 
     def shot_of(self, index: int) -> Shot:
         return self.shots[index]
@@ -171,8 +207,18 @@ class Photos:
         return self.photo(index).luma
 
 
-def open_source(paths: list[Path]) -> Film | Photos:
-    """One video file -> `Film`; image files -> `Photos`. Anything else is a one-line error."""
+def _estimated_frames(reader) -> int:
+    """The film's length from its duration and rate, where the container lists no frame count (0: unknown)."""
+    video = reader.video
+    seconds = float(video.duration * video.time_base) if video.duration and video.time_base else None
+    if seconds is None and reader.container.duration:
+        seconds = reader.container.duration / 1_000_000  # av.time_base: microseconds
+    return max(0, round(seconds * float(reader.rate))) if seconds else 0
+
+
+def open_source(paths: list[Path], *, scan: bool = True) -> Film | Photos:
+    """One video file -> `Film` (read through now, or with `scan=False` by its `scan()` later);
+    image files -> `Photos`. Anything else is a one-line error."""
     if not paths:
         raise InputError("give a film, or one or more photographs")
     images = [p for p in paths if Path(p).suffix.lower() in PHOTO_SUFFIXES]
@@ -180,7 +226,7 @@ def open_source(paths: list[Path]) -> Film | Photos:
         return Photos(paths)
     if len(paths) > 1:
         raise InputError("the studio opens one film at a time, or photographs (.png, .jpg, .tif, .webp, .bmp)")
-    return Film(paths[0])
+    return Film(paths[0], scan=scan)
 
 
 def _described(source, *, fps: float) -> dict:

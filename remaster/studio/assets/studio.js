@@ -334,8 +334,24 @@ function buildShots() {
   });
 }
 
+async function loaded() {
+  // A long film is read through first (every frame's time, the shots, their thumbnails): its progress.
+  for (;;) {
+    studio = await api("/api/state");
+    const source = studio.source;
+    if (source.ready) return;
+    const { done, total, shots } = source.loading;
+    $("loading").hidden = false;
+    if (total) $("loading-bar").value = Math.min(1, done / total);
+    if (source.error) throw new Error(source.error);
+    say(`reading the film: ${done}${total ? ` of about ${total}` : ""} frames, ${shots} shot${shots === 1 ? "" : "s"} so far`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
 async function start() {
-  studio = await api("/api/state");
+  await loaded();
+  $("loading").hidden = true;
   $("name").textContent = studio.source.name;
   $("project").textContent = `project: ${studio.project}`;
   $("scrubber").max = studio.source.frames - 1;
