@@ -47,6 +47,11 @@ def to_rgb8(rgb: torch.Tensor) -> np.ndarray:
     return (rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def to_rgb16(rgb: torch.Tensor) -> np.ndarray:
+    """`(1, 3, H, W)` float in [0, 1] -> `(H, W, 3)` uint16."""
+    return (rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 65535).round().astype(np.uint16)
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """An uploaded file -> `(H, W, 3)` uint8 RGB, or a one-line `InputError`."""
     if len(data) > MAX_UPLOAD:
@@ -210,14 +215,18 @@ class Engine:
         self.project.set_reference(index, use=use)
 
     def mark_keyframe(self, index: int, marked: bool = True) -> None:
-        """Write (or remove) frame `index`'s keyframe: the steered view, named by its number."""
+        """Write (or remove) frame `index`'s keyframe: the steered view, named by its number, as
+        `--keyframes` reads it; a 16-bit PNG when the film has more than 8 bits (its luma and the
+        network's chroma kept at that precision), else 8-bit."""
         from remaster.media.stills import write_image
 
         self.source.check(index)
         path = self.project.keyframe_path(index)
         if marked:
             self.project.folder.mkdir(parents=True, exist_ok=True)
-            write_image(path, self.steered(index), force=True)
+            rgb = self.steered_rgb(index)
+            deep = getattr(self.source, "bit_depth", 8) > 8
+            write_image(path, to_rgb16(rgb) if deep else to_rgb8(rgb), force=True)
         else:
             path.unlink(missing_ok=True)
         self.project.set_keyframe(index, marked)

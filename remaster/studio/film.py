@@ -59,6 +59,7 @@ class Film:
             self.width, self.height = reader.width, reader.height
             self.rate: Fraction = reader.rate
             self.matrix = reader.source.matrix
+            self.bit_depth = reader.source.bit_depth  # more than 8: keyframes are written 16-bit
             self.frames = reader.listed_frames or _estimated_frames(reader)  # until the scan counts them
         self.loading = {"done": 0, "total": self.frames or None, "shots": 0}
         self.ready = threading.Event()
@@ -171,6 +172,7 @@ class Photos:
         self.paths = [Path(p) for p in paths]
         photos = [read_photo(p) for p in self.paths]  # every file checked before the page opens
         self.sizes = [p.luma.shape for p in photos]
+        self.bit_depth = 16 if any(p.scale > 255 for p in photos) else 8
         self.frames = len(self.paths)
         self.shots = [Shot(i, i + 1) for i in range(self.frames)]
         self.height, self.width = self.sizes[0]
