@@ -97,7 +97,7 @@ def browser(tmp_path_factory):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,900",
+        "--window-size=1280,1000",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
     ):
         options.add_argument(flag)
@@ -257,6 +257,8 @@ def test_color_keyframes_preview_and_render_in_the_page(studio, browser, film, t
     output = project / "render" / "reel-color.mkv"
     assert driver.execute_script("return document.body.dataset.render") == "done", status
     assert str(output) in status and f"{FRAMES}/{FRAMES} frames" in status
+    go_to(driver, 15)  # the screenshot: the print's frame, its registration said, the render done
+    assert driver.find_element(By.ID, "registration").text == registration
     shot = os.environ.get("REMASTER_STUDIO_SCREENSHOT")
     driver.save_screenshot(shot or str(tmp_path / "studio.png"))
 

@@ -35,6 +35,8 @@ def test_the_page_shows_the_scan_of_a_film_as_it_goes(tmp_path, codec):
         assert state["ready"] is False and state["loading"]["done"] == 0 and state["shots"] == []
         status, _, body = request(server, "GET", "/api/frame/3/gray.png")
         assert status == 400 and error_line(body) == f"still reading the film: 0 of {film.frames} frames; wait a moment"
+        status, _, body = request(server, "POST", "/api/render", body=b"{}")
+        assert status == 400 and error_line(body).startswith("still reading the film")
 
         seen = []
         film.scan(lambda n: seen.append(dict(film.loading)))

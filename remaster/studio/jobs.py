@@ -173,6 +173,7 @@ class Render:
 
         if self._thread is not None and self._thread.is_alive():
             raise InputError("a render is already running")
+        self.engine.source.check(0)  # a film still being read: one line saying how far it got
         if pipeline and pipeline not in available_presets():
             raise InputError(f"unknown preset {pipeline[:40]!r}: one of {', '.join(available_presets())}")
         if codec not in CODECS:
