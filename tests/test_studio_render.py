@@ -3,11 +3,15 @@
 A real gray film through real PyAV, a keyframe made in the studio (a click, marked), rendered with
 small segments: stopped after a few frames (as the page's Stop does), then rendered again in two
 worker processes, which continues from the kept segments; the output is the one `remaster
-colorize --keyframes PROJECT` makes of the same film in one uninterrupted run, frame for frame."""
+colorize --keyframes PROJECT` makes of the same film in one uninterrupted run, frame for frame.
+And the studio killed (-9) mid-render: the next session's render continues."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 
@@ -86,3 +90,48 @@ def test_a_stopped_render_continues_in_two_workers(studio, tmp_path):
     for i in range(FRAMES):
         for k in range(3):
             assert np.array_equal(ours.planes[i][k], theirs.planes[i][k]), (i, k)
+
+
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+from remaster.run.journal import finished
+from remaster.studio.engine import Engine
+from remaster.studio.film import Film
+from remaster.studio.project import Project
+from remaster.studio.server import Studio
+
+film = Film(sys.argv[1])
+project = Project(Path(sys.argv[2]), source_name=film.name, frames=film.frames)
+studio = Studio(Engine(film, project, device="cpu"), render_options={"segment_frames": %d})
+studio.render.start(codec="ffv1")
+output = project.folder / "render" / "reel-color.mkv"
+while finished(output)[0] < 1:  # a segment is kept: the studio dies (kill -9) mid-render
+    if studio.render.state["state"] != "running":
+        sys.exit(f"the render ended first: {studio.render.state}")
+    time.sleep(0.005)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_render_killed_with_the_studio_continues_in_the_next_session(studio, tmp_path):
+    """The studio process killed (-9) mid-render: the next session's Render continues from the
+    segments the dead one finished."""
+    _, film = studio
+    folder = tmp_path / "project"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD % SEGMENT, str(film), str(folder)], env=env, capture_output=True, text=True
+    )
+    assert child.returncode == -9, child.stderr[-2000:]
+    output = folder / "render" / "reel-color.mkv"
+    assert not output.exists() and work_folder(output).is_dir()
+
+    film_again = Film(film)
+    project = Project(folder, source_name=film_again.name, frames=film_again.frames)
+    again = Studio(Engine(film_again, project, device="cpu"), render_options={"segment_frames": SEGMENT})
+    again.render.start(codec="ffv1")
+    state = again.render.wait(300)
+    assert state["state"] == "done", state
+    assert SEGMENT <= state["resumed"] < FRAMES and state["done"] == FRAMES
+    assert len(decode_all(output).planes) == FRAMES and not work_folder(output).exists()
