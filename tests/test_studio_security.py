@@ -150,6 +150,12 @@ def test_uploads_are_images_or_refused_in_one_line(studio):
     state = json.loads(body)
     assert status == 200 and state["reference"] is True and state["frame"] == 2
     assert state["registration"]["coverage"] == 1.0 and state["registration"]["scale"] == [2.0, 2.0]
+    status, _, body = request(server, "POST", "/api/frame/2/use", body=b'{"use": "../../etc"}')
+    assert status == 400 and error_line(body) == "a reference is used as hints or as colors, not '../../etc'"
+    status, _, body = request(server, "POST", "/api/frame/3/use", body=b'{"use": "colors"}')
+    assert status == 400 and error_line(body) == "frame 3 has no reference image"
+    status, _, body = request(server, "POST", "/api/frame/2/use", body=b'{"use": "colors"}')
+    assert status == 200 and json.loads(body)["reference_use"] == "colors"
     saved = server.studio.project.folder / "references" / "000002.png"
     assert cv2.imread(str(saved), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)  # RGBA: alpha its coverage
 

@@ -85,7 +85,7 @@ class Studio:
             "keyframes": keyframes,
             "views": list(VIEWS),
             "pipeline": self.pipeline,
-            "render": self.render.state,
+            "render": dict(self.render.state),
             "workers": {"default": self.render.workers, "max": MAX_WORKERS},
         }
 
@@ -203,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/state":
             return self._json(studio.state())
         if path == "/api/render":
-            return self._json(studio.render.state)
+            return self._json(dict(studio.render.state))  # a copy: the render's thread updates it
         if match := _THUMB.match(path):
             shot = int(match[1])
             if shot >= len(studio.source.thumbs):

@@ -313,9 +313,15 @@ function showRender(state) {
 }
 
 async function poll() {
-  const state = await api("/api/render");
-  showRender(state);
-  if (state.state === "running") setTimeout(poll, 500);
+  // Every half second while the render runs; a failed poll (the server busy, a dropped connection) is retried.
+  try {
+    const state = await api("/api/render");
+    showRender(state);
+    if (state.state === "running") setTimeout(poll, 500);
+  } catch (error) {
+    say(error.message, true);
+    setTimeout(poll, 2000);
+  }
 }
 
 function buildShots() {
