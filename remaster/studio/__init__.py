@@ -2,9 +2,10 @@
 
 A client of the library beside the CLI: `film` reads frames and shots, `project` keeps the
 project folder (keyframes as `--keyframes` reads them, and `project.json`), `engine` runs the
-networks and the renders, `server` is the local HTTP server with its security, `command` the
-`remaster studio` command. The page (`assets/`) is plain HTML, CSS and JavaScript shipped in the
-package: nothing is fetched at run time.
+networks, `reference` matches and registers a dropped reference as `--keyframes` does, `jobs`
+runs the carry's preview and the resumable render through the pipeline, `server` is the local
+HTTP server with its security, `command` the `remaster studio` command. The page (`assets/`) is
+plain HTML, CSS and JavaScript shipped in the package: nothing is fetched at run time.
 
 Why the standard library's `ThreadingHTTPServer` and a page of our own (issue 21, item 4), measured
 on the 2-core development machine (start: from the interpreter's launch to the first answered

@@ -3,9 +3,10 @@ reference; keyframes written from them into the project folder.
 
 The automatic view is the shipped model's (`Colorizer.load()`), the steered view the hint model's
 (`Colorizer.load(hints=True)`), each click a point hint (`net.hints.point_hints`) as
-`remaster image --hint` gives it. Colors are made in the film's own matrix (`colorize_luma`), so
-a keyframe written from the steered view, read back by `--keyframes`, has the frame's luma and the
-steered chroma. Arrays are `(H, W, 3)` uint8 RGB at the frame's size.
+`remaster image --hint` gives it; a reference (matched and registered by `reference.py`) adds
+hints where it covers the frame, or replaces the colors there. Colors are made in the film's own
+matrix (`colorize_luma`), so a keyframe written from the steered view, read back by `--keyframes`,
+has the frame's luma and the steered chroma. Arrays are `(H, W, 3)` uint8 RGB at the frame's size.
 """
 
 from __future__ import annotations
