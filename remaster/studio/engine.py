@@ -117,13 +117,14 @@ class Engine:
         return out
 
     def _hints(self, index: int, height: int, width: int) -> torch.Tensor:
-        """A hint map at the working size: the reference's colors on a sparse grid (when it is used
-        as hints), then the clicks and strokes over them."""
+        """A hint map at the working size: the reference's colors in patches on a sparse grid where
+        it covers the frame (used as hints, they steer the frame; used as colors, they color the
+        margin it does not cover), then the clicks and strokes over them."""
         size = self.steer.working_size(height, width)
         relative = [(y / max(1, height - 1), x / max(1, width - 1), a, b) for x, y, a, b in self.points(index)]
         clicks = point_hints(size, relative)  # (1, 3, h, w)
         placed = self._reference_on_frame(index)
-        if placed is None or self.reference_use(index) != "hints":
+        if placed is None:  # as colors too: its hints color the margin it does not cover
             return clicks
         rgb, coverage = placed  # (1, 3, H, W) in the film's terms, (H, W)
         lab = torch.cat((rgb_to_lab(rgb)[:, 1:], torch.from_numpy(coverage)[None, None]), 1)  # (1, 3, H, W)
