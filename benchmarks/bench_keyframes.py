@@ -3,6 +3,7 @@
     python benchmarks/bench_keyframes.py                    # every data-pack clip, first 120 frames
     python benchmarks/bench_keyframes.py --frames 60 --clips book.mkv,sister.mkv --json
     python benchmarks/bench_keyframes.py --frames 60 --fill hints    # the carry steering the hint model
+    python benchmarks/bench_keyframes.py --frames 30 --modes first --clips sister.mkv --chroma 444   # iterating
 
 For each real color clip of ../shared/data/clips (the color original is the truth), the clip is
 made gray (its luma, as a black-and-white film would be), cut into shots by remaster's shot
@@ -19,6 +20,15 @@ mode): mean per-frame PSNR of the RGB output against the truth, the gray film's 
 colorfulness ratio (Hasler & Süsstrunk) against the truth's, and the chroma-only warping error
 (Lai et al. 2018 on the Cb, Cr planes x 255, flow on the input luma, pairs across a cut left out)
 as a ratio to the truth's own.
+
+`--chroma 420,444` runs remaster's modes twice: as delivered (the gray film is gray, so the output
+is 4:2:0, as a colorist's delivery) and in 4:4:4 (the gray film written as yuv444p with neutral
+chroma, so the output keeps full-resolution chroma, like the chained carry's 4:4:4); those runs
+are named `<mode>_444`. Besides the whole frame, each mode's chroma error is taken where the
+carry is blind (issue 20, item 6): the RMS Cb/Cr error (code values) over the *moving or
+uncovered* pixels, those whose input-luma flow to the frame before moves them more than
+`MOVING_PX` or fails the forward-backward test (Sundaram et al. 2010), beside the same error over
+the whole frame (`chroma_rms_moving`, `chroma_rms`).
 """
 
 from __future__ import annotations
@@ -50,11 +60,28 @@ def frames_rgb(path: Path, limit: int) -> list[np.ndarray]:
     return out
 
 
-def write_gray(rgb: list[np.ndarray], path: Path, rate: int = 25) -> None:
-    """The gray film of RGB frames: their BT.601 luma, as a black-and-white film's (FFV1)."""
+def write_gray(rgb: list[np.ndarray], path: Path, rate: int = 25, full_chroma: bool = False) -> None:
+    """The gray film of RGB frames: their BT.601 luma, as a black-and-white film's (FFV1). With
+    `full_chroma`, written as yuv444p with neutral chroma, so remaster's output is 4:4:4 too."""
     from bench_restore import write_gray as write_luma
 
-    write_luma(np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb]), path, rate=rate)
+    lumas = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb])  # (T, H, W)
+    if not full_chroma:
+        write_luma(lumas, path, rate=rate)
+        return
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = lumas.shape[2], lumas.shape[1], "yuv444p"
+        stream.color_range = 2  # full range, as the gray film's luma codes
+        neutral = np.full_like(lumas[0], 128)
+        for i, picture in enumerate(lumas):
+            frame = av.VideoFrame.from_ndarray(np.stack([picture, neutral, neutral]), format="yuv444p")
+            frame.color_range = 2
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
 
 
 def shot_starts(rgb: list[np.ndarray]) -> list[int]:
@@ -114,10 +141,15 @@ class ChromaWarp:
         luma = (
             torch.from_numpy(np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])[:, None]).float() / 255
         )  # (T, 1, H, W)
+        from remaster.stages.flow import fb_consistent
+
         dis = DISFlow("medium")
         self.backward = dis(luma[1:], luma[:-1])  # (T-1, 2, H, W)
         self.forward = dis(luma[:-1], luma[1:])  # (T-1, 2, H, W)
         self.keep = torch.tensor([t not in starts for t in range(1, len(rgb))])  # pairs (t-1, t) within a shot
+        # Frame t's moving or uncovered pixels (t >= 1): its flow to t-1 moves them, or comes back elsewhere.
+        moved = torch.hypot(self.backward[:, 0], self.backward[:, 1]) > MOVING_PX  # (T-1, H, W)
+        self.moving = moved | ~fb_consistent(self.backward, self.forward)[:, 0]  # (T-1, H, W) bool
 
     def __call__(self, images: list[np.ndarray]) -> float:
         from remaster.measure.metrics import warping_errors
@@ -129,11 +161,35 @@ class ChromaWarp:
         return float(errors[self.keep].mean())
 
 
+MOVING_PX = 1.0  # flow (pixels at the clip's size) beyond which a pixel counts as moving
+
+
+def chroma_errors(output: list[np.ndarray], truth: list[np.ndarray], frames: list[int], warp: ChromaWarp):
+    """RMS Cb/Cr error in code values over `frames`: `(whole frame, moving or uncovered pixels,
+    share of pixels moving)` (`ChromaWarp.moving`)."""
+    whole, moving, count, total = 0.0, 0.0, 0, 0
+    for t in frames:
+        a = cv2.cvtColor(output[t], cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float64)
+        b = cv2.cvtColor(truth[t], cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float64)
+        squared = ((a - b) ** 2).sum(-1)  # (H, W)
+        mask = warp.moving[t - 1].numpy()
+        whole += squared.mean() / 2
+        moving += squared[mask].sum() / 2
+        count += int(mask.sum())
+        total += mask.size
+    return (
+        round(float(np.sqrt(whole / len(frames))), 3),
+        round(float(np.sqrt(moving / max(count, 1))), 3),
+        round(count / max(total, 1), 4),
+    )
+
+
 def scores(output: list[np.ndarray], truth: list[np.ndarray], starts: list[int], warp: ChromaWarp) -> dict:
-    """PSNR and colorfulness over the frames that are not the first of their shot."""
+    """PSNR, colorfulness and chroma errors over the frames that are not the first of their shot."""
     from remaster.quality import colorfulness, psnr
 
     frames = [t for t in range(len(truth)) if t not in starts]
+    whole, moving, share = chroma_errors(output, truth, frames, warp)
 
     def tensor(images):
         return torch.from_numpy(np.stack([images[t] for t in frames])).permute(0, 3, 1, 2).float() / 255
@@ -145,6 +201,9 @@ def scores(output: list[np.ndarray], truth: list[np.ndarray], starts: list[int],
         "psnr_gray": round(float(psnr(gray, b).mean()), 2),
         "colorfulness_ratio": round(float(colorfulness(a).mean() / colorfulness(b).mean().clamp_min(1e-6)), 3),
         "chroma_warp": round(warp(output), 4),
+        "chroma_rms": whole,
+        "chroma_rms_moving": moving,
+        "moving_share": share,
     }
 
 
@@ -156,6 +215,7 @@ def keyframe_folder(folder: Path, truth: list[np.ndarray], frames: list[int]) ->
 
 
 MODES = ("auto", "first", "first+last", "chained_carry", "chained_carry_420", "static")
+REMASTER_MODES = ("auto", "first", "first+last")
 
 
 def main() -> None:
@@ -178,6 +238,14 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a temporal setting, e.g. keyframe_trust=0.25 (repeatable)",
     )
+    parser.add_argument(
+        "--modes", default=",".join(REMASTER_MODES), help="remaster's modes to run: auto,first,first+last"
+    )
+    parser.add_argument(
+        "--chroma",
+        default="420",
+        help="420 (as delivered), 444 (full-resolution output, runs named <mode>_444), or 420,444",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -198,8 +266,10 @@ def main() -> None:
             truth = frames_rgb(CLIPS / name, args.frames)
             starts = shot_starts(truth)
             lasts = [s - 1 for s in starts[1:]] + [len(truth) - 1]
-            film = tmp / f"{stem}-gray.mkv"
-            write_gray(truth, film)
+            films = {}
+            for chroma in args.chroma.split(","):
+                films[chroma] = tmp / f"{stem}-gray-{chroma}.mkv"
+                write_gray(truth, films[chroma], full_chroma=chroma == "444")
             warp = ChromaWarp(truth, starts)
             row = {
                 "clip": name,
@@ -208,18 +278,23 @@ def main() -> None:
                 "shots": starts,
                 "truth_chroma_warp": round(warp(truth), 4),
             }
+            wanted = args.modes.split(",")
             for mode, keys in (("auto", None), ("first", starts), ("first+last", sorted(set(starts + lasts)))):
-                out = tmp / f"{stem}-{mode}.mkv"
+                if mode not in wanted:
+                    continue
                 folder = None if keys is None else keyframe_folder(tmp / f"{stem}-{mode}-keys", truth, keys)
-                colorize_video(
-                    film,
-                    out,
-                    make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill, **settings),
-                    progress=False,
-                    colorizer=colorizer,
-                    keyframes=folder,
-                )
-                row[mode] = scores(frames_rgb(out, args.frames), truth, starts, warp)
+                for chroma, film in films.items():
+                    name = mode if chroma == "420" else f"{mode}_{chroma}"
+                    out = tmp / f"{stem}-{name}.mkv"
+                    colorize_video(
+                        film,
+                        out,
+                        make_config(flow="dis", codec="ffv1", keyframe_fill=args.fill, **settings),
+                        progress=False,
+                        colorizer=colorizer,
+                        keyframes=folder,
+                    )
+                    row[name] = scores(frames_rgb(out, args.frames), truth, starts, warp)
             chained = chained_carry(truth, starts)
             row["chained_carry"] = scores(chained, truth, starts, warp)
             row["chained_carry_420"] = scores(as_delivered(chained), truth, starts, warp)
@@ -235,26 +310,25 @@ def main() -> None:
         f"{colorizer.inference.working_short_side}; first {args.frames} frames of each clip; PSNR in dB against the "
         "color original"
     )
-    print(
-        "| clip | frames | shots | gray film | auto | chained carry | chained carry, 4:2:0 | static | keyframes: "
-        "first of each shot | "
-        "first and last | chroma warping error / truth's: chained, first, first+last |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    modes = [m for m in rows[0] if isinstance(rows[0][m], dict)]
+    print("| clip | frames | shots | gray film | " + " | ".join(modes) + " |")
+    print("|---" * (4 + len(modes)) + "|")
+    for r in rows:
+        cells = " | ".join(str(r[m]["psnr"]) for m in modes)
+        print(f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r[modes[0]]['psnr_gray']} | {cells} |")
+    print("| mean | | | | " + " | ".join(f"{np.mean([r[m]['psnr'] for r in rows]):.2f}" for m in modes) + " |")
+    print()
+    print("RMS Cb/Cr error (code values): moving or uncovered pixels / whole frame (share of pixels moving)")
+    print("| clip | moving share | " + " | ".join(modes) + " |")
+    print("|---" * (2 + len(modes)) + "|")
+    for r in rows:
+        cells = " | ".join(f"{r[m]['chroma_rms_moving']} / {r[m]['chroma_rms']}" for m in modes)
+        print(f"| {r['clip']} | {r[modes[0]]['moving_share']} | {cells} |")
+    print()
+    print("chroma warping error / the truth's: " + ", ".join(modes))
     for r in rows:
         ratio = lambda m: r[m]["chroma_warp"] / max(r["truth_chroma_warp"], 1e-9)
-        print(
-            f"| {r['clip']} | {r['frames']} | {len(r['shots'])} | {r['auto']['psnr_gray']} | {r['auto']['psnr']} | "
-            f"{r['chained_carry']['psnr']} | {r['chained_carry_420']['psnr']} | {r['static']['psnr']} | "
-            f"{r['first']['psnr']} | {r['first+last']['psnr']} | "
-            f"{ratio('chained_carry'):.2f} / {ratio('first'):.2f} / {ratio('first+last'):.2f} |"
-        )
-    mean = lambda m: np.mean([r[m]["psnr"] for r in rows])
-    print(
-        f"| mean | | | | {mean('auto'):.2f} | {mean('chained_carry'):.2f} | {mean('chained_carry_420'):.2f} | "
-        f"{mean('static'):.2f} | {mean('first'):.2f} | "
-        f"{mean('first+last'):.2f} | |"
-    )
+        print(f"{r['clip']}: " + " / ".join(f"{ratio(m):.2f}" for m in modes))
 
 
 if __name__ == "__main__":

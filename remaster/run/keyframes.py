@@ -39,6 +39,16 @@ from remaster.stages.keyframes import register as reg
 # 0.55-0.92, to frames of another film at 0.12 at most.
 MATCH_THRESHOLD = 0.4
 ASPECT_TOLERANCE = 0.12  # a crop of up to about 10% a side, which registration explains
+# A reference whose luma is the film frame's within this (mean absolute, of full scale, where it
+# covers the frame) is that frame colored, not a print of another tone curve: its chroma is taken as
+# it is. Fitting a tone curve's slope to two equal lumas is not exactly 1 (bins, monotone envelope),
+# and on a true keyframe it cost 2.4 code values of chroma error everywhere (one-by-one: -8 dB).
+SAME_TONES = 0.01
+# An image at the film's size whose luma is the frame's within this at 99% of its pixels (5 code
+# values: rounding, a lossy copy) is the frame itself: it is not registered (a shift of a pixel or
+# more moves every edge by far more than this on more than 1% of a real picture).
+SAME_PICTURE = 0.02
+FINE_SHORT_SIDE = 720  # the finest a keyframe's chroma is carried at (the output's chroma planes, at most)
 _CANDIDATES = 8  # frames registered per image matched by content, the best ranked by signature
 _GRAY = 2 / 255  # an image whose chroma never exceeds this (in [-0.5, 0.5]) holds no color
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -110,12 +120,30 @@ def _stretched(path, rgb, width: int, height: int, matrix: str, score) -> Keyfra
 
 def _placed(path, rgb, frame: int, luma: np.ndarray, width: int, height: int, matrix: str, score) -> Keyframe:
     """The image registered to the film's frame `frame` (its luma `luma`, at the work size)."""
+    film = torch.from_numpy(reg._resize(luma.astype(np.float32), (height, width)))[None, None]  # (1, 1, H, W)
+    if rgb.shape[:2] == (height, width):
+        image = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        difference = (rgb_to_luma(image, matrix) - film).abs().flatten()
+        if float(difference.quantile(0.99) if difference.numel() <= 1 << 24 else difference.max()) <= SAME_PICTURE:
+            # The film's own frame colored (a true keyframe, a frame exported and colored without
+            # reframing): it sits where it is, and registering it would cost ~0.35 s for nothing.
+            return Keyframe(
+                frame,
+                path,
+                rgb_to_chroma(image, matrix),
+                film,
+                score,
+                None,
+                reg.Registration((height, width), (height, width), np.eye(3), None, 1.0, 0.0, 1.0).describe(),
+            )
     registration = reg.register(_luma_of(rgb), luma).at((height, width))
     warped, coverage = registration.warp(rgb)  # (H, W, 3), (H, W)
     warped = torch.from_numpy(np.ascontiguousarray(warped)).permute(2, 0, 1)[None]  # (1, 3, H, W)
-    film = torch.from_numpy(reg._resize(luma.astype(np.float32), (height, width)))[None, None]  # (1, 1, H, W)
     own = rgb_to_luma(warped, matrix)
-    chroma = reg.carry_chroma(rgb_to_chroma(warped, matrix)[0].numpy(), own[0, 0].numpy(), film[0, 0].numpy(), coverage)
+    chroma = rgb_to_chroma(warped, matrix)[0].numpy()  # (2, H, W)
+    covered = coverage > 0.999
+    if not covered.any() or float(np.abs(own[0, 0].numpy() - film[0, 0].numpy())[covered].mean()) > SAME_TONES:
+        chroma = reg.carry_chroma(chroma, own[0, 0].numpy(), film[0, 0].numpy(), coverage)
     return Keyframe(
         frame,
         path,
@@ -277,11 +305,18 @@ def place_keyframes(folder, input: Path, source, frames: int, colorizer, tempora
             )
         print(f"remaster: keyframe {keyframe.path.name} -> frame {keyframe.frame} ({how})", file=sys.stderr, flush=True)
     size = colorizer.working_size(source.height, source.width)
-    small = lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = lambda t, to=size: F.interpolate(t, size=to, mode="bilinear", antialias=True, align_corners=False)
     chroma, lumas = {k.frame: small(k.chroma) for k in placed}, {k.frame: small(k.luma) for k in placed}
     coverage = {k.frame: small(k.coverage) for k in placed if k.coverage is not None and float(k.coverage.min()) < 1}
-    temporal.set_keyframes(chroma, lumas, coverage)
-    return placed, (chroma, lumas, coverage)
+    # The carry samples each keyframe's chroma at the output's chroma size (stages/keyframes/carry.py,
+    # `fine_hint`): a still pixel keeps the colorist's color at full resolution, not the working size's
+    # upsampled (on the data pack's near-still clips that resampling alone caps the carry at 47-50 dB).
+    # At most FINE_SHORT_SIDE px, so a 4K keyframe holds 7 MB, not 66.
+    scale = min(1.0, FINE_SHORT_SIDE / min(source.height, source.width))
+    fine_size = (max(1, round(source.height * scale)), max(1, round(source.width * scale)))
+    fine = {k.frame: k.chroma if scale == 1 else small(k.chroma, fine_size) for k in placed}
+    temporal.set_keyframes(chroma, lumas, coverage, fine)
+    return placed, (chroma, lumas, coverage, fine)
 
 
 def export_frames(input, frames: list[int], folder, *, force: bool = False) -> list[Path]:

@@ -38,8 +38,10 @@ from remaster.errors import ConfigError
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes.carry import (
     Carried,
+    FineKeyframes,
     anchored,
     apply_hint,
+    fine_hint,
     follow,
     hint,
     identity_positions,
@@ -47,6 +49,7 @@ from remaster.stages.keyframes.carry import (
     palette,
     sample,
     taper,
+    upsampled,
 )
 from remaster.stages.motion import blur, pair_trust
 from remaster.stages.shots import ShotDetector
@@ -204,14 +207,17 @@ class TemporalStage:
         self.steering = steering
 
     def set_keyframes(
-        self, keyframes: dict[int, Tensor], lumas: dict[int, Tensor] | None = None, coverage: dict | None = None
+        self, keyframes: dict, lumas: dict | None = None, coverage: dict | None = None, fine=None
     ) -> None:
         """Colors a colorist gave for some frames (film frame -> `(1, 2, H, W)` chroma at any
         size) and the lumas of those images (`(1, 1, H, W)`): from each, the stage carries the color
         through its shot, and paints what the carry cannot reach with its palette (stages/keyframes/carry.py).
         `coverage`: frame -> `(1, 1, H, W)` in [0, 1], where a registered reference has picture
-        (a print cropped otherwise: 0 at the edges); the carry starts from it instead of full trust."""
+        (a print cropped otherwise: 0 at the edges); the carry starts from it instead of full trust.
+        `fine`: frame -> `(1, 2, H, W)` chroma finer than the working size, which the carry samples for
+        the output's chroma planes (`process`); without it, `keyframes`."""
         self.keyframes = dict(keyframes)
+        self._fine = FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
         self.keyframe_lumas = dict(lumas or {})
         self.keyframe_coverage = dict(coverage or {})
@@ -325,9 +331,11 @@ class TemporalStage:
         if self.provider is not None and len(work):
             frames = range(work.frame, work.frame + len(work)) if work.frame is not None else None
             luma = work.luma_at(work.chroma.shape[-2:])
+            # With keyframes, the carry samples them at the output's chroma size (`fine_hint`).
+            size = tuple(work.batch.chroma_size) if self.keyframes else None
             work.chroma = self(
-                luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix
-            )  # (N, 2, h, w)
+                luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix, out_size=size
+            )  # (N, 2, h, w), or (N, 2, Hc, Wc) with keyframes
 
     def confidence(
         self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None
@@ -337,14 +345,14 @@ class TemporalStage:
         return pair_trust(self.provider, self.config, current, previous, given)
 
     @torch.inference_mode()
-    def __call__(
-        self, luma: Tensor, chroma: Tensor, frames=None, cuts: Tensor | None = None, flow=None, matrix: str = "bt601"
-    ) -> Tensor:
-        """`frames`: the film frame number of each frame, where keyframes (`set_keyframes`) apply;
-        `cuts (N,)`: frame i starts a shot (the chain's shot detector), else this stage's own;
-        `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow from frame i to i-1 and from
-        i-1 to i, already computed (the restoration front), instead of this stage's provider;
-        `matrix`: the film's color matrix, for the steering network (keyframe_fill "hints")."""
+    def __call__(self, luma, chroma, frames=None, cuts=None, flow=None, matrix: str = "bt601", out_size=None) -> Tensor:
+        """`luma (N, 1, h, w)`, its `chroma (N, 2, h, w)`; `frames`: the film frame number of each frame,
+        where keyframes (`set_keyframes`) apply; `cuts (N,)`: frame i starts a shot (the chain's shot
+        detector), else this stage's own; `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow
+        from frame i to i-1 and from i-1 to i, already computed (the restoration front), instead of
+        this stage's provider; `matrix`: the film's color matrix, for the steering network
+        (keyframe_fill "hints"); `out_size`: the size of the chroma returned (the output's chroma
+        planes): a keyframe's carry is sampled there, the rest upsampled; None: the working size."""
         if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
             raise ValueError(
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
@@ -369,6 +377,9 @@ class TemporalStage:
             given = (
                 None if flow is None else tuple(f[len(luma) - len(previous) :] for f in flow)
             )  # the pairs' (P, 2, h', w')
+            if given is None and frames is not None and hasattr(self.backward, "pair_flows"):
+                # The keyframes' backward carry computed these pairs' flows already (both ways).
+                given = self.backward.pair_flows(list(frames)[first:], self.device)
             backward, confidence, matched, lost = self.confidence(current, previous, given)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
         carried, key, positions, trust, age, key_luma = (
@@ -408,7 +419,9 @@ class TemporalStage:
             behind = None
             if key is not None:
                 held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
-                behind = Carried(sample(self._keyframe(key, size), positions), held * weight, age, key, weight)
+                behind = Carried(
+                    sample(self._keyframe(key, size), positions), held * weight, age, key, weight, positions
+                )
             here = luma[i : i + 1]  # (1, 1, h, w)
             given = hint(
                 behind,
@@ -423,8 +436,12 @@ class TemporalStage:
                 out = steered if fresh_start else follows * moved + (1 - follows) * steered
             if given is not None and cfg.keyframe_fill in ("network", "hints"):
                 given.weight = 0.0  # the network's colors wherever the carry is not confident
+            if out_size is not None:  # the carry sampled at the output's chroma size, the rest upsampled
+                fine = fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
+                outputs.append(apply_hint(out, given, fine) if fine is not None else upsampled(out, out_size))
             out = apply_hint(out, given)  # (1, 2, h, w)
-            outputs.append(out)
+            if out_size is None:
+                outputs.append(out)
             carried = out
         self._luma = luma[-1:].clone()
         self._chroma = carried.clone()

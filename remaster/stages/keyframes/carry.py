@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.stages.flow import resize_flow, warp
+from remaster.stages.keyframes.fill import local_fill, paint, palette  # noqa: F401 (paint, palette: the stage's)
 from remaster.stages.motion import blur, fit, flow_size, lost, shrink
 from remaster.stages.shots import ShotDetector
 
@@ -92,79 +93,20 @@ def anchored(trust: Tensor, luma: Tensor, key_luma: Tensor, positions: Tensor, t
     return trust * torch.exp(-((difference / (2 * tolerance)) ** 2))
 
 
+def fine_positions(positions: Tensor, size: tuple[int, int]) -> Tensor:
+    """`positions (1, 2, h, w)` on a keyframe at the working size -> `(1, 2, H, W)` on it at `size`:
+    the identity at `size` plus the carry's displacement resized as a flow is (align_corners), so a
+    pixel the carry did not move samples the keyframe at exactly its own place at any size."""
+    h, w = positions.shape[-2:]
+    if (h, w) == tuple(size):
+        return positions
+    moved = positions - identity_positions((h, w), positions.device)  # (1, 2, h, w)
+    return identity_positions(tuple(size), positions.device) + resize_flow(moved, tuple(size))  # (1, 2, H, W)
+
+
 def taper(distance: int, reach: int) -> float:
     """A carry's weight at `distance` frames from its keyframe: 1, falling to 0 over the last quarter of `reach`."""
     return max(0.0, min(1.0, 4 * (reach - distance) / reach))
-
-
-# -- a keyframe's palette: its colors by tone, for what the carry cannot reach -------------------
-
-PALETTE_BINS = 32  # luma bins; a keyframe at 256 px puts ~2800 pixels in each on average
-
-
-def palette(luma: Tensor, chroma: Tensor, weight: Tensor | None = None, bins: int = PALETTE_BINS) -> Tensor:
-    """A keyframe's mean chroma at each tone: `luma (1, 1, h, w)`, `chroma (1, 2, h, w)` ->
-    `(bins, 2)`, each pixel counted by its `weight (1, 1, h, w)` (a registered print's coverage;
-    None: all alike); a tone the keyframe lacks takes its nearest neighbours' colors (interpolated)."""
-    index = (luma.flatten().clamp(0, 1) * (bins - 1)).round().long()  # (h*w,)
-    if weight is None:
-        sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T)  # (bins, 2)
-        counts = torch.bincount(index, minlength=bins).float()  # (bins,)
-    else:
-        w = weight.flatten().to(chroma.dtype)  # (h*w,)
-        sums = torch.zeros(bins, 2, device=chroma.device).index_add_(0, index, chroma.flatten(2)[0].T * w[:, None])
-        counts = torch.zeros(bins, device=chroma.device).index_add_(0, index, w)
-    known = (counts > 1e-3).nonzero().flatten()
-    table = sums[known] / counts[known, None]  # (K, 2)
-    # Each bin takes the linear interpolation between the known bins around it (the end ones repeated).
-    place = torch.searchsorted(known, torch.arange(bins, device=known.device)).clamp(1, max(len(known) - 1, 1))
-    lo, hi = known[place - 1], known[place.clamp(max=len(known) - 1)]
-    span = (hi - lo).clamp_min(1).float()
-    t = ((torch.arange(bins, device=known.device) - lo).float() / span).clamp(0, 1)[:, None]
-    at = lambda k: table[torch.searchsorted(known, k)]
-    return at(lo) * (1 - t) + at(hi) * t  # (bins, 2)
-
-
-def paint(table: Tensor, luma: Tensor) -> Tensor:
-    """`luma (1, 1, h, w)` colored by a palette `(bins, 2)`: `(1, 2, h, w)`, linear between bins."""
-    x = luma[0, 0].clamp(0, 1) * (len(table) - 1)  # (h, w)
-    lo = x.floor().long().clamp(max=len(table) - 2)
-    t = x - lo
-    return torch.stack([torch.lerp(table[lo, c], table[lo + 1, c], t) for c in range(2)])[None]  # (1, 2, h, w)
-
-
-def local_fill(
-    luma: Tensor, chroma: Tensor, confidence: Tensor, fallback: Tensor, cell: int = 8, bins: int = 16
-) -> Tensor:
-    """Colors for where the carry is not confident, from where it is: the confident carried
-    colors of nearby pixels of the same tone (a bilateral grid, Chen et al. 2007: `cell` px
-    by `1/bins` of the tone range, slices trilinear), and `fallback (1, 2, h, w)` where no such
-    pixel is near. An object partly hidden (a disc passing in front of a square) takes its color
-    back from its own visible part, not from whatever hid it. All `(1, C, h, w)` -> `(1, 2, h, w)`."""
-    h, w = luma.shape[-2:]
-    gh, gw = -(-h // cell), -(-w // cell)
-    ys = torch.arange(h, device=luma.device).view(h, 1).expand(h, w) // cell
-    xs = torch.arange(w, device=luma.device).view(1, w).expand(h, w) // cell
-    zs = (luma[0, 0].clamp(0, 1) * (bins - 1)).round().long()  # (h, w)
-    index = ((zs * gh + ys) * gw + xs).flatten()  # (h*w,)
-    values = torch.cat([chroma * confidence, confidence], 1)[0].flatten(1)  # (3, h*w)
-    grid = torch.stack([torch.bincount(index, weights=v, minlength=bins * gh * gw) for v in values])  # (3, cells)
-    grid = grid.reshape(1, 3, bins, gh, gw).to(chroma.dtype)
-    grid = F.avg_pool3d(
-        grid, 3, stride=1, padding=1, count_include_pad=False
-    )  # spread over neighbouring cells and tones
-    # Slice: every pixel reads the grid at its own (x, y, tone), trilinear (align_corners: cell centres).
-    gx = ((torch.arange(w, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gw - 1, 1) * 2 - 1
-    gy = ((torch.arange(h, device=luma.device, dtype=torch.float32) + 0.5) / cell - 0.5) / max(gh - 1, 1) * 2 - 1
-    gz = luma[0, 0].clamp(0, 1) * 2 - 1  # (h, w)
-    where = torch.stack((gx.view(1, w).expand(h, w), gy.view(h, 1).expand(h, w), gz), -1)[None, None]  # (1, 1, h, w, 3)
-    sliced = F.grid_sample(grid, where, mode="bilinear", padding_mode="border", align_corners=True)[
-        :, :, 0
-    ]  # (1, 3, h, w)
-    found = sliced[:, 2:]  # (1, 1, h, w): confident same-tone pixels nearby (a few make it count)
-    near = sliced[:, :2] / found.clamp_min(1e-6)  # (1, 2, h, w)
-    weight = found / (found + 0.5)
-    return weight * near + (1 - weight) * fallback  # (1, 2, h, w)
 
 
 # -- blending two carries and the network -------------------------------------------------------
@@ -180,6 +122,7 @@ class Carried:
     distance: int
     key: int
     weight: float = 1.0  # the taper at this distance: how much the keyframe still governs the frame
+    positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on the keyframe (working size)
 
 
 @dataclass
@@ -208,21 +151,43 @@ def hint(forward: Carried | None, backward: Carried | None, palettes, luma: Tens
         one = forward or backward
         if one is None:
             return None
-        fill = palettes(one.key)
-        return Hint(
-            one.chroma, one.trust, fill if luma is None else local_fill(luma, one.chroma, one.trust, fill), one.weight
-        )
+        return Hint(one.chroma, one.trust, _fill(luma, one.chroma, one.trust, lambda: palettes(one.key)), one.weight)
     near_f = backward.distance / (forward.distance + backward.distance)
     a, b = forward.trust * near_f, backward.trust * (1 - near_f)  # (1, 1, h, w)
     chroma = (a * forward.chroma + b * backward.chroma) / (a + b).clamp_min(1e-6)  # (1, 2, h, w)
     wa, wb = forward.weight * near_f, backward.weight * (1 - near_f)
-    fill = (wa * palettes(forward.key) + wb * palettes(backward.key)) / max(wa + wb, 1e-6)  # (1, 2, h, w)
     confidence = 1 - (1 - forward.trust) * (1 - backward.trust)  # (1, 1, h, w)
-    fill = fill if luma is None else local_fill(luma, chroma, confidence, fill)
+    fill = _fill(
+        luma,
+        chroma,
+        confidence,
+        lambda: (wa * palettes(forward.key) + wb * palettes(backward.key)) / max(wa + wb, 1e-6),  # (1, 2, h, w)
+    )
     return Hint(chroma, confidence, fill, max(forward.weight, backward.weight))
 
 
-def apply_hint(chroma: Tensor, given: Hint | None) -> Tensor:
+def _fill(luma: Tensor | None, chroma: Tensor, confidence: Tensor, palettes) -> Tensor:
+    """A hint's fill (`local_fill` with `luma`, else the palettes' colors, `palettes() -> (1, 2, h, w)`),
+    or the carried `chroma` itself where the carry is kept everywhere (`kept` is 1): the fill would
+    weigh nothing in `apply_hint`, so it is not made (on a still shot, most frames)."""
+    if bool((confidence >= KEEP_TRUST).all()):  # CPU-GPU sync point, once per frame a keyframe reaches
+        return chroma
+    return palettes() if luma is None else local_fill(luma, chroma, confidence, palettes())
+
+
+# Where the carry's trust is at least this, its color is kept as it is; below, it gives way to the
+# fill in proportion. The trust is a product of every step's fit, and the chained carry without any
+# trust scores 40.6 dB on the data pack's clips: a trust of 0.3 is a carry that still fits well
+# enough, and blending it toward the fill (the same colors, smoothed) only blurred it.
+KEEP_TRUST = 0.3
+
+
+def kept(confidence: Tensor) -> Tensor:
+    """The weight of the carried color in the output for a carry of `confidence (1, 1, h, w)`."""
+    return (confidence / KEEP_TRUST).clamp(max=1.0)
+
+
+def apply_hint(chroma: Tensor, given: Hint | None, fine: Tensor | None = None) -> Tensor:
     """The one place a keyframe hint meets the colors made without it, `chroma (1, 2, h, w)`
     (the network's, smoothed along motion). Where the carry is confident its color holds;
     elsewhere (occlusions, new content) the keyframe's palette for the frame's tones stands in
@@ -230,21 +195,75 @@ def apply_hint(chroma: Tensor, given: Hint | None) -> Tensor:
     network's colors are worse than gray where a carry breaks (RESULTS.md), a keyframe's own
     colors by tone are not. With keyframe_fill "hints", `chroma` is a hint-conditioned
     network's given this hint as input (stages/keyframes/steer.py), and it fills those places itself
-    (`given.weight` 0)."""
+    (`given.weight` 0).
+
+    `fine (1, 2, H, W)`: the carried color sampled from the keyframe at the output's chroma size
+    (`fine_hint`); then the result is at that size, the rest upsampled as the encoder's side would."""
     if given is None:
-        return chroma
+        return chroma if fine is None else upsampled(chroma, fine.shape[-2:])
     fill = given.weight * given.palette + (1 - given.weight) * chroma  # (1, 2, h, w)
-    return given.confidence * given.chroma + (1 - given.confidence) * fill  # (1, 2, h, w)
+    keep = kept(given.confidence)  # (1, 1, h, w)
+    if fine is None:
+        return keep * given.chroma + (1 - keep) * fill  # (1, 2, h, w)
+    keep = upsampled(keep, fine.shape[-2:])  # (1, 1, H, W)
+    return keep * fine + (1 - keep) * upsampled(fill, fine.shape[-2:])  # (1, 2, H, W)
+
+
+def upsampled(image: Tensor, size) -> Tensor:
+    """`image (N, C, h, w)` at `size`, bilinear as media/assemble.py resizes chroma (itself at that size)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class FineKeyframes:
+    """`fine(frame, size) -> (1, 2, H, W)`: keyframe `frame`'s chroma at the output's chroma size,
+    made from its finest copy (`chroma`: frame -> `(1, 2, H', W')`), a few kept at a time."""
+
+    def __init__(self, chroma: dict, device):
+        self.chroma, self.device = chroma, device
+        self._at: dict[tuple[int, tuple[int, int]], Tensor] = {}
+
+    def __call__(self, frame: int, size: tuple[int, int]) -> Tensor:
+        if (frame, size) not in self._at:
+            if len(self._at) >= 4:  # the keyframes carried now: at most one from each side
+                self._at.pop(next(iter(self._at)))
+            given = self.chroma[frame].to(self.device, torch.float32)
+            if tuple(given.shape[-2:]) != tuple(size):
+                given = F.interpolate(given, size=size, mode="bilinear", antialias=True, align_corners=False)
+            self._at[(frame, size)] = given
+        return self._at[(frame, size)]
+
+
+def fine_hint(forward: Carried | None, backward: Carried | None, keyframe_at, size: tuple[int, int]) -> Tensor | None:
+    """The carried colors of `hint()` at `size` (the output's chroma planes), each carry's keyframe
+    sampled there (`keyframe_at(key, size) -> (1, 2, H, W)`) at its positions made fine
+    (`fine_positions`): a still pixel gets the keyframe's own color at the output's resolution,
+    not the working size's color upsampled. Blended as `hint()` blends them. `(1, 2, H, W)`."""
+    carries = [c for c in (forward, backward) if c is not None]
+    if not carries:
+        return None
+    colors = [sample(keyframe_at(c.key, size), fine_positions(c.positions, size)) for c in carries]
+    if len(carries) == 1:
+        return colors[0]
+    near_f = backward.distance / (forward.distance + backward.distance)
+    a, b = upsampled(forward.trust * near_f, size), upsampled(backward.trust * (1 - near_f), size)  # (1, 1, H, W)
+    return (a * colors[0] + b * colors[1]) / (a + b).clamp_min(1e-6)  # (1, 2, H, W)
 
 
 # -- backward carry over a segment ---------------------------------------------------------------
+
+
+_SPILLED = ("ahead", "behind", "matched", "chroma", "positions", "trust", "luma")
 
 
 class BackwardCarries:
     """The backward carries of one segment: `get(frame)` -> `Carried | None`. Frames a..b live
     in memmaps in a temporary folder under `folder` (removed by `close()`)."""
 
-    def __init__(self, folder: Path, frames: tuple[int, int], size: tuple[int, int], reach: int):
+    def __init__(
+        self, folder: Path, frames: tuple[int, int], size: tuple[int, int], reach: int, flow_short_side: int = 256
+    ):
         self.first, last = frames
         self.reach = reach
         count, (h, w) = last - self.first + 1, size
@@ -253,9 +272,15 @@ class BackwardCarries:
         def spill(name, shape, dtype):
             return np.lib.format.open_memmap(Path(self._dir.name) / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
 
-        self.flow = spill("flow", (count, 2, h, w), np.float32)  # pair (t, t+1): flow t -> t+1
+        fh, fw = flow_size(h, w, flow_short_side)
+        # Pair (t, t+1), both ways at the flow's size: t -> t+1 moves the carry; both serve the
+        # frame loop's pair (t+1, t) too (`pair_flows`), so keyframe mode computes no flow twice.
+        self.ahead = spill("ahead", (count, 2, fh, fw), np.float32)  # flow t -> t+1
+        self.behind = spill("behind", (count, 2, fh, fw), np.float32)  # flow t+1 -> t
+        self.paired = np.zeros(count, dtype=bool)  # pair (t, t+1) computed
         self.matched = spill("matched", (count, 1, h, w), np.float16)
         self.chroma = spill("chroma", (count, 2, h, w), np.float16)
+        self.positions = spill("positions", (count, 2, h, w), np.float32)  # on the keyframe, for `fine_hint`
         self.trust = spill("trust", (count, 1, h, w), np.float16)
         self.luma = spill("luma", (count, 1, h, w), np.float32)  # each frame's, for `anchored`
         self.stop = np.zeros(count, dtype=bool)  # no carry from t+1 to t: a cut, or nothing followable
@@ -266,7 +291,7 @@ class BackwardCarries:
         its resident memory until then (they stay in the page cache, or on disk, and come back
         when read), so without this a window of 500 frames at 256x352 would show ~700 MB."""
         if hasattr(mmap, "MADV_DONTNEED"):
-            for name in ("flow", "matched", "chroma", "trust", "luma"):
+            for name in _SPILLED:
                 array = getattr(self, name, None)
                 if array is not None:
                     array._mmap.madvise(mmap.MADV_DONTNEED)
@@ -282,10 +307,21 @@ class BackwardCarries:
         trust = (
             torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * weight
         )  # (1, 1, h, w)
-        return Carried(chroma, trust, d, frame + d, weight)
+        positions = torch.from_numpy(np.asarray(self.positions[i : i + 1])).to(device)  # (1, 2, h, w)
+        return Carried(chroma, trust, d, frame + d, weight, positions)
+
+    def pair_flows(self, frames, device="cpu") -> tuple[Tensor, Tensor] | None:
+        """`(backward, forward)`, each `(P, 2, fh, fw)`: the flows of the pairs (t-1, t) for each t of
+        `frames`, t -> t-1 and t-1 -> t, as `motion.pair_trust` takes them; None unless every pair
+        was computed here (the frame loop then computes them itself: the same flows)."""
+        index = [t - 1 - self.first for t in frames]
+        if not index or not all(0 <= i < len(self.paired) and self.paired[i] for i in index):
+            return None
+        load = lambda array: torch.from_numpy(np.stack([array[i] for i in index])).to(device)  # (P, 2, fh, fw)
+        return load(self.behind), load(self.ahead)
 
     def close(self) -> None:
-        for name in ("flow", "matched", "chroma", "trust", "luma"):
+        for name in _SPILLED:
             array = getattr(self, name, None)
             if array is not None:
                 array._mmap.close()  # so the files can be removed (Windows) and the pages let go
@@ -293,16 +329,19 @@ class BackwardCarries:
         self._dir.cleanup()
 
 
-def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Flow from each `current (P, 1, h, w)` to its `following` frame, how well the moved luma
-    fits (`matched (P, 1, h, w)`, as the forward carry measures it) and `lost (P,)`: one flow per
-    pair (a carry needs no forward-backward test)."""
+def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Flow from each `current (P, 1, h, w)` to its `following` frame and back at the flow's size
+    (`(ahead, behind)`, `(P, 2, fh, fw)` each: one provider call, as the frame loop makes them), how
+    well the luma moved along `ahead` fits (`matched (P, 1, h, w)`, as the forward carry measures
+    it) and `lost (P,)`. The carry needs no forward-backward test; the frame loop reuses both."""
     cfg = stage.config
     h, w = current.shape[-2:]
     small = flow_size(h, w, cfg.flow_short_side)
-    flow = resize_flow(stage.provider(shrink(current, small), shrink(following, small)), (h, w))  # (P, 2, h, w)
+    here, there = shrink(current, small), shrink(following, small)  # (P, 1, fh, fw)
+    ahead, behind = stage.provider(torch.cat([here, there]), torch.cat([there, here])).chunk(2)  # (P, 2, fh, fw)
+    flow = resize_flow(ahead, (h, w))  # (P, 2, h, w)
     matched = blur(fit(current, following, flow, cfg.residual_tolerance)[0])  # (P, 1, h, w)
-    return flow, matched, lost(matched, cfg.cut_min_trusted)
+    return ahead, behind, matched, lost(matched, cfg.cut_min_trusted)
 
 
 @torch.inference_mode()
@@ -314,34 +353,38 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
     left out). Cuts come from a shot detector started afresh at each window's first frame, so they
     too depend on the window alone."""
     size = tuple(next(iter(stage.keyframes.values())).shape[-2:])
-    store = BackwardCarries(folder, frames, size, stage.config.keyframe_reach)
+    store = BackwardCarries(folder, frames, size, stage.config.keyframe_reach, stage.config.flow_short_side)
     try:
         a = frames[0]
         owner = {t: (s, k) for s, k in windows for t in range(max(s, a), k + 1)}
         detector = ShotDetector(stage.shots.config, device=stage.device)
-        previous = None  # (frame, luma (1, 1, h, w)) of the last frame read within a window
+        previous = None  # (frame, luma (1, 1, h, w)) of the last frame read
         for first, luma in lumas:
             luma = luma.to(stage.device, torch.float32)
-            # Pairs (t-1, t) inside one window, one flow call for the batch's pairs.
+            # Pairs (t-1, t), one flow call for the batch's pairs. Every pair of frames read gets
+            # its flows (the frame loop takes them: `pair_flows`), but only a pair inside one window
+            # can carry (a pair across a window's start stops it).
             pairs, cuts = [], []
             for n in range(len(luma)):
                 t = first + n
                 window = owner.get(t)
-                if window is None:
-                    previous = None
-                    continue
-                store.luma[t - a] = luma[n].cpu().numpy()
-                if t == window[0] or previous is None:
-                    detector.reset()
-                    detector(luma[n : n + 1])
-                else:
+                inside = window is not None and t != window[0] and previous is not None
+                if window is not None:
+                    store.luma[t - a] = luma[n].cpu().numpy()
+                    if not inside:
+                        detector.reset()
+                    cut = bool(detector(luma[n : n + 1])[0]) or not inside
+                if previous is not None:
                     pairs.append((t - 1, previous[1], luma[n : n + 1]))
-                    cuts.append(bool(detector(luma[n : n + 1])[0]))
+                    cuts.append(cut if inside else True)
                 previous = (t, luma[n : n + 1])
             if pairs:
-                flow, matched, lost = _pairs(stage, torch.cat([p[1] for p in pairs]), torch.cat([p[2] for p in pairs]))
+                ahead, behind, matched, lost = _pairs(
+                    stage, torch.cat([p[1] for p in pairs]), torch.cat([p[2] for p in pairs])
+                )
                 for j, (t, _, _) in enumerate(pairs):
-                    store.flow[t - a] = flow[j].cpu().numpy()
+                    store.ahead[t - a], store.behind[t - a] = ahead[j].cpu().numpy(), behind[j].cpu().numpy()
+                    store.paired[t - a] = True
                     store.matched[t - a] = matched[j].cpu().numpy()
                     store.stop[t - a] = cuts[j] or bool(lost[j])  # CPU-GPU sync point, per pair
             for t in range(first, first + len(luma)):
@@ -369,12 +412,15 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
         i = t - a
         if store.stop[i]:
             break
-        flow = torch.from_numpy(np.asarray(store.flow[i : i + 1])).to(stage.device)  # (1, 2, h, w)
+        flow = resize_flow(
+            torch.from_numpy(np.asarray(store.ahead[i : i + 1])).to(stage.device), tuple(keyframe.shape[-2:])
+        )  # (1, 2, h, w)
         matched = torch.from_numpy(np.asarray(store.matched[i : i + 1], dtype=np.float32)).to(
             stage.device
         )  # (1, 1, h, w)
         positions, trust = follow(positions, trust, flow, matched, stage.config)
         store.chroma[i] = sample(keyframe, positions)[0].cpu().numpy()
+        store.positions[i] = positions[0].cpu().numpy()
         store.trust[i] = (
             anchored(trust, lumas(t), key_luma, positions, stage.config.residual_tolerance)[0].cpu().numpy()
         )
