@@ -5,6 +5,13 @@ automatic colors are furthest from the original's, each given the original's col
     python benchmarks/bench_hints.py --model models/remaster-default.safetensors
     python benchmarks/bench_hints.py --model a.safetensors --model b.safetensors --clicks 6 --limit 50
     python benchmarks/bench_hints.py --model models/remaster-hints.safetensors --step none --step edges
+    python benchmarks/bench_hints.py --model models/remaster-hints.safetensors \
+        --auto-model models/remaster-default.safetensors
+
+--auto-model: the automatic colors the clicks correct and the gain is measured against (default:
+the hinted model's own, without hints). The studio shows the shipped default model's automatic
+colors and the hint model's steered ones, so `--auto-model models/remaster-default.safetensors`
+is the gain a colorist sees there.
 
 --step picks the step after the network (`net/edge_aware.py`, issue 21): `none` (the default, as
 shipped: the network's colors as they are), `edges` (geodesic attenuation of the hint-induced
@@ -57,10 +64,13 @@ STEPS = {
 }
 
 
-def score(model: Path, photos: list[Path], clicks: int, long_side: int, step: str = "none") -> dict:
+def score(
+    model: Path, photos: list[Path], clicks: int, long_side: int, step: str = "none", auto_model: Path | None = None
+) -> dict:
     colorizer = Colorizer.load(model, device="cpu")
     if not colorizer.takes_hints:
         raise SystemExit(f"{model}: this model takes no hints")
+    automatic_colorizer = Colorizer.load(auto_model, device="cpu") if auto_model else colorizer
     rows = []
     for path in photos:
         truth = read_rgb(path)
@@ -70,7 +80,7 @@ def score(model: Path, photos: list[Path], clicks: int, long_side: int, step: st
                 truth, (round(truth.shape[1] * scale), round(truth.shape[0] * scale)), interpolation=cv2.INTER_AREA
             )
         photo = photo_from_array(truth)
-        automatic = colorize_photo(photo, colorizer)
+        automatic = colorize_photo(photo, automatic_colorizer)
         points = colorist_clicks(automatic, truth, clicks)
         hinted = colorize_photo(photo, colorizer, points, edges=STEPS[step])
         before, after = _spot_error(automatic, truth, points), _spot_error(hinted, truth, points)
@@ -91,6 +101,7 @@ def score(model: Path, photos: list[Path], clicks: int, long_side: int, step: st
     return {
         "model": str(model),
         "step": step,
+        "auto_model": str(auto_model or model),
         "photos": len(rows),
         "clicks": clicks,
         "psnr_auto": float(np.mean([r["psnr_auto"] for r in rows])),
@@ -111,6 +122,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=6)
     parser.add_argument("--limit", type=int, default=0, help="the first N photos (sorted by name); 0 = all")
     parser.add_argument("--long-side", type=int, default=512)
+    parser.add_argument("--auto-model", type=Path, default=None, help="the automatic colors to beat (default: MODEL's)")
     parser.add_argument("--step", action="append", choices=sorted(STEPS), help="repeatable; default: none")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -123,7 +135,7 @@ def main() -> None:
     )
     for model in args.model:
         for step in args.step or ["none"]:
-            r = score(model, photos, args.clicks, args.long_side, step)
+            r = score(model, photos, args.clicks, args.long_side, step, args.auto_model)
             results.append(r)
             worst = ", ".join(f"{name} {gain:+.2f}" for name, gain in r["worst"])
             print(
