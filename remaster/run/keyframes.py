@@ -39,11 +39,6 @@ from remaster.stages.keyframes import register as reg
 # 0.55-0.92, to frames of another film at 0.12 at most.
 MATCH_THRESHOLD = 0.4
 ASPECT_TOLERANCE = 0.12  # a crop of up to about 10% a side, which registration explains
-# A reference whose luma is the film frame's within this (mean absolute, of full scale, where it
-# covers the frame) is that frame colored, not a print of another tone curve: its chroma is taken as
-# it is. Fitting a tone curve's slope to two equal lumas is not exactly 1 (bins, monotone envelope),
-# and on a true keyframe it cost 2.4 code values of chroma error everywhere (one-by-one: -8 dB).
-SAME_TONES = 0.01
 # An image at the film's size whose luma is the frame's within this at 99% of its pixels (5 code
 # values: rounding, a lossy copy) is the frame itself: it is not registered (a shift of a pixel or
 # more moves every edge by far more than this on more than 1% of a real picture).
@@ -141,9 +136,7 @@ def _placed(path, rgb, frame: int, luma: np.ndarray, width: int, height: int, ma
     warped = torch.from_numpy(np.ascontiguousarray(warped)).permute(2, 0, 1)[None]  # (1, 3, H, W)
     own = rgb_to_luma(warped, matrix)
     chroma = rgb_to_chroma(warped, matrix)[0].numpy()  # (2, H, W)
-    covered = coverage > 0.999
-    if not covered.any() or float(np.abs(own[0, 0].numpy() - film[0, 0].numpy())[covered].mean()) > SAME_TONES:
-        chroma = reg.carry_chroma(chroma, own[0, 0].numpy(), film[0, 0].numpy(), coverage)
+    chroma = reg.carry_chroma(chroma, own[0, 0].numpy(), film[0, 0].numpy(), coverage)  # kept where tones agree
     return Keyframe(
         frame,
         path,

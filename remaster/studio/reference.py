@@ -29,11 +29,6 @@ from remaster.errors import InputError
 from remaster.run.keyframes import ASPECT_TOLERANCE, MATCH_THRESHOLD
 from remaster.stages.keyframes import register as reg
 
-# A reference whose luma is the film frame's within this (mean absolute, of full scale, where it
-# covers the frame) is that frame colored, not a print: its chroma is kept as it is (the rule
-# run/keyframes.py is taking up too: a tone slope fitted to two equal lumas is not exactly 1).
-SAME_TONES = 0.01
-
 MATCH_REACH = 48  # frames each way of the dropped-on frame, within its shot, that may be its frame
 CANDIDATES = 8  # registered cheaply after the signature's ranking (as --keyframes does)
 WORK_SIDE = 1024  # long side the matching and registration run at, at most (as --keyframes does)
@@ -110,7 +105,5 @@ def reference_chroma(rgba: np.ndarray, luma: np.ndarray, matrix: str) -> tuple[t
     coverage = rgba[..., 3].astype(np.float32) / 255
     own = rgb_to_luma(rgb, matrix)[0, 0].numpy()
     chroma = rgb_to_chroma(rgb, matrix)[0].numpy()  # (2, H, W)
-    covered = coverage > 0.999
-    if not covered.any() or float(np.abs(own - luma)[covered].mean()) > SAME_TONES:
-        chroma = reg.carry_chroma(chroma, own, luma.astype(np.float32), coverage)
+    chroma = reg.carry_chroma(chroma, own, luma.astype(np.float32), coverage)  # kept where tones agree
     return torch.from_numpy(np.ascontiguousarray(chroma, np.float32))[None], coverage

@@ -230,14 +230,26 @@ def signature_similarity(frame: np.ndarray, reference: np.ndarray) -> float:
     return float(cv2.matchTemplate(frame, reference[dy : h - dy, dx : w - dx], cv2.TM_CCOEFF_NORMED).max())
 
 
+# A reference whose luma is the film frame's within this (mean absolute, of full scale, where it
+# covers the frame) is that frame colored, not a print of another tone curve: its chroma is taken as
+# it is. Fitting a tone curve's slope to two equal lumas is not exactly 1 (bins, monotone envelope),
+# and on a true keyframe it cost 2.4 code values of chroma error everywhere (one-by-one: -8 dB).
+SAME_TONES = 0.01
+
+
 def carry_chroma(chroma: np.ndarray, own: np.ndarray, luma: np.ndarray, coverage: np.ndarray) -> np.ndarray:
     """A print's `chroma (2, h, w)` (registered, made with its own luma `own (h, w)`) in the film's
     terms: a print's tone curve g (film luma -> print luma) scales its chroma by about g' (the
     curve's slope), so the chroma is divided by that slope, fitted from the two lumas where the
     print covers the frame (`coverage`) and bounded to [1/2, 2]. Measured on the data pack's
-    clips against raw Cb/Cr and Cb/Cr scaled by the luma ratio (benchmarks/RESULTS.md)."""
+    clips against raw Cb/Cr and Cb/Cr scaled by the luma ratio (benchmarks/RESULTS.md).
+
+    Where the two lumas agree within `SAME_TONES` the picture is the frame colored in the film's
+    own tones, not a print, and its chroma is returned as it is."""
     bins = _TONE_BINS
     keep = coverage > 0.999
+    if keep.any() and float(np.abs(own - luma)[keep].mean()) <= SAME_TONES:
+        return chroma
     index = np.clip((luma * bins).astype(np.int64), 0, bins - 1)
     count = np.bincount(index[keep], minlength=bins)
     if count.sum() < 64:
