@@ -223,13 +223,15 @@ def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file)
     per 100 frames, ~100 MB here; the margin (40 MB) is what bounded queues filling up or not
     on a loaded machine move the peak by (up to ~30 MB measured). Both films have two keyframes
     because registering each one to its frame costs some memory of its own (measured about 8 MB
-    each here, mostly the allocator's), which depends on the keyframes, not on the film's length."""
+    each here, mostly the allocator's), which depends on the keyframes, not on the film's length.
+    Both films have frames no keyframe governs, so both run the network (which runs only there:
+    chain.ChromaOnDemand) and hold its working memory."""
     width, height = 320, 240
     peaks = {}
     for frames in (60, 300):
         truth = [shapes_frame(i % 40, width, height) for i in range(frames)]
         film = write_gray(tmp_path / f"film{frames}.mkv", truth, gop=30)
-        keys = keyframes(tmp_path / f"keys{frames}", truth, [14, 44] if frames == 60 else [44, 254])
+        keys = keyframes(tmp_path / f"keys{frames}", truth, [14, 24] if frames == 60 else [44, 254])
         peaks[frames] = _peak_rss_mb(
             [
                 "colorize",
@@ -356,3 +358,30 @@ def test_keyframes_steering_the_hint_model(tmp_path, shapes, random_model_file):
     ), disc[40]
     lumas = zip(decode_all(tmp_path / "hints.mkv").planes, decode_all(tmp_path / "network.mkv").planes)
     assert all(np.array_equal(a[0], b[0]) for a, b in lumas)  # luma untouched either way
+
+
+def test_the_network_runs_only_where_its_colors_show(tmp_path, shapes, random_model_file, monkeypatch):
+    """With keyframes the network's colors weigh nothing on the frames a keyframe governs fully
+    (its carry or its fill by tone, `carry.needs_colors`), so the network is not run there
+    (chain.ChromaOnDemand): with a keyframe at frame 0 reaching 12 frames, the first batch runs no
+    network, the frames past the reach do, and the film is the same, bit for bit, as one made with
+    the network run on every frame."""
+    from remaster.net.colorizer import Colorizer
+    from remaster.run.config import make_config
+    from remaster.run.pipeline import colorize_video
+    from remaster.stages.temporal import TemporalStage
+
+    folder, truth, film, _ = shapes
+    keys = keyframes(tmp_path / "keys", truth, [0])
+    colorizer = Colorizer.load(random_model_file, device="cpu")
+    made = []
+    real_chroma = colorizer.chroma
+    colorizer.chroma = lambda luma, **kw: made.append(len(luma)) or real_chroma(luma, **kw)
+    config = make_config(flow="dis", codec="ffv1", keyframe_reach=12, batch_size=8)
+    colorize_video(film, tmp_path / "lazy.mkv", config, progress=False, colorizer=colorizer, keyframes=keys)
+    lazy_frames, made[:] = sum(made), []
+    monkeypatch.setattr(TemporalStage, "takes_chroma_on_demand", lambda self: False)
+    colorize_video(film, tmp_path / "eager.mkv", config, progress=False, colorizer=colorizer, keyframes=keys)
+    assert sum(made) == len(truth) and lazy_frames == len(truth) - 8, (lazy_frames, made)
+    lazy, eager = decode_all(tmp_path / "lazy.mkv").planes, decode_all(tmp_path / "eager.mkv").planes
+    assert len(lazy) == len(truth) and all(all(np.array_equal(a, b) for a, b in zip(p, q)) for p, q in zip(lazy, eager))

@@ -81,14 +81,40 @@ class Stage(Protocol):
     def load_state(self, state: dict) -> None: ...
 
 
+class ChromaOnDemand:
+    """The network's chroma of a batch, made only for the frames a later stage asks for.
+
+    With a colorist's keyframes most frames take their colors from the carry, and the network's
+    would weigh nothing in them (stages/keyframes/carry.py, `needs_colors`): the temporal stage asks
+    for a frame's colors only where they show, and a batch none of whose frames is asked for never
+    runs the network. `batch[i : i + 1]` -> `(1, 2, h, w)`; the first frame asked for runs it on the
+    whole batch, exactly as the eager stage would (the same shapes: oneDNN keeps a kernel for
+    every batch shape it meets, and partial batches of every size made memory grow with a film's
+    length). `shape` is the eager stage's `(N, 2, h, w)`."""
+
+    def __init__(self, colorizer, luma: Tensor, matrix: str):
+        self.colorizer, self.luma, self.matrix = colorizer, luma, matrix
+        self.shape = torch.Size((len(luma), 2, *colorizer.working_size(*luma.shape[-2:])))
+        self._made: Tensor | None = None  # (N, 2, h, w) once asked for
+
+    def __getitem__(self, index: slice) -> Tensor:
+        if self._made is None:
+            self._made = self.colorizer.chroma(self.luma, matrix=self.matrix)  # (N, 2, h, w)
+        return self._made[index]
+
+
 class ColorizeStage:
-    """The network: luma in, chroma at the working resolution out. Stateless."""
+    """The network: luma in, chroma at the working resolution out. Stateless.
+
+    `on_demand()`: True where a later stage asks for the colors frame by frame (`ChromaOnDemand`):
+    with keyframes, the network runs only on the frames whose output shows its colors."""
 
     name = "colorize"
     warmup_frames = 0
 
-    def __init__(self, colorizer):
+    def __init__(self, colorizer, on_demand=lambda: False):
         self.colorizer = colorizer
+        self.on_demand = on_demand
 
     def process(self, work: Work) -> None:
         if work.carry_only:
@@ -96,6 +122,9 @@ class ColorizeStage:
             work.chroma = work.luma.new_zeros(
                 (len(work), 2, *size)
             )  # (N, 2, h, w): no network, only the carry is followed
+            return
+        if self.on_demand():
+            work.chroma = ChromaOnDemand(self.colorizer, work.luma, work.batch.source.matrix)
             return
         work.chroma = self.colorizer.chroma(work.luma, matrix=work.batch.source.matrix)  # (N, 2, h, w)
 
@@ -201,10 +230,12 @@ def build_chain(config, colorizer) -> Chain:
 
     # Shots are found once, in every mode, and every stage after uses them.
     shots = ShotDetector(device=colorizer.device)
-    stages: list[Stage] = [ColorizeStage(colorizer), shots]
+    colorize = ColorizeStage(colorizer)
+    stages: list[Stage] = [colorize, shots]
     temporal = TemporalStage(config.temporal, device=colorizer.device) if config.temporal.enabled else None
     if temporal is not None:
         stages.append(temporal)
+        colorize.on_demand = temporal.takes_chroma_on_demand
         if config.temporal.keyframe_fill == "hints":
             from remaster.stages.keyframes.steer import steering_for
 

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from remaster.device import resolve_device
 from remaster.errors import ConfigError
+from remaster.stages.chain import ChromaOnDemand
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes.carry import (
     Carried,
@@ -45,6 +46,7 @@ from remaster.stages.keyframes.carry import (
     follow,
     hint,
     identity_positions,
+    needs_colors,
     paint,
     palette,
     sample,
@@ -200,6 +202,11 @@ class TemporalStage:
         # keyframe_fill "hints": steer.KeyframeSteering, set by the chain (set_steering).
         self.steering = None
         self.reset()
+
+    def takes_chroma_on_demand(self) -> bool:
+        """Whether the network's colors are asked for frame by frame (chain.ChromaOnDemand): with
+        keyframes, the frames whose output is the carry's alone need none."""
+        return self.provider is not None and bool(self.keyframes)
 
     def set_steering(self, steering) -> None:
         """`steering(luma, chroma, confidence, matrix) -> chroma` (stages/keyframes/steer.py): the network that
@@ -358,9 +365,11 @@ class TemporalStage:
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
                 f"got {tuple(luma.shape)} and {tuple(chroma.shape)}"
             )
-        chroma = chroma.to(self.device, torch.float32)  # (N, 2, h, w)
+        on_demand = isinstance(chroma, ChromaOnDemand)  # the network runs only where its colors show
         if self.provider is None or luma.shape[0] == 0:
-            return chroma
+            return luma.new_zeros(chroma.shape) if on_demand else chroma.to(self.device, torch.float32)  # N is 0
+        if not on_demand:
+            chroma = chroma.to(self.device, torch.float32)  # (N, 2, h, w)
         luma = luma.to(self.device, torch.float32)  # (N, 1, h, w)
         if self._luma is not None and self._luma.shape[-2:] != luma.shape[-2:]:
             raise ValueError(
@@ -397,13 +406,11 @@ class TemporalStage:
             j = i - first  # index of the pair (i, i-1)
             fresh_start = j < 0 or carried is None or cut[j]
             if fresh_start:
-                out = chroma[i : i + 1]  # (1, 2, h, w) fresh start
                 self.cuts += int(j >= 0 and cut[j])
                 key = positions = trust = None  # a keyframe governs its own shot only
             else:
                 moved, _ = warp(carried, backward[j : j + 1])  # (1, 2, h, w)
                 follows = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
-                out = follows * moved + (1 - follows) * chroma[i : i + 1]  # (1, 2, h, w)
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
                 positions, trust = identity_positions(size, self.device), self._coverage(frame, size)
@@ -429,13 +436,17 @@ class TemporalStage:
                 lambda k, y=here: paint(self._palette(k, size), y),
                 here if cfg.keyframe_fill == "local" else None,
             )
+            if given is not None and cfg.keyframe_fill in ("network", "hints"):
+                given.weight = 0.0  # the network's colors wherever the carry is not confident
             if given is not None and cfg.keyframe_fill == "hints" and self.steering is not None:
                 # The network colors the frame again, steered by the carry: its colors replace
                 # the unsteered ones in the same blend along the motion.
-                steered = self.steering(here, given.chroma, given.confidence, matrix)  # (1, 2, h, w)
-                out = steered if fresh_start else follows * moved + (1 - follows) * steered
-            if given is not None and cfg.keyframe_fill in ("network", "hints"):
-                given.weight = 0.0  # the network's colors wherever the carry is not confident
+                colors = self.steering(here, given.chroma, given.confidence, matrix)  # (1, 2, h, w)
+            elif on_demand and not needs_colors(given):
+                colors = luma.new_zeros((1, 2, *size))  # weighs nothing in this frame's output: not made
+            else:
+                colors = chroma[i : i + 1].to(self.device, torch.float32)  # (1, 2, h, w) the network's
+            out = colors if fresh_start else follows * moved + (1 - follows) * colors  # (1, 2, h, w)
             if out_size is not None:  # the carry sampled at the output's chroma size, the rest upsampled
                 fine = fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
                 outputs.append(apply_hint(out, given, fine) if fine is not None else upsampled(out, out_size))

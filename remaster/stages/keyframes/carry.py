@@ -187,6 +187,15 @@ def kept(confidence: Tensor) -> Tensor:
     return (confidence / KEEP_TRUST).clamp(max=1.0)
 
 
+def needs_colors(given: Hint | None) -> bool:
+    """Whether the colors made without the keyframes (the network's) show anywhere in the frame
+    `apply_hint` makes from `given`: not where the keyframes govern the frame fully (`weight` 1:
+    their fill stands in) or the carry is kept at every pixel. On a shot with keyframes, most frames."""
+    if given is None:
+        return True
+    return given.weight < 1 and not bool((kept(given.confidence) >= 1).all())  # CPU-GPU sync point
+
+
 def apply_hint(chroma: Tensor, given: Hint | None, fine: Tensor | None = None) -> Tensor:
     """The one place a keyframe hint meets the colors made without it, `chroma (1, 2, h, w)`
     (the network's, smoothed along motion). Where the carry is confident its color holds;
