@@ -225,7 +225,7 @@ def test_memory_stays_flat_with_far_apart_keyframes(tmp_path, random_model_file)
     because registering each one to its frame costs some memory of its own (measured about 8 MB
     each here, mostly the allocator's), which depends on the keyframes, not on the film's length.
     Both films have frames no keyframe governs, so both run the network (which runs only there:
-    chain.ChromaOnDemand) and hold its working memory."""
+    on_demand.ChromaOnDemand) and hold its working memory."""
     width, height = 320, 240
     peaks = {}
     for frames in (60, 300):
@@ -363,7 +363,7 @@ def test_keyframes_steering_the_hint_model(tmp_path, shapes, random_model_file):
 def test_the_network_runs_only_where_its_colors_show(tmp_path, shapes, random_model_file, monkeypatch):
     """With keyframes the network's colors weigh nothing on the frames a keyframe governs fully
     (its carry or its fill by tone, `carry.needs_colors`), so the network is not run there
-    (chain.ChromaOnDemand): with a keyframe at frame 0 reaching 12 frames, the first batch runs no
+    (on_demand.ChromaOnDemand): with a keyframe at frame 0 reaching 12 frames, the first batch runs no
     network, the frames past the reach do, and the film is the same, bit for bit, as one made with
     the network run on every frame."""
     from remaster.net.colorizer import Colorizer

@@ -35,7 +35,6 @@ from torch import Tensor
 
 from remaster.device import resolve_device
 from remaster.errors import ConfigError
-from remaster.stages.chain import ChromaOnDemand
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes.carry import (
     Carried,
@@ -54,6 +53,7 @@ from remaster.stages.keyframes.carry import (
     upsampled,
 )
 from remaster.stages.motion import blur, pair_trust
+from remaster.stages.on_demand import ChromaOnDemand
 from remaster.stages.shots import ShotDetector
 
 KEYFRAME_FILLS = ("local", "palette", "network", "hints")
@@ -204,7 +204,7 @@ class TemporalStage:
         self.reset()
 
     def takes_chroma_on_demand(self) -> bool:
-        """Whether the network's colors are asked for frame by frame (chain.ChromaOnDemand): with
+        """Whether the network's colors are asked for frame by frame (on_demand.ChromaOnDemand): with
         keyframes, the frames whose output is the carry's alone need none."""
         return self.provider is not None and bool(self.keyframes)
 
