@@ -168,3 +168,30 @@ def test_the_report_carries_each_references_transform_and_coverage(tmp_path, fil
         assert set(r) >= {"scale", "shift", "rotation", "residual", "coverage", "similarity"}
         assert 0.8 < r["coverage"] < 1 and r["residual"] < 1
     assert np.allclose(placed["000018.png"]["registration"]["shift"], [2, -1], atol=0.3)
+
+
+def test_a_palette_reference_is_placed_on_a_shot_by_tone(tmp_path, film):
+    """A picture of the place that is no frame of the film (another framing, 4:5 where the film is
+    4:3, another tone curve), named `palette-...`: accepted whatever its aspect, placed on the frame
+    it resembles most (or the one its name gives), covering nothing (only its colors by tone are
+    used), its tones mapped onto that frame's; the same picture not named a palette is refused for
+    its aspect."""
+    path, tex = film
+    wide = (tex[20 : 20 + H, 30 : 30 + round(H * 4 / 5)] ** 0.7 * 255 + 0.5).astype(np.uint8)  # (H, 4H/5, 3)
+    write(tmp_path / "palette-the-street.jpg", wide, quality=80)
+    write(tmp_path / "palette-000010.png", wide)
+    placed = {k.path.name: k for k in read(tmp_path, path)}
+    matched, named = placed["palette-the-street.jpg"], placed["palette-000010.png"]
+    assert named.frame == 10 and named.score is None and matched.score is not None
+    assert 0 <= matched.frame < FRAMES and matched.frame != 10
+    for keyframe in (matched, named):
+        assert keyframe.palette and keyframe.registration is None and keyframe.describe()["palette"]
+        assert float(keyframe.coverage.max()) == 0 and keyframe.chroma.shape == (1, 2, H, W)
+        # Its tones are the frame's, by quantiles: the print's gamma 0.7 is taken out.
+        frame = view(tex, keyframe.frame).astype(np.float32).mean(-1) / 255
+        assert abs(float(keyframe.luma.median()) - float(np.median(frame))) < 0.03
+    other = tmp_path / "plain"
+    other.mkdir()
+    write(other / "the-street.jpg", wide, quality=80)
+    with pytest.raises(InputError, match=r"the-street.jpg: keyframe is \d+x\d+ \(aspect"):
+        read(other, path)

@@ -10,7 +10,16 @@
   few are registered to the image, and the one it registers best to is its frame. An image that
   registers to no frame well is refused, naming the best candidate.
 
-Either way the image is *registered* to its frame (stages/keyframes/register.py): an affine map
+A *palette reference*, a file named `palette-...` (a period photograph of the same place, a
+costume still: a picture of no frame of the film), gives its colors by tone to a shot, not its
+colors by place: `palette-000874.jpg` to the shot of frame 874, `palette-street.jpg` to the shot
+of the frame it resembles most (ranked as above, with no threshold: the name says what it is).
+Its tones are first matched to that frame's (quantile mapping, so a print's other tone curve
+does not move its colors to other tones), and it is handed on as a keyframe of that frame that
+covers nothing (coverage 0): the carry keeps none of it, and the fill colors the shot with its
+palette (RESULTS.md, "A reference of no frame").
+
+Any other image is *registered* to its frame (stages/keyframes/register.py): an affine map
 (a crop, a scale, a small rotation: a print, a scan, a frame grab from another transfer) and a
 smoothed dense refinement, so its colors land where the film has them; the pixels it does not
 cover get no confidence, and the carry's fill colors them. Only its color is used, never its
@@ -47,6 +56,7 @@ FINE_SHORT_SIDE = 720  # the finest a keyframe's chroma is carried at (the outpu
 _CANDIDATES = 8  # frames registered per image matched by content, the best ranked by signature
 _GRAY = 2 / 255  # an image whose chroma never exceeds this (in [-0.5, 0.5]) holds no color
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+PALETTE_PREFIX = "palette-"  # a reference of no frame: its colors by tone, for a shot
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Keyframe:
     score: float | None = None  # similarity of the matched frame; None when named by its index
     coverage: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]: where the image has picture (None: all)
     registration: dict | None = None  # register.Registration.describe(); None when not registered
+    palette: bool = False  # a palette reference: its colors by tone for the frame's shot, none by place
 
     def describe(self) -> dict:
         return {
@@ -66,6 +77,7 @@ class Keyframe:
             "matched": self.score is not None,
             "similarity": None if self.score is None else round(self.score, 4),
             "registration": self.registration,
+            "palette": self.palette,
         }
 
 
@@ -76,7 +88,8 @@ def _work_size(height: int, width: int) -> tuple[int, int]:
 
 
 def _image(path: Path, width: int, height: int) -> np.ndarray:
-    """A color image `(h, w, 3)` float32 RGB in [0, 1], at most the film's scale (larger ones shrunk)."""
+    """A color image `(h, w, 3)` float32 RGB in [0, 1], at most the film's scale (larger ones shrunk);
+    of about the film's aspect unless it is a palette reference (a picture of no frame)."""
     from remaster.media.stills import read_photo
 
     try:
@@ -86,7 +99,7 @@ def _image(path: Path, width: int, height: int) -> np.ndarray:
     if photo.rgb is None:
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
     h, w = photo.rgb.shape[:2]
-    if abs(w / h - width / height) > ASPECT_TOLERANCE * width / height:
+    if abs(w / h - width / height) > ASPECT_TOLERANCE * width / height and not _is_palette(path):
         raise InputError(
             f"{path}: keyframe is {w}x{h} (aspect {w / h:.3f}), the film is {width}x{height} "
             f"(aspect {width / height:.3f}); crop it to the film's frame"
@@ -99,6 +112,10 @@ def _image(path: Path, width: int, height: int) -> np.ndarray:
     if float(chroma.abs().max()) <= _GRAY:
         raise InputError(f"{path}: keyframe is a gray image; a keyframe says what the colors are: give a color image")
     return rgb
+
+
+def _is_palette(path: Path) -> bool:
+    return path.stem.lower().startswith(PALETTE_PREFIX)
 
 
 def _luma_of(rgb: np.ndarray) -> np.ndarray:
@@ -148,6 +165,20 @@ def _placed(path, rgb, frame: int, luma: np.ndarray, width: int, height: int, ma
     )
 
 
+def _palette_of(path, rgb, frame: int, luma: np.ndarray, width: int, height: int, matrix: str, score) -> Keyframe:
+    """A palette reference for frame `frame` (its luma `luma`, at the work size): the image's
+    colors at the film's size with its tones mapped onto the frame's by quantiles (a print's tone
+    curve, another exposure), covering nothing, so only its colors by tone are used."""
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # (1, 3, h, w)
+    if t.shape[-2:] != (height, width):
+        t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    own = rgb_to_luma(t, matrix)[0, 0].numpy()  # (H, W)
+    steps = np.linspace(0, 1, 257)
+    tones = np.interp(own, np.quantile(own, steps), np.quantile(luma.astype(np.float32), steps))  # (H, W)
+    mapped = torch.from_numpy(tones.astype(np.float32))[None, None]  # (1, 1, H, W)
+    return Keyframe(frame, path, rgb_to_chroma(t, matrix), mapped, score, torch.zeros_like(mapped), None, True)
+
+
 def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str, film_lumas=None) -> list[Keyframe]:
     """Every keyframe in `folder`, placed on a frame of a film of `frames` frames of
     `width` x `height` pixels. `film_lumas()` gives the film's lumas as `(index, (N, 1, h, w)
@@ -160,9 +191,17 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
     if not paths:
         raise InputError(f"{folder}: no images in the keyframes folder (expected .png, .jpg, .tif, .webp or .bmp)")
     images = {path: _image(path, width, height) for path in paths}  # every file checked before any work
-    named, unnamed = {}, []
+    named, unnamed, palettes = {}, [], {}  # palettes: path -> the frame it names, or None
     for path in paths:
-        if path.stem.isdigit():
+        if _is_palette(path):
+            number = path.stem[len(PALETTE_PREFIX) :]
+            palettes[path] = int(number) if number.isdigit() else None
+            if number.isdigit() and int(number) >= frames:
+                raise InputError(
+                    f"{path}: palette for the shot of frame {number}, but the film has {frames} frames "
+                    f"(0..{frames - 1})"
+                )
+        elif path.stem.isdigit():
             index = int(path.stem)
             if index >= frames:
                 raise InputError(
@@ -173,9 +212,9 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
             named[index] = path
         else:
             unnamed.append(path)
-    if unnamed and film_lumas is None:
+    if (unnamed or palettes) and film_lumas is None:
         raise InputError(
-            f"{unnamed[0]}: keyframe is not named by a frame number, and no film was given to match it against"
+            f"{(unnamed or list(palettes))[0]}: keyframe is matched against the film's frames, and no film was given"
         )
     if film_lumas is None:
         keyframes = [
@@ -183,7 +222,9 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
             for index, path in named.items()
         ]
     else:
-        lumas, candidates = _scan(film_lumas, set(named), {p: images[p] for p in unnamed}, width, height)
+        numbered = set(named) | {f for f in palettes.values() if f is not None}
+        to_match = unnamed + [p for p, f in palettes.items() if f is None]
+        lumas, candidates = _scan(film_lumas, numbered, {p: images[p] for p in to_match}, width, height)
         keyframes = [  # a frame the film does not hold after all (a damaged file): stretched onto it
             _placed(path, images[path], index, lumas[index], width, height, matrix, None)
             if index in lumas
@@ -191,6 +232,16 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
             for index, path in named.items()
         ]
         keyframes += [_match(path, images[path], candidates[path], width, height, matrix) for path in unnamed]
+        for path, frame in palettes.items():
+            if frame is None:  # the frame it resembles most: its shot is the one it shows
+                luma = _luma_of(images[path])
+                _, score, negative, frame_luma = max(
+                    ((*reg.rank(luma, fl), -i, fl) for _, i, fl in candidates[path]), key=lambda s: s[:3]
+                )
+                keyframes.append(_palette_of(path, images[path], -negative, frame_luma, width, height, matrix, score))
+            else:  # a frame the film does not hold after all (a damaged file): the image's own tones
+                luma = lumas.get(frame, _luma_of(images[path]))
+                keyframes.append(_palette_of(path, images[path], frame, luma, width, height, matrix, None))
     taken: dict[int, Keyframe] = {}
     for keyframe in sorted(keyframes, key=lambda k: k.frame):
         if keyframe.frame in taken:
@@ -249,7 +300,8 @@ def _match(path: Path, rgb: np.ndarray, candidates: list, width: int, height: in
     raise InputError(
         f"{path}: keyframe fits no frame of the film well: the best is frame {index} with similarity "
         f"{score:.3f} after registration (at least {MATCH_THRESHOLD} needed); name the file by its frame number, "
-        f"e.g. {index:06d}{path.suffix}"
+        f"e.g. {index:06d}{path.suffix}, or {PALETTE_PREFIX}{index:06d}{path.suffix} if it is a picture of the place, "
+        "not of a frame"
     )
 
 
@@ -289,6 +341,8 @@ def place_keyframes(folder, input: Path, source, frames: int, colorizer, tempora
             if keyframe.score is not None
             else "named by its number"
         )
+        if keyframe.palette:
+            how += "; a palette: its colors by tone for the frame's shot"
         if keyframe.registration is not None:
             r = keyframe.registration
             how += (

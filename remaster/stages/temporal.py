@@ -249,10 +249,11 @@ class TemporalStage:
             luma = F.interpolate(
                 luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
             )
+            # Each pixel counts as far as the keyframe covers it; a palette reference covers
+            # nothing (run/keyframes.py: its colors by tone only), and all its pixels count.
+            weight = self._coverage(frame, size) if frame in self.keyframe_coverage else None
             self._palettes[(frame, size)] = palette(
-                luma,
-                self._keyframe(frame, size),
-                self._coverage(frame, size) if frame in self.keyframe_coverage else None,
+                luma, self._keyframe(frame, size), weight if weight is not None and weight.max() > 0 else None
             )
         return self._palettes[(frame, size)]
 
