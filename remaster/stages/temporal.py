@@ -36,22 +36,7 @@ from torch import Tensor
 from remaster.device import resolve_device
 from remaster.errors import ConfigError
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
-from remaster.stages.keyframes.carry import (
-    Carried,
-    FineKeyframes,
-    anchored,
-    apply_hint,
-    fine_hint,
-    follow,
-    hint,
-    identity_positions,
-    needs_colors,
-    paint,
-    palette,
-    sample,
-    taper,
-    upsampled,
-)
+from remaster.stages.keyframes import carry
 from remaster.stages.motion import blur, pair_trust
 from remaster.stages.on_demand import ChromaOnDemand
 from remaster.stages.shots import ShotDetector
@@ -224,7 +209,7 @@ class TemporalStage:
         `fine`: frame -> `(1, 2, H, W)` chroma finer than the working size, which the carry samples for
         the output's chroma planes (`process`); without it, `keyframes`."""
         self.keyframes = dict(keyframes)
-        self._fine = FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
+        self._fine = carry.FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
         self.keyframe_lumas = dict(lumas or {})
         self.keyframe_coverage = dict(coverage or {})
@@ -252,7 +237,7 @@ class TemporalStage:
             # Each pixel counts as far as the keyframe covers it; a palette reference covers
             # nothing (run/keyframes.py: its colors by tone only), and all its pixels count.
             weight = self._coverage(frame, size) if frame in self.keyframe_coverage else None
-            self._palettes[(frame, size)] = palette(
+            self._palettes[(frame, size)] = carry.palette(
                 luma, self._keyframe(frame, size), weight if weight is not None and weight.max() > 0 else None
             )
         return self._palettes[(frame, size)]
@@ -414,27 +399,29 @@ class TemporalStage:
                 follows = cfg.strength * confidence[j : j + 1]  # (1, 1, h, w)
             frame = None if frames is None else frames[i]
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
-                positions, trust = identity_positions(size, self.device), self._coverage(frame, size)
+                positions, trust = carry.identity_positions(size, self.device), self._coverage(frame, size)
                 key, age = frame, 0
                 key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
             elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
-                positions, trust = follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
+                positions, trust = carry.follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
                 age += 1
                 if age >= cfg.keyframe_reach:
                     key = positions = trust = None
             ahead = self.backward.get(frame, self.device) if self.backward is not None else None
-            weight = taper(age, cfg.keyframe_reach)
+            weight = carry.taper(age, cfg.keyframe_reach)
             behind = None
             if key is not None:
-                held = anchored(trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance)  # (1, 1, h, w)
-                behind = Carried(
-                    sample(self._keyframe(key, size), positions), held * weight, age, key, weight, positions
+                held = carry.anchored(
+                    trust, luma[i : i + 1], key_luma, positions, cfg.residual_tolerance
+                )  # (1, 1, h, w)
+                behind = carry.Carried(
+                    carry.sample(self._keyframe(key, size), positions), held * weight, age, key, weight, positions
                 )
             here = luma[i : i + 1]  # (1, 1, h, w)
-            given = hint(
+            given = carry.hint(
                 behind,
                 ahead,
-                lambda k, y=here: paint(self._palette(k, size), y),
+                lambda k, y=here: carry.paint(self._palette(k, size), y),
                 here if cfg.keyframe_fill == "local" else None,
             )
             if given is not None and cfg.keyframe_fill in ("network", "hints"):
@@ -443,15 +430,17 @@ class TemporalStage:
                 # The network colors the frame again, steered by the carry: its colors replace
                 # the unsteered ones in the same blend along the motion.
                 colors = self.steering(here, given.chroma, given.confidence, matrix)  # (1, 2, h, w)
-            elif on_demand and not needs_colors(given):
+            elif on_demand and not carry.needs_colors(given):
                 colors = luma.new_zeros((1, 2, *size))  # weighs nothing in this frame's output: not made
             else:
                 colors = chroma[i : i + 1].to(self.device, torch.float32)  # (1, 2, h, w) the network's
             out = colors if fresh_start else follows * moved + (1 - follows) * colors  # (1, 2, h, w)
             if out_size is not None:  # the carry sampled at the output's chroma size, the rest upsampled
-                fine = fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
-                outputs.append(apply_hint(out, given, fine) if fine is not None else upsampled(out, out_size))
-            out = apply_hint(out, given)  # (1, 2, h, w)
+                fine = carry.fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
+                outputs.append(
+                    carry.apply_hint(out, given, fine) if fine is not None else carry.upsampled(out, out_size)
+                )
+            out = carry.apply_hint(out, given)  # (1, 2, h, w)
             if out_size is None:
                 outputs.append(out)
             carried = out
