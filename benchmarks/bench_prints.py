@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_keyframes import CLIPS, chained_carry, frames_rgb, scores, shot_starts, write_gray  # noqa: E402
+from bench_keyframes import CLIPS, ChromaWarp, chained_carry, frames_rgb, scores, shot_starts, write_gray  # noqa: E402
 
 DEFAULT_CLIPS = "book.mkv,hungry.mkv,sister.mkv,car-detection.mp4"
 SCALE, QUALITY, DESATURATE = 0.8, 80, 0.15
@@ -158,7 +158,6 @@ def main() -> None:
         raise SystemExit(f"no data pack at {CLIPS}: nothing to measure")
     names = sorted(p.name for p in CLIPS.iterdir()) if args.clips == "all" else args.clips.split(",")
     rng = np.random.default_rng(args.seed)
-    nan_warp = lambda images: float("nan")  # noqa: E731 - the chroma warping error is bench_keyframes' business
     rows, sheets = [], []
     with tempfile.TemporaryDirectory(prefix="bench-prints-") as tmp:
         tmp = Path(tmp)
@@ -191,9 +190,9 @@ def main() -> None:
                 "shots": starts,
                 "prints": made,
                 "placed": report["keyframes"],
-                "auto": scores(auto, truth, starts, nan_warp),
-                "prints_mode": scores(result, truth, starts, nan_warp),
-                "naive_registered": scores(naive, truth, starts, nan_warp),
+                "auto": scores(auto, truth, starts, warp := ChromaWarp(truth, starts)),
+                "prints_mode": scores(result, truth, starts, warp),
+                "naive_registered": scores(naive, truth, starts, warp),
                 "cpu_s": {"auto": round(auto_cpu, 1), "prints": round(keys_cpu, 1)},
                 "wall_s": {"auto": round(auto_wall, 1), "prints": round(keys_wall, 1)},
             }
