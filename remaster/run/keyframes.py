@@ -234,11 +234,8 @@ def read_keyframes(folder, *, width: int, height: int, frames: int, matrix: str,
         keyframes += [_match(path, images[path], candidates[path], width, height, matrix) for path in unnamed]
         for path, frame in palettes.items():
             if frame is None:  # the frame it resembles most: its shot is the one it shows
-                luma = _luma_of(images[path])
-                _, score, negative, frame_luma = max(
-                    ((*reg.rank(luma, fl), -i, fl) for _, i, fl in candidates[path]), key=lambda s: s[:3]
-                )
-                keyframes.append(_palette_of(path, images[path], -negative, frame_luma, width, height, matrix, score))
+                score, index, frame_luma = _best_candidate(_luma_of(images[path]), candidates[path])
+                keyframes.append(_palette_of(path, images[path], index, frame_luma, width, height, matrix, score))
             else:  # a frame the film does not hold after all (a damaged file): the image's own tones
                 luma = lumas.get(frame, _luma_of(images[path]))
                 keyframes.append(_palette_of(path, images[path], frame, luma, width, height, matrix, None))
@@ -285,13 +282,19 @@ def _scan(film_lumas, named: set, unnamed: dict, width: int, height: int) -> tup
     return lumas, candidates
 
 
+def _best_candidate(luma: np.ndarray, candidates: list) -> tuple[float, int, np.ndarray]:
+    """`(score, frame, its luma)` of the candidate the image's `luma` registers to best (`register.rank`;
+    ties to the earlier frame)."""
+    _, score, negative, frame_luma = max(
+        ((*reg.rank(luma, frame_luma), -index, frame_luma) for _, index, frame_luma in candidates), key=lambda s: s[:3]
+    )
+    return score, -negative, frame_luma
+
+
 def _match(path: Path, rgb: np.ndarray, candidates: list, width: int, height: int, matrix: str) -> Keyframe:
     """The candidate frame the image registers to best (`register.rank`), registered fully; or a
     one-line refusal naming the best candidate and its score."""
-    luma = _luma_of(rgb)
-    scored = [(*reg.rank(luma, frame_luma), -index, frame_luma) for _, index, frame_luma in candidates]
-    _, score, negative, frame_luma = max(scored, key=lambda s: s[:3])
-    index = -negative
+    score, index, frame_luma = _best_candidate(_luma_of(rgb), candidates)
     if score >= MATCH_THRESHOLD:
         keyframe = _placed(path, rgb, index, frame_luma, width, height, matrix, score)
         score = keyframe.registration["similarity"]
