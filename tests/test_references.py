@@ -15,11 +15,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from test_corpus import run_cli
 
+from remaster.color import rgb_to_chroma, rgb_to_luma
 from remaster.errors import InputError
 from remaster.media.reader import VideoReader
 from remaster.run.keyframes import MATCH_THRESHOLD, read_keyframes
+from remaster.stages.keyframes.register import carry_chroma
 
 W, H, FRAMES = 160, 120, 24
 PAN = (3, 2)  # px per frame, x and y
@@ -195,3 +198,52 @@ def test_a_palette_reference_is_placed_on_a_shot_by_tone(tmp_path, film):
     write(other / "the-street.jpg", wide, quality=80)
     with pytest.raises(InputError, match=r"the-street.jpg: keyframe is \d+x\d+ \(aspect"):
         read(other, path)
+
+
+def _print_of(rgb: np.ndarray, gamma: float, lift: float) -> np.ndarray:
+    """`rgb` (float32 in [0, 1]) through a print's tone curve per channel, a little softer (1 px) and 8-bit
+    rounded as a scan would be: the softness makes the two lumas disagree a little per pixel."""
+    toned = lift + (1 - lift) * rgb**gamma
+    return np.round(cv2.GaussianBlur(toned, (0, 0), 1.0) * 255) / 255
+
+
+def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rgb (h, w, 3)` float32 -> its luma `(h, w)` and chroma `(2, h, w)` as remaster takes them."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    return rgb_to_luma(tensor, "bt601")[0, 0].numpy(), rgb_to_chroma(tensor, "bt601")[0].numpy()
+
+
+@pytest.mark.parametrize("gamma, lift", [(1.13, 0.033), (0.8, 0.05)])
+def test_a_prints_tone_curve_does_not_amplify_a_near_gray_films_chroma(gamma, lift):
+    """A near-gray film (a narrow band of tones, chroma a few code values of noise): the print's
+    chroma in the film's terms keeps the film's chroma amplitude. The slope of the tone curve is
+    about 1 over such a band, and a fit that regressed toward the mean (the per-bin mean print
+    luma) made it flat and amplified that noise by 1.3x and more."""
+    rng = np.random.default_rng(3)
+    tones = cv2.GaussianBlur(rng.uniform(0.4, 0.5, (H, W)).astype(np.float32), (0, 0), 3)
+    tones = 0.45 + (tones - tones.mean()) * (0.05 / tones.std())  # a narrow band around mid-gray
+    noise = cv2.GaussianBlur(rng.standard_normal((H, W, 3)).astype(np.float32), (0, 0), 1.5) * 0.01
+    film = np.clip(tones[..., None] + noise, 0, 1).astype(np.float32)
+    printed = _print_of(film, gamma, lift).astype(np.float32)
+
+    film_luma, _ = _planes(film)
+    print_luma, print_chroma = _planes(printed)
+    carried = carry_chroma(print_chroma, print_luma, film_luma, np.ones_like(film_luma))
+    # A per-channel tone curve scales chroma by its slope at the pixel's tone: undone by its inverse.
+    slope = (1 - lift) * gamma * 0.45 ** (gamma - 1)
+    assert np.std(carried) / np.std(print_chroma) == pytest.approx(1 / slope, rel=0.1)
+
+
+def test_a_prints_gamma_is_undone_on_a_colorful_film():
+    """A film of everyday colors (a third of the texture's saturation) through a dark print's curve
+    (gamma 1.4): its chroma in the film's terms is nearer the film's own than the print's raw chroma."""
+    vivid = texture(5).astype(np.float32)
+    gray = vivid.mean(axis=2, keepdims=True)
+    film = gray + (vivid - gray) / 3
+    printed = _print_of(film, 1.4, 0.0).astype(np.float32)
+
+    film_luma, film_chroma = _planes(film)
+    print_luma, print_chroma = _planes(printed)
+    carried = carry_chroma(print_chroma, print_luma, film_luma, np.ones_like(film_luma))
+    error = lambda chroma: float(np.sqrt(np.mean((chroma - film_chroma) ** 2)))  # noqa: E731
+    assert error(carried) < 0.8 * error(print_chroma)

@@ -129,12 +129,14 @@ class Carried:
 class Hint:
     """What the colorist's keyframes say about one frame: carried `chroma (1, 2, h, w)` with
     its `confidence (1, 1, h, w)`; `palette (1, 2, h, w)`, the keyframes' colors for this
-    frame's tones (a global hint), and `weight`, how much the keyframes govern the frame."""
+    frame's tones (a global hint), and `weight`, how much the keyframes govern the frame;
+    `everywhere`: the carry is kept at every pixel (`kept` is 1), so nothing else shows."""
 
     chroma: Tensor
     confidence: Tensor
     palette: Tensor
     weight: float
+    everywhere: bool = False
 
 
 def hint(forward: Carried | None, backward: Carried | None, palettes, luma: Tensor | None = None) -> Hint | None:
@@ -151,28 +153,28 @@ def hint(forward: Carried | None, backward: Carried | None, palettes, luma: Tens
         one = forward or backward
         if one is None:
             return None
-        return Hint(one.chroma, one.trust, _fill(luma, one.chroma, one.trust, lambda: palettes(one.key)), one.weight)
+        return _with_fill(Hint(one.chroma, one.trust, one.chroma, one.weight), luma, lambda: palettes(one.key))
     near_f = backward.distance / (forward.distance + backward.distance)
     a, b = forward.trust * near_f, backward.trust * (1 - near_f)  # (1, 1, h, w)
     chroma = (a * forward.chroma + b * backward.chroma) / (a + b).clamp_min(1e-6)  # (1, 2, h, w)
     wa, wb = forward.weight * near_f, backward.weight * (1 - near_f)
     confidence = 1 - (1 - forward.trust) * (1 - backward.trust)  # (1, 1, h, w)
-    fill = _fill(
+    return _with_fill(
+        Hint(chroma, confidence, chroma, max(forward.weight, backward.weight)),
         luma,
-        chroma,
-        confidence,
         lambda: (wa * palettes(forward.key) + wb * palettes(backward.key)) / max(wa + wb, 1e-6),  # (1, 2, h, w)
     )
-    return Hint(chroma, confidence, fill, max(forward.weight, backward.weight))
 
 
-def _fill(luma: Tensor | None, chroma: Tensor, confidence: Tensor, palettes) -> Tensor:
-    """A hint's fill (`local_fill` with `luma`, else the palettes' colors, `palettes() -> (1, 2, h, w)`),
-    or the carried `chroma` itself where the carry is kept everywhere (`kept` is 1): the fill would
-    weigh nothing in `apply_hint`, so it is not made (on a still shot, most frames)."""
-    if bool((confidence >= KEEP_TRUST).all()):  # CPU-GPU sync point, once per frame a keyframe reaches
-        return chroma
-    return palettes() if luma is None else local_fill(luma, chroma, confidence, palettes())
+def _with_fill(given: Hint, luma: Tensor | None, palettes) -> Hint:
+    """`given` with its fill (`local_fill` with `luma`, else the palettes' colors, `palettes() ->
+    (1, 2, h, w)`) as its palette. Where the carry is kept everywhere the fill would weigh nothing
+    in `apply_hint`, so it is not made (on a still shot, most frames): the palette stays the carried
+    chroma and `everywhere` says so, once, for `needs_colors` too."""
+    given.everywhere = bool((given.confidence >= KEEP_TRUST).all())  # CPU-GPU sync point, once per frame
+    if not given.everywhere:
+        given.palette = palettes() if luma is None else local_fill(luma, given.chroma, given.confidence, palettes())
+    return given
 
 
 # Where the carry's trust is at least this, its color is kept as it is; below, it gives way to the
@@ -191,9 +193,7 @@ def needs_colors(given: Hint | None) -> bool:
     """Whether the colors made without the keyframes (the network's) show anywhere in the frame
     `apply_hint` makes from `given`: not where the keyframes govern the frame fully (`weight` 1:
     their fill stands in) or the carry is kept at every pixel. On a shot with keyframes, most frames."""
-    if given is None:
-        return True
-    return given.weight < 1 and not bool((kept(given.confidence) >= 1).all())  # CPU-GPU sync point
+    return given is None or (given.weight < 1 and not given.everywhere)
 
 
 def apply_hint(chroma: Tensor, given: Hint | None, fine: Tensor | None = None) -> Tensor:
