@@ -10,17 +10,42 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from remaster.stages.keyframes.carry import BackwardCarries, fine_positions, identity_positions
+from remaster.stages.keyframes.carry import BackwardCarries, identity_positions
+from remaster.stages.keyframes.fine import blurred, fine_positions, seen
 from remaster.stages.temporal import TemporalConfig, TemporalStage
 
 
 def test_fine_positions_keep_the_identity_and_scale_a_shift():
-    positions = identity_positions((24, 32), "cpu")  # (1, 2, 24, 32)
+    positions = identity_positions((24, 32), "cpu")  # (1, 3, 24, 32): x, y and a spread of 0
     assert torch.equal(fine_positions(positions, (48, 64)), identity_positions((48, 64), "cpu"))
-    shifted = fine_positions(positions + torch.tensor([2.0, 1.0]).view(1, 2, 1, 1), (48, 64))
+    shifted = fine_positions(positions + torch.tensor([2.0, 1.0, 0.0]).view(1, 3, 1, 1), (48, 64))
     moved = shifted - identity_positions((48, 64), "cpu")
     assert torch.allclose(moved[0, 0], torch.full((48, 64), 2.0 * 63 / 31))
     assert torch.allclose(moved[0, 1], torch.full((48, 64), 1.0 * 47 / 23))
+
+
+def test_the_spread_grows_where_the_flow_disagrees_and_blurs_what_is_seen():
+    """A flow that moves every pixel alike (a pan) adds no spread; a flow whose neighbours disagree
+    (noise, as DIS gives on grain) does, and the keyframe is then seen through that blur: a spread
+    of 4 px² (sigma 2) gives the keyframe blurred by sigma 2, a spread of 0 the keyframe itself."""
+    from remaster.stages.keyframes.carry import follow
+
+    config = TemporalConfig(flow="dis")
+    start = identity_positions((24, 32), "cpu")
+    trust, matched = torch.ones(1, 1, 24, 32), torch.ones(1, 1, 24, 32)
+    pan = torch.tensor([1.5, -0.5]).view(1, 2, 1, 1).expand(1, 2, 24, 32)
+    panned, _ = follow(start, trust, pan, matched, config)
+    assert float(panned[:, 2].abs().max()) < 1e-6
+    torch.manual_seed(0)
+    noisy, _ = follow(start, trust, 0.5 * torch.randn(1, 2, 24, 32), matched, config)
+    assert float(noisy[:, 2, 4:-4, 4:-4].min()) > 0.5  # 5 x (two components' variance ~0.25 each)
+
+    keyframe = torch.rand(1, 2, 24, 32)
+    levels = blurred(keyframe)
+    assert torch.allclose(seen(levels, start), keyframe, atol=1e-5)
+    unsure = start.clone()
+    unsure[:, 2] = 4.0
+    assert torch.allclose(seen(levels, unsure), levels[2], atol=1e-5)  # SPREAD_SIGMAS[2] is 2
 
 
 def test_a_still_shot_keeps_the_keyframe_at_the_output_size():

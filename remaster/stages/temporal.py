@@ -14,10 +14,9 @@ so where the motion is known the color is carried along it, and where it is not 
 new content, flow failures) the fresh color shows through. At a scene cut the stage starts over.
 Because it feeds back its own output, the effective memory is about 1 / (1 - strength) frames.
 
-A colorist's keyframes ride on the same loop (stages/keyframes/carry.py): each keyframe's colors are followed
-along the same flow, forward from its frame here and backward from it ahead of the segment
-(`set_backward`), and `carry.apply_hint` lets them override these colors as far as they are
-trusted. With no keyframes the stage is exactly the filter above.
+A colorist's keyframes ride on the same loop: their colors follow the same flow (stages/keyframes/carry.py), forward
+here and backward ahead of the segment (`set_backward`), are seen at the output's size (stages/keyframes/fine.py),
+and override these colors as far as they are trusted (`carry.apply_hint`). Without keyframes: the filter above.
 
 The stage keeps state across calls (the last input luma and the last output chroma): a film is
 fed batch by batch with no seam, `reset()` forgets, and `state()` / `load_state()` let a resumed
@@ -37,6 +36,7 @@ from remaster.device import resolve_device
 from remaster.errors import ConfigError
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes import carry
+from remaster.stages.keyframes.fine import FineKeyframes, fine_hint
 from remaster.stages.motion import blur, pair_trust
 from remaster.stages.on_demand import ChromaOnDemand
 from remaster.stages.shots import ShotDetector
@@ -209,7 +209,7 @@ class TemporalStage:
         `fine`: frame -> `(1, 2, H, W)` chroma finer than the working size, which the carry samples for
         the output's chroma planes (`process`); without it, `keyframes`."""
         self.keyframes = dict(keyframes)
-        self._fine = carry.FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
+        self._fine = FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
         self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
         self.keyframe_lumas = dict(lumas or {})
         self.keyframe_coverage = dict(coverage or {})
@@ -268,7 +268,7 @@ class TemporalStage:
         self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
         self._key: int | None = None  # the keyframe carried forward to the last frame (stages/keyframes/carry.py)
-        self._positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on that keyframe
+        self._positions: Tensor | None = None  # (1, 3, h, w) where each color is on that keyframe (+ spread)
         self._trust: Tensor | None = None  # (1, 1, h, w) its confidence there
         self._age = 0  # frames since that keyframe
         self._key_luma: Tensor | None = None  # (1, 1, h, w) that keyframe frame's luma, blurred
@@ -436,7 +436,7 @@ class TemporalStage:
                 colors = chroma[i : i + 1].to(self.device, torch.float32)  # (1, 2, h, w) the network's
             out = colors if fresh_start else follows * moved + (1 - follows) * colors  # (1, 2, h, w)
             if out_size is not None:  # the carry sampled at the output's chroma size, the rest upsampled
-                fine = carry.fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
+                fine = fine_hint(behind, ahead, self._fine, out_size)  # (1, 2, Hc, Wc) or None
                 outputs.append(
                     carry.apply_hint(out, given, fine) if fine is not None else carry.upsampled(out, out_size)
                 )

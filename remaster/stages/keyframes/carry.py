@@ -5,7 +5,8 @@ frame loop) and before it (backward, computed here ahead of a segment's frame lo
 the carry follows the flow one frame at a time and keeps, per pixel,
 
     positions  p_t(x) = p_{t∓1}(x + flow_t(x))      where x's color was on the keyframe (pixels)
-    chroma     c_t    = keyframe chroma sampled at p_t
+    spread     s_t(x) = s_{t∓1}(x + flow_t(x)) + g · var_5x5(flow_t)(x)     0 on the keyframe (px²)
+    chroma     c_t    = keyframe chroma sampled at p_t, seen through a blur of variance s_t
     trust      k_t    = k_{t∓1}(x + flow_t(x)) · fits_t · decay^|flow_t|   1 on the keyframe
 
 Carrying the *positions* rather than the colors means the keyframe is sampled once per frame:
@@ -14,6 +15,13 @@ every frame, while a field of positions is smooth and bilinear resampling keeps 
 exact. `fits` says how well the moved luma fits (an occluder, new content: low), the decay fades
 the color with the distance it has moved, and a carry ends `reach` frames from its keyframe,
 tapering over the last quarter.
+
+The *spread* is how unsure each position is: every step adds the flow's local disagreement (its
+variance over 5x5 pixels, where a flow that is right moves neighbours alike), and the output's
+colors are the keyframe's seen through a Gaussian of that variance (`seen`). On a clean, still
+shot it stays 0 and the keyframe's detail is kept exactly; on a grainy or moving one the detail the
+carry cannot place (the keyframe's own grain among it) fades, as a chained carry's resampling does
+by accident, and by no more than the flow gives reason to (benchmarks/RESULTS.md).
 
 Between two keyframes of one shot both carries reach a frame: `hint()` blends them by trust and
 distance into one `(chroma, confidence)` per frame, and `apply_hint()` is the one place where that
@@ -50,18 +58,19 @@ from remaster.stages.shots import ShotDetector
 
 
 def identity_positions(size: tuple[int, int], device) -> Tensor:
-    """`(1, 2, h, w)`: every pixel at its own (x, y), the positions on a keyframe's own frame."""
+    """`(1, 3, h, w)`: every pixel at its own (x, y) with no spread, the positions on a keyframe's
+    own frame. Channels 0 and 1 are x and y (pixels); channel 2 is the spread (px², see above)."""
     h, w = size
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=torch.float32, device=device),
         torch.arange(w, dtype=torch.float32, device=device),
         indexing="ij",
     )
-    return torch.stack((xs, ys))[None]  # (1, 2, h, w)
+    return torch.stack((xs, ys, torch.zeros_like(xs)))[None]  # (1, 3, h, w)
 
 
 def sample(image: Tensor, positions: Tensor) -> Tensor:
-    """`image (1, C, h, w)` sampled bilinearly at `positions (1, 2, h, w)` (pixels, edges repeated)."""
+    """`image (1, C, h, w)` sampled bilinearly at `positions (1, 2 or 3, h, w)` (pixels, edges repeated)."""
     h, w = image.shape[-2:]
     grid = torch.stack(
         (2 * positions[:, 0] / max(w - 1, 1) - 1, 2 * positions[:, 1] / max(h - 1, 1) - 1), dim=-1
@@ -71,14 +80,25 @@ def sample(image: Tensor, positions: Tensor) -> Tensor:
 
 def follow(positions: Tensor, trust: Tensor, flow: Tensor, matched: Tensor, config) -> tuple[Tensor, Tensor]:
     """One step of a carry along `flow (1, 2, h, w)` (from the new frame to the one carried from):
-    new `(positions (1, 2, h, w), trust (1, 1, h, w))`. A step keeps the trust fully where the moved
+    new `(positions (1, 3, h, w), trust (1, 1, h, w))`. A step keeps the trust fully where the moved
     luma fits at least `keyframe_trust` (`matched`), in proportion below, and fades it by
-    `keyframe_decay` per pixel moved (temporal.TemporalConfig says why)."""
+    `keyframe_decay` per pixel moved (temporal.TemporalConfig says why); the spread grows by the
+    flow's local disagreement (`SPREAD_GAIN`)."""
     fits = (matched / config.keyframe_trust).clamp(max=1.0)  # (1, 1, h, w)
     moved_by = torch.hypot(flow[:, :1], flow[:, 1:])  # (1, 1, h, w) pixels; Tensor.norm(dim=1) took 30x longer here
     fade = torch.exp(math.log(config.keyframe_decay) * moved_by)  # (1, 1, h, w); `decay ** x` too
-    moved = warp(torch.cat([positions, trust], 1), flow)[0]  # (1, 3, h, w): one grid_sample for both
-    return moved[:, :2], moved[:, 2:] * fits * fade
+    moved = warp(torch.cat([positions, trust], 1), flow)[0]  # (1, 4, h, w): one grid_sample for all
+    mean = F.avg_pool2d(flow, 5, 1, 2, count_include_pad=False)  # (1, 2, h, w)
+    disagreement = (F.avg_pool2d(flow * flow, 5, 1, 2, count_include_pad=False) - mean * mean).clamp_min(0)
+    spread = moved[:, 2:3] + SPREAD_GAIN * disagreement.sum(1, keepdim=True)  # (1, 1, h, w) px²
+    return torch.cat([moved[:, :2], spread], 1), moved[:, 3:] * fits * fade
+
+
+# How much a step's flow disagreement (its variance over 5x5 pixels, px²) adds to a position's spread.
+# A flow's errors are correlated over more than 5x5 pixels, so its local variance undercounts them;
+# on the data pack's six clips (60 frames, a true keyframe at the start) gains of 1, 5 and 20 all
+# beat 0, and 5 was chosen between them (benchmarks/RESULTS.md).
+SPREAD_GAIN = 5.0
 
 
 def anchored(trust: Tensor, luma: Tensor, key_luma: Tensor, positions: Tensor, tolerance: float) -> Tensor:
@@ -91,17 +111,6 @@ def anchored(trust: Tensor, luma: Tensor, key_luma: Tensor, positions: Tensor, t
     difference = blur(luma) - sample(key_luma, positions)  # (1, 1, h, w)
     difference = difference - difference.mean()
     return trust * torch.exp(-((difference / (2 * tolerance)) ** 2))
-
-
-def fine_positions(positions: Tensor, size: tuple[int, int]) -> Tensor:
-    """`positions (1, 2, h, w)` on a keyframe at the working size -> `(1, 2, H, W)` on it at `size`:
-    the identity at `size` plus the carry's displacement resized as a flow is (align_corners), so a
-    pixel the carry did not move samples the keyframe at exactly its own place at any size."""
-    h, w = positions.shape[-2:]
-    if (h, w) == tuple(size):
-        return positions
-    moved = positions - identity_positions((h, w), positions.device)  # (1, 2, h, w)
-    return identity_positions(tuple(size), positions.device) + resize_flow(moved, tuple(size))  # (1, 2, H, W)
 
 
 def taper(distance: int, reach: int) -> float:
@@ -122,7 +131,7 @@ class Carried:
     distance: int
     key: int
     weight: float = 1.0  # the taper at this distance: how much the keyframe still governs the frame
-    positions: Tensor | None = None  # (1, 2, h, w) where each pixel's color is on the keyframe (working size)
+    positions: Tensor | None = None  # (1, 3, h, w) where each color is on the keyframe, and its spread
 
 
 @dataclass
@@ -225,41 +234,6 @@ def upsampled(image: Tensor, size) -> Tensor:
     return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False)
 
 
-class FineKeyframes:
-    """`fine(frame, size) -> (1, 2, H, W)`: keyframe `frame`'s chroma at the output's chroma size,
-    made from its finest copy (`chroma`: frame -> `(1, 2, H', W')`), a few kept at a time."""
-
-    def __init__(self, chroma: dict, device):
-        self.chroma, self.device = chroma, device
-        self._at: dict[tuple[int, tuple[int, int]], Tensor] = {}
-
-    def __call__(self, frame: int, size: tuple[int, int]) -> Tensor:
-        if (frame, size) not in self._at:
-            if len(self._at) >= 4:  # the keyframes carried now: at most one from each side
-                self._at.pop(next(iter(self._at)))
-            given = self.chroma[frame].to(self.device, torch.float32)
-            if tuple(given.shape[-2:]) != tuple(size):
-                given = F.interpolate(given, size=size, mode="bilinear", antialias=True, align_corners=False)
-            self._at[(frame, size)] = given
-        return self._at[(frame, size)]
-
-
-def fine_hint(forward: Carried | None, backward: Carried | None, keyframe_at, size: tuple[int, int]) -> Tensor | None:
-    """The carried colors of `hint()` at `size` (the output's chroma planes), each carry's keyframe
-    sampled there (`keyframe_at(key, size) -> (1, 2, H, W)`) at its positions made fine
-    (`fine_positions`): a still pixel gets the keyframe's own color at the output's resolution,
-    not the working size's color upsampled. Blended as `hint()` blends them. `(1, 2, H, W)`."""
-    carries = [c for c in (forward, backward) if c is not None]
-    if not carries:
-        return None
-    colors = [sample(keyframe_at(c.key, size), fine_positions(c.positions, size)) for c in carries]
-    if len(carries) == 1:
-        return colors[0]
-    near_f = backward.distance / (forward.distance + backward.distance)
-    a, b = upsampled(forward.trust * near_f, size), upsampled(backward.trust * (1 - near_f), size)  # (1, 1, H, W)
-    return (a * colors[0] + b * colors[1]) / (a + b).clamp_min(1e-6)  # (1, 2, H, W)
-
-
 # -- backward carry over a segment ---------------------------------------------------------------
 
 
@@ -289,7 +263,7 @@ class BackwardCarries:
         self.paired = np.zeros(count, dtype=bool)  # pair (t, t+1) computed
         self.matched = spill("matched", (count, 1, h, w), np.float16)
         self.chroma = spill("chroma", (count, 2, h, w), np.float16)
-        self.positions = spill("positions", (count, 2, h, w), np.float32)  # on the keyframe, for `fine_hint`
+        self.positions = spill("positions", (count, 3, h, w), np.float32)  # on the keyframe, for `fine_hint`
         self.trust = spill("trust", (count, 1, h, w), np.float16)
         self.luma = spill("luma", (count, 1, h, w), np.float32)  # each frame's, for `anchored`
         self.stop = np.zeros(count, dtype=bool)  # no carry from t+1 to t: a cut, or nothing followable
@@ -316,7 +290,7 @@ class BackwardCarries:
         trust = (
             torch.from_numpy(np.asarray(self.trust[i : i + 1], dtype=np.float32)).to(device) * weight
         )  # (1, 1, h, w)
-        positions = torch.from_numpy(np.asarray(self.positions[i : i + 1])).to(device)  # (1, 2, h, w)
+        positions = torch.from_numpy(np.asarray(self.positions[i : i + 1])).to(device)  # (1, 3, h, w)
         return Carried(chroma, trust, d, frame + d, weight, positions)
 
     def pair_flows(self, frames, device="cpu") -> tuple[Tensor, Tensor] | None:
@@ -413,7 +387,7 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
     keyframe = stage._keyframe(k, tuple(store.chroma.shape[-2:]))
     if keyframe is None:
         return
-    positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 2, h, w)
+    positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 3, h, w)
     trust = stage._coverage(k, tuple(keyframe.shape[-2:]))  # (1, 1, h, w): 1, or a registered print's coverage
     lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # (1, 1, h, w)
     key_luma = blur(lumas(k))
