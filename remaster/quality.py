@@ -17,7 +17,8 @@ def psnr(image: Tensor, reference: Tensor, max_value: float = 1.0) -> Tensor:
     return (10.0 * torch.log10(max_value**2 / mse.clamp(min=1e-20))).float()
 
 
-def _gaussian_taps(size: int, sigma: float, device, dtype) -> Tensor:
+def gaussian_taps(size: int, sigma: float, device, dtype) -> Tensor:
+    """A normalised 1-D Gaussian of `size` taps centred on the middle one: `(size,)`."""
     coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()  # (k,)
@@ -42,7 +43,7 @@ def ssim(image: Tensor, reference: Tensor, max_value: float = 1.0) -> Tensor:
     n, c, h, w = x.shape
     if min(h, w) < 11:
         raise ValueError(f"ssim needs images of at least 11x11 pixels (its Gaussian window), got {w}x{h}")
-    taps = _gaussian_taps(11, 1.5, x.device, x.dtype)
+    taps = gaussian_taps(11, 1.5, x.device, x.dtype)
     moments = torch.stack([x, y, x * x, y * y, x * y], dim=1).reshape(n * 5 * c, 1, h, w)  # (5NC, 1, H, W)
     blurred = F.conv2d(moments, taps.view(1, 1, 1, 11))  # (5NC, 1, H, W-10) valid region only
     blurred = F.conv2d(blurred, taps.view(1, 1, 11, 1))  # (5NC, 1, H-10, W-10)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from remaster.quality import gaussian_taps
 from remaster.stages.flow import resize_flow
 from remaster.stages.keyframes.carry import Carried, identity_positions, sample, upsampled
 
@@ -45,9 +46,7 @@ def blurred(image: Tensor) -> list[Tensor]:
     levels = [image]
     for sigma in SPREAD_SIGMAS[1:]:
         radius = math.ceil(3 * sigma)
-        x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-        kernel = torch.exp(-x * x / (2 * sigma * sigma))
-        kernel = kernel / kernel.sum()
+        kernel = gaussian_taps(2 * radius + 1, sigma, image.device, image.dtype)  # (2r+1,)
         flat = F.pad(image, (radius,) * 4, mode="replicate").flatten(0, 1)[:, None]  # (C, 1, H', W')
         flat = F.conv2d(F.conv2d(flat, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
         levels.append(flat.view(image.shape))
@@ -74,9 +73,9 @@ class FineKeyframes:
 
     def __init__(self, chroma: dict, device):
         self.chroma, self.device = chroma, device
-        self._at: dict[tuple[int, tuple[int, int]], Tensor] = {}
+        self._at: dict[tuple[int, tuple[int, int]], list[Tensor]] = {}
 
-    def __call__(self, frame: int, size: tuple[int, int]) -> Tensor:
+    def __call__(self, frame: int, size: tuple[int, int]) -> list[Tensor]:
         if (frame, size) not in self._at:
             if len(self._at) >= 4:  # the keyframes carried now: at most one from each side
                 self._at.pop(next(iter(self._at)))
