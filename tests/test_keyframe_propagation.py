@@ -309,6 +309,45 @@ def test_resumed_run_with_keyframes_is_the_plain_run(tmp_path, shapes, random_mo
     assert worst <= 1, f"segments differ from the uncut film by up to {worst} code values"
 
 
+def test_the_carrys_finer_flow_is_the_same_resumed_and_on_two_workers(tmp_path, shapes, random_model_file):
+    """At a working size under the film's (48 px short side for a 96x160 film), a keyframe's carry
+    estimates its flow on the decoded luma (`carry_flow_short_side`), in the backward pass and in
+    the frame loop alike: a run killed and resumed and a run on two workers give the plain run's
+    film bit for bit, and the finer flow is really used (flow at the working size gives another)."""
+    folder, truth, film, auto = shapes
+    keys = keyframes(tmp_path / "keys", truth, [0, 30])
+
+    def pipeline(name, carry_side):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f"[colorize]\nworking_short_side = 48\n[temporal]\ncarry_flow_short_side = {carry_side}\n")
+        return path
+
+    fine, coarse = pipeline("fine", 360), pipeline("coarse", 16)
+    args = lambda out, toml, *extra: [
+        "colorize", film, "-o", out, "--model", random_model_file, "--device", "cpu", "--flow", "dis",
+        "--codec", "ffv1", "--batch-size", "4", "--segment-frames", "16", "--keyframes", keys,
+        "--pipeline", toml, *extra,
+    ]  # fmt: skip
+    for out, toml, extra, kill in (
+        ("plain.mkv", fine, (), None),
+        ("resumed.mkv", fine, ("--resume",), "segment 1 batch 1"),
+        ("workers.mkv", fine, ("--workers", "2"), None),
+        ("coarse.mkv", coarse, (), None),
+    ):
+        if kill is not None:
+            killed = run_cli(args(tmp_path / out, toml, *extra), env={"REMASTER_KILL_AT": kill})
+            assert killed.returncode == -9, killed.stderr[-300:]
+        result = run_cli(args(tmp_path / out, toml, *extra))
+        assert result.returncode == 0, result.stderr
+    plain = decode_all(tmp_path / "plain.mkv").planes
+    assert len(plain) == 41
+    for other in ("resumed.mkv", "workers.mkv"):
+        planes = decode_all(tmp_path / other).planes
+        assert all(np.array_equal(x[k], y[k]) for x, y in zip(plain, planes) for k in range(3)), other
+    coarse_planes = decode_all(tmp_path / "coarse.mkv").planes
+    assert any(not np.array_equal(x[k], y[k]) for x, y in zip(plain, coarse_planes) for k in (1, 2))
+
+
 def colorize_one(film, out, model, keys):
     colorize(film, out, model, "--keyframes", keys)
     return out

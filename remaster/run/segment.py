@@ -160,10 +160,10 @@ def _backward_carries(input: Path, segment: Segment, chain, config, layout, fold
             reader.seek(start, end, sync_pts=sync, rewind=a > 0)
             frame = a
             for batch in reader.batches(config.colorize.batch_size, layout.chroma_size):
-                yield (
-                    frame,
-                    Work(batch, batch.luma(chain.device)).luma_at(size),
-                )  # (N, 1, h, w) as the frame loop sees it
+                work = Work(batch, batch.luma(chain.device))
+                fine = temporal.carry_flow_size(work.luma.shape[-2:], size)
+                # (N, 1, h, w) and the flow's luma, as the frame loop sees them
+                yield frame, work.luma_at(size), None if fine is None else work.luma_at(fine)
                 frame += len(batch)
 
     carries = backward_carries(temporal, lumas(), windows, (a, b), folder)

@@ -4,7 +4,8 @@ Flow is computed on luma shrunk so its short side is at most `flow_short_side` (
 and flow at that size is cheap), then its vectors are scaled back to the working size. A pair's
 fit is how well the moved luma matches (both lightly blurred, so film grain does not count): the
 temporal stage (temporal.py) blends its colors by it, and a keyframe's carry (keyframes/carry.py)
-follows it, forward in the stage's frame loop and backward ahead of a segment.
+follows it, forward in the stage's frame loop and backward ahead of a segment. A carry chains its
+flow over many frames, so there the flow is estimated on finer luma and pooled (`pooled_flows`).
 """
 
 from __future__ import annotations
@@ -90,3 +91,24 @@ def pair_trust(
     confidence = trusted * (matched if config.consistency in ("residual", "both") else inside.float())
     confidence = blur(confidence)  # (P, 1, h, w), hard mask edges softened so no seam shows in the color
     return backward, confidence, blur(matched), lost(confidence, config.cut_min_trusted)
+
+
+def carry_flow_size(full: tuple[int, int], working: tuple[int, int], short_side: int) -> tuple[int, int] | None:
+    """Where a keyframe's carry estimates its flow for frames decoded at `full (H, W)` and colored
+    at `working (h, w)`: the decoded luma with its short side at most `short_side`, or None where
+    that is no finer than the working size (the working size's flow then serves)."""
+    size = flow_size(*full, short_side)
+    return size if size[0] * size[1] > working[0] * working[1] else None
+
+
+def pooled_flows(provider, current: Tensor, previous: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """`(backward, forward)`, each `(P, 2, *size)`: the flows from `current` to `previous` and back,
+    both `(P, 1, H, W)` finer than `size`, estimated there and area-pooled to `size` (vectors
+    rescaled as `resize_flow` does). A carry chains hundreds of pairs: flow estimated on the
+    working size's luma drifts ~0.2 dB further in 60 frames on real clips than flow estimated on
+    finer luma, while the pooled field carries as well as the fine one (benchmarks/RESULTS.md)."""
+    both = provider(torch.cat([current, previous]), torch.cat([previous, current]))  # (2P, 2, H, W)
+    (h, w), (height, width) = both.shape[-2:], size
+    scale = torch.tensor([(width - 1) / max(w - 1, 1), (height - 1) / max(h - 1, 1)], device=both.device)
+    pooled = F.interpolate(both, size=size, mode="area") * scale.view(1, 2, 1, 1).to(both.dtype)  # (2P, 2, *size)
+    return pooled.chunk(2)

@@ -29,7 +29,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.device import resolve_device
@@ -37,7 +36,8 @@ from remaster.errors import ConfigError
 from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, warp
 from remaster.stages.keyframes import carry
 from remaster.stages.keyframes.fine import FineKeyframes, fine_hint
-from remaster.stages.motion import blur, pair_trust
+from remaster.stages.keyframes.given import GivenKeyframes
+from remaster.stages.motion import blur, carry_flow_size, flow_size, pair_trust, pooled_flows
 from remaster.stages.on_demand import ChromaOnDemand
 from remaster.stages.shots import ShotDetector
 
@@ -62,6 +62,11 @@ class TemporalConfig:
     # works at ~256 px anyway; flow at that size is cheap (DIS ~13 ms/pair on one CPU core) and
     # its vectors are upsampled with the field.
     flow_short_side: int = 256
+    # ...but a keyframe's carry chains its flow over hundreds of frames, so with keyframes the
+    # flow is estimated on the decoded luma at up to this short side and pooled to the above
+    # (motion.pooled_flows): +0.13 dB mean on the data pack's clips over 60 frames (up to +0.8);
+    # 320 and 360 beat 256 and 480; 320 costs less (benchmarks/RESULTS.md).
+    carry_flow_short_side: int = 320
     # RAFT weights: None = torchvision's DEFAULT (downloaded and cached when online), a file, or "random".
     flow_weights: str | None = field(
         default=None,
@@ -125,8 +130,11 @@ class TemporalConfig:
             raise ConfigError(f"flow must be one of {', '.join(FLOW_NAMES)}, got {self.flow!r}")
         if not 0.0 <= self.strength < 1.0:
             raise ConfigError(f"temporal strength must be in [0, 1), got {self.strength}")
-        if self.flow_short_side < 16:
-            raise ConfigError(f"flow_short_side must be at least 16 px, got {self.flow_short_side}")
+        if min(self.flow_short_side, self.carry_flow_short_side) < 16:
+            raise ConfigError(
+                f"flow_short_side and carry_flow_short_side must be at least 16 px, got "
+                f"{self.flow_short_side} and {self.carry_flow_short_side}"
+            )
         if self.dis_preset not in DIS_PRESETS:
             raise ConfigError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}, got {self.dis_preset!r}")
         if self.consistency not in ("fb", "residual", "both"):
@@ -210,54 +218,13 @@ class TemporalStage:
         the output's chroma planes (`process`); without it, `keyframes`."""
         self.keyframes = dict(keyframes)
         self._fine = FineKeyframes(self.keyframes | dict(fine or {}), self.device)  # at the output's chroma size
-        self._keyframes_at: dict[tuple[int, int], dict[int, Tensor]] = {}  # the same at working sizes
-        self.keyframe_lumas = dict(lumas or {})
-        self.keyframe_coverage = dict(coverage or {})
-        self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
-
-    def _coverage(self, frame: int, size: tuple[int, int]) -> Tensor:
-        """`(1, 1, h, w)`: a keyframe's trust on its own frame, its coverage (1 where none was given)."""
-        given = self.keyframe_coverage.get(frame)
-        if given is None:
-            return torch.ones((1, 1, *size), device=self.device)
-        given = given.to(self.device, torch.float32)
-        if tuple(given.shape[-2:]) != tuple(size):
-            given = F.interpolate(given, size=size, mode="bilinear", antialias=True, align_corners=False)
-        return given.clamp(0, 1)
-
-    def _palette(self, frame: int, size: tuple[int, int]) -> Tensor:
-        """`(bins, 2)`: keyframe `frame`'s colors by tone (carry.palette), made once per size."""
-        if (frame, size) not in self._palettes:
-            luma = self.keyframe_lumas.get(frame)
-            if luma is None:
-                raise ValueError(f"keyframe {frame} has no luma: give set_keyframes its lumas")
-            luma = F.interpolate(
-                luma.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
-            )
-            # Each pixel counts as far as the keyframe covers it; a palette reference covers
-            # nothing (run/keyframes.py: its colors by tone only), and all its pixels count.
-            weight = self._coverage(frame, size) if frame in self.keyframe_coverage else None
-            self._palettes[(frame, size)] = carry.palette(
-                luma, self._keyframe(frame, size), weight if weight is not None and weight.max() > 0 else None
-            )
-        return self._palettes[(frame, size)]
+        given = GivenKeyframes(self.keyframes, dict(lumas or {}), dict(coverage or {}), self.device)  # working sizes
+        self._keyframe, self._coverage, self._palette = given.chroma, given.coverage, given.palette
 
     def set_backward(self, carries) -> None:
         """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
         keyframes after the frames about to come (carry.backward_carries), or None."""
         self.backward = carries
-
-    def _keyframe(self, frame: int | None, size: tuple[int, int]) -> Tensor | None:
-        if frame is None or frame not in self.keyframes:
-            return None
-        if size not in self._keyframes_at:
-            self._keyframes_at[size] = {
-                k: F.interpolate(
-                    c.to(self.device, torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False
-                )
-                for k, c in self.keyframes.items()
-            }
-        return self._keyframes_at[size][frame]
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -266,6 +233,7 @@ class TemporalStage:
         if hasattr(self, "shots"):
             self.shots.reset()
         self._luma: Tensor | None = None  # (1, 1, h, w) last input luma
+        self._flow_luma: Tensor | None = None  # (1, 1, H', W') the same, where the carry's flow is estimated
         self._chroma: Tensor | None = None  # (1, 2, h, w) last output chroma
         self._key: int | None = None  # the keyframe carried forward to the last frame (stages/keyframes/carry.py)
         self._positions: Tensor | None = None  # (1, 3, h, w) where each color is on that keyframe (+ spread)
@@ -278,6 +246,8 @@ class TemporalStage:
         if self._luma is None:
             return {}
         state = {"luma": self._luma, "chroma": self._chroma}
+        if self._flow_luma is not None:
+            state["flow_luma"] = self._flow_luma
         if self._key is not None:
             state |= {
                 "keyframe": torch.tensor([self._key]),
@@ -300,6 +270,7 @@ class TemporalStage:
                 f"got {tuple(luma.shape)} and {tuple(chroma.shape)}"
             )
         self._luma = luma.to(self.device, torch.float32)
+        self._flow_luma = state["flow_luma"].to(self.device, torch.float32) if "flow_luma" in state else None
         self._chroma = chroma.to(self.device, torch.float32)
         positions, trust = state.get("keyframe_positions"), state.get("keyframe_trust")
         self._key = int(state["keyframe"][0]) if "keyframe" in state else None
@@ -326,9 +297,16 @@ class TemporalStage:
             luma = work.luma_at(work.chroma.shape[-2:])
             # With keyframes, the carry samples them at the output's chroma size (`fine_hint`).
             size = tuple(work.batch.chroma_size) if self.keyframes else None
+            fine = self.carry_flow_size(work.luma.shape[-2:], luma.shape[-2:])
+            fine = None if fine is None else work.luma_at(fine)  # (N, 1, H', W') the carry's flow's luma
             work.chroma = self(
-                luma, work.chroma, frames, work.cuts, work.flow, matrix=work.batch.source.matrix, out_size=size
+                luma, work.chroma, frames, work.cuts, work.flow, work.batch.source.matrix, size, fine
             )  # (N, 2, h, w), or (N, 2, Hc, Wc) with keyframes
+
+    def carry_flow_size(self, full, working) -> tuple[int, int] | None:
+        """Where flow is estimated for frames of `full` size colored at `working` size: finer
+        than the working size only for a keyframe's carry (`carry_flow_short_side`)."""
+        return carry_flow_size(full, working, self.config.carry_flow_short_side) if self.keyframes else None
 
     def confidence(
         self, current: Tensor, previous: Tensor, given: tuple[Tensor, Tensor] | None = None
@@ -338,14 +316,18 @@ class TemporalStage:
         return pair_trust(self.provider, self.config, current, previous, given)
 
     @torch.inference_mode()
-    def __call__(self, luma, chroma, frames=None, cuts=None, flow=None, matrix: str = "bt601", out_size=None) -> Tensor:
+    def __call__(
+        self, luma, chroma, frames=None, cuts=None, flow=None, matrix="bt601", out_size=None, flow_luma=None
+    ) -> Tensor:
         """`luma (N, 1, h, w)`, its `chroma (N, 2, h, w)`; `frames`: the film frame number of each frame,
         where keyframes (`set_keyframes`) apply; `cuts (N,)`: frame i starts a shot (the chain's shot
         detector), else this stage's own; `flow`: `(backward, forward)`, each `(N, 2, h', w')`: flow
         from frame i to i-1 and from i-1 to i, already computed (the restoration front), instead of
         this stage's provider; `matrix`: the film's color matrix, for the steering network
         (keyframe_fill "hints"); `out_size`: the size of the chroma returned (the output's chroma
-        planes): a keyframe's carry is sampled there, the rest upsampled; None: the working size."""
+        planes): a keyframe's carry is sampled there, the rest upsampled; None: the working size;
+        `flow_luma (N, 1, H', W')`: the luma to estimate this stage's own flow on, where finer
+        than `luma` (`carry_flow_size`)."""
         if luma.ndim != 4 or luma.shape[1] != 1 or chroma.shape != (luma.shape[0], 2, *luma.shape[-2:]):
             raise ValueError(
                 f"temporal stage expects luma (N, 1, h, w) and chroma (N, 2, h, w) of the same N, h, w, "
@@ -375,6 +357,11 @@ class TemporalStage:
             if given is None and frames is not None and hasattr(self.backward, "pair_flows"):
                 # The keyframes' backward carry computed these pairs' flows already (both ways).
                 given = self.backward.pair_flows(list(frames)[first:], self.device)
+            if given is None and flow_luma is not None and (self._luma is None) == (self._flow_luma is None):
+                fine = flow_luma.to(self.device, torch.float32)  # (N, 1, H', W')
+                previous_fine = fine[:-1] if self._flow_luma is None else torch.cat([self._flow_luma, fine[:-1]])
+                small = flow_size(*luma.shape[-2:], self.config.flow_short_side)
+                given = pooled_flows(self.provider, fine[-len(previous) :], previous_fine, small)
             backward, confidence, matched, lost = self.confidence(current, previous, given)
             cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
         carried, key, positions, trust, age, key_luma = (
@@ -444,7 +431,7 @@ class TemporalStage:
             if out_size is None:
                 outputs.append(out)
             carried = out
-        self._luma = luma[-1:].clone()
+        self._luma, self._flow_luma = luma[-1:].clone(), None if flow_luma is None else flow_luma[-1:].clone()
         self._chroma = carried.clone()
         self._key, self._positions, self._trust, self._age, self._key_luma = key, positions, trust, age, key_luma
         return torch.cat(outputs)  # (N, 2, h, w)

@@ -50,8 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.stages.flow import resize_flow, warp
-from remaster.stages.keyframes.fill import local_fill, paint, palette  # noqa: F401 (paint, palette: the stage's)
-from remaster.stages.motion import blur, fit, flow_size, lost, shrink
+from remaster.stages.keyframes.fill import local_fill, paint  # noqa: F401 (paint: the stage's)
+from remaster.stages.motion import blur, fit, flow_size, lost, pooled_flows, shrink
 from remaster.stages.shots import ShotDetector
 
 # -- one carry -----------------------------------------------------------------------------------
@@ -312,16 +312,21 @@ class BackwardCarries:
         self._dir.cleanup()
 
 
-def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _pairs(stage, current: Tensor, following: Tensor, fine=None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Flow from each `current (P, 1, h, w)` to its `following` frame and back at the flow's size
     (`(ahead, behind)`, `(P, 2, fh, fw)` each: one provider call, as the frame loop makes them), how
     well the luma moved along `ahead` fits (`matched (P, 1, h, w)`, as the forward carry measures
-    it) and `lost (P,)`. The carry needs no forward-backward test; the frame loop reuses both."""
+    it) and `lost (P,)`. The carry needs no forward-backward test; the frame loop reuses both.
+    `fine`: the same pairs' luma finer than the working size (`motion.carry_flow_size`), where
+    the flow is estimated then, as the frame loop does."""
     cfg = stage.config
     h, w = current.shape[-2:]
     small = flow_size(h, w, cfg.flow_short_side)
-    here, there = shrink(current, small), shrink(following, small)  # (P, 1, fh, fw)
-    ahead, behind = stage.provider(torch.cat([here, there]), torch.cat([there, here])).chunk(2)  # (P, 2, fh, fw)
+    if fine is not None:
+        ahead, behind = pooled_flows(stage.provider, *fine, small)  # (P, 2, fh, fw) each
+    else:
+        here, there = shrink(current, small), shrink(following, small)  # (P, 1, fh, fw)
+        ahead, behind = stage.provider(torch.cat([here, there]), torch.cat([there, here])).chunk(2)
     flow = resize_flow(ahead, (h, w))  # (P, 2, h, w)
     matched = blur(fit(current, following, flow, cfg.residual_tolerance)[0])  # (P, 1, h, w)
     return ahead, behind, matched, lost(matched, cfg.cut_min_trusted)
@@ -331,7 +336,8 @@ def _pairs(stage, current: Tensor, following: Tensor) -> tuple[Tensor, Tensor, T
 def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Path) -> BackwardCarries:
     """Carry each keyframe of `stage.keyframes` backward through its window.
 
-    `lumas`: `(first frame, (N, 1, h, w) luma at the working size)` batches, in film order, from
+    `lumas`: `(first frame, (N, 1, h, w) luma at the working size, (N, 1, H', W') luma where the
+    flow is estimated or None)` batches (`motion.carry_flow_size`), in film order, from
     frame `frames[0]` on (decoding may stop early: a carry whose keyframe is never reached is
     left out). Cuts come from a shot detector started afresh at each window's first frame, so they
     too depend on the window alone."""
@@ -341,9 +347,10 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
         a = frames[0]
         owner = {t: (s, k) for s, k in windows for t in range(max(s, a), k + 1)}
         detector = ShotDetector(stage.shots.config, device=stage.device)
-        previous = None  # (frame, luma (1, 1, h, w)) of the last frame read
-        for first, luma in lumas:
+        previous = None  # (frame, luma (1, 1, h, w), its fine luma or None) of the last frame read
+        for first, luma, fine in lumas:
             luma = luma.to(stage.device, torch.float32)
+            fine = luma if fine is None else fine.to(stage.device, torch.float32)
             # Pairs (t-1, t), one flow call for the batch's pairs. Every pair of frames read gets
             # its flows (the frame loop takes them: `pair_flows`), but only a pair inside one window
             # can carry (a pair across a window's start stops it).
@@ -358,14 +365,14 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
                         detector.reset()
                     cut = bool(detector(luma[n : n + 1])[0]) or not inside
                 if previous is not None:
-                    pairs.append((t - 1, previous[1], luma[n : n + 1]))
+                    pairs.append((t - 1, previous[1], luma[n : n + 1], previous[2], fine[n : n + 1]))
                     cuts.append(cut if inside else True)
-                previous = (t, luma[n : n + 1])
+                previous = (t, luma[n : n + 1], fine[n : n + 1])
             if pairs:
-                ahead, behind, matched, lost = _pairs(
-                    stage, torch.cat([p[1] for p in pairs]), torch.cat([p[2] for p in pairs])
-                )
-                for j, (t, _, _) in enumerate(pairs):
+                stacked = [torch.cat([p[n] for p in pairs]) for n in range(1, 5)]  # lumas, fine lumas
+                fine_pairs = None if stacked[2].shape == stacked[0].shape else stacked[2:]
+                ahead, behind, matched, lost = _pairs(stage, *stacked[:2], fine_pairs)
+                for j, (t, *_) in enumerate(pairs):
                     store.ahead[t - a], store.behind[t - a] = ahead[j].cpu().numpy(), behind[j].cpu().numpy()
                     store.paired[t - a] = True
                     store.matched[t - a] = matched[j].cpu().numpy()
