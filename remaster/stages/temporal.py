@@ -64,8 +64,8 @@ class TemporalConfig:
     flow_short_side: int = 256
     # ...but a keyframe's carry chains its flow over hundreds of frames, so with keyframes the
     # flow is estimated on the decoded luma at up to this short side and pooled to the above
-    # (motion.pooled_flows): +0.13 dB mean on the data pack's clips over 60 frames (up to +0.8);
-    # 320 and 360 beat 256 and 480; 320 costs less (benchmarks/RESULTS.md).
+    # (motion.pooled_flows): +0.11 dB mean on the data pack's clips over 60 frames (up to +0.4),
+    # at 1.4x the automatic mode's CPU time (was 1.0x); 360 did as well at 1.52x (benchmarks/RESULTS.md).
     carry_flow_short_side: int = 320
     # RAFT weights: None = torchvision's DEFAULT (downloaded and cached when online), a file, or "random".
     flow_weights: str | None = field(
