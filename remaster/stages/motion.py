@@ -104,9 +104,9 @@ def carry_flow_size(full: tuple[int, int], working: tuple[int, int], short_side:
 def pooled_flows(provider, current: Tensor, previous: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """`(backward, forward)`, each `(P, 2, *size)`: the flows from `current` to `previous` and back,
     both `(P, 1, H, W)` finer than `size`, estimated there and area-pooled to `size` (vectors
-    rescaled as `resize_flow` does). A carry chains hundreds of pairs: flow estimated on the
-    working size's luma drifts ~0.2 dB further in 60 frames on real clips than flow estimated on
-    finer luma, while the pooled field carries as well as the fine one (benchmarks/RESULTS.md)."""
+    rescaled as `resize_flow` does). A carry chains hundreds of pairs: on sister (60 frames) a carry
+    along flow estimated at 256 px lost 0.19 dB to one along flow estimated at full size, while
+    that flow pooled to 256 px lost 0.01 (benchmarks/RESULTS.md)."""
     both = provider(torch.cat([current, previous]), torch.cat([previous, current]))  # (2P, 2, H, W)
     (h, w), (height, width) = both.shape[-2:], size
     scale = torch.tensor([(width - 1) / max(w - 1, 1), (height - 1) / max(h - 1, 1)], device=both.device)

@@ -362,7 +362,8 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
         previous = None  # (frame, luma (1, 1, h, w), its fine luma or None) of the last frame read
         for first, luma, fine in lumas:
             luma = luma.to(stage.device, torch.float32)
-            fine = luma if fine is None else fine.to(stage.device, torch.float32)
+            finer = fine is not None  # the same for every batch of a film (motion.carry_flow_size)
+            fine = fine.to(stage.device, torch.float32) if finer else luma
             # Pairs (t-1, t), one flow call for the batch's pairs. Every pair of frames read gets
             # its flows (the frame loop takes them: `pair_flows`), but only a pair inside one window
             # can carry (a pair across a window's start stops it).
@@ -382,8 +383,7 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
                 previous = (t, luma[n : n + 1], fine[n : n + 1])
             if pairs:
                 stacked = [torch.cat([p[n] for p in pairs]) for n in range(1, 5)]  # lumas, fine lumas
-                fine_pairs = None if stacked[2].shape == stacked[0].shape else stacked[2:]
-                ahead, behind, matched, lost = _pairs(stage, *stacked[:2], fine_pairs)
+                ahead, behind, matched, lost = _pairs(stage, *stacked[:2], stacked[2:] if finer else None)
                 for j, (t, *_) in enumerate(pairs):
                     store.ahead[t - a], store.behind[t - a] = ahead[j].cpu().numpy(), behind[j].cpu().numpy()
                     store.paired[t - a] = True

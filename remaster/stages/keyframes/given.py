@@ -5,17 +5,15 @@ carry cannot reach (stages/keyframes/fill.py)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.stages.keyframes.fill import palette
+from remaster.stages.motion import shrink
 
 
 def _resized(image: Tensor, size: tuple[int, int], device) -> Tensor:
-    image = image.to(device, torch.float32)
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+    """`image` on `device` as float32 at `size` (antialiased, as the stage had it)."""
+    return shrink(image.to(device, torch.float32), size)
 
 
 class GivenKeyframes:
