@@ -5,6 +5,8 @@
     python benchmarks/bench_keyframes.py --frames 60 --fill hints    # the carry steering the hint model
     python benchmarks/bench_keyframes.py --frames 30 --modes first --clips sister.mkv --chroma 444   # iterating
     python benchmarks/bench_keyframes.py --frames 30 --stride 4 --modes first --chroma 444   # fast motion
+    python benchmarks/bench_keyframes.py --frames 30 --stride 8 --one-shot --modes first --chroma 444   # DAVIS's way
+    python benchmarks/bench_keyframes.py --frames 60 --flicker 0.18 --modes auto,first --chroma 444   # old film
 
 For each real color clip of ../shared/data/clips (the color original is the truth), the clip is
 made gray (its luma, as a black-and-white film would be), cut into shots by remaster's shot
@@ -49,6 +51,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT.parent / "shared" / "data" / "clips"
+
+
+def flickered(rgb: list[np.ndarray], amount: float, seed: int = 0) -> list[np.ndarray]:
+    """Old film's exposure flicker: every frame's light times 1 ± up to `amount` (uniform, seeded),
+    as benchmarks/bench_shots.py's `jitter`; the flickered color frames are then the truth."""
+    gains = 1 + np.random.default_rng(seed).uniform(-amount, amount, len(rgb))
+    return [np.clip(image * g, 0, 255).astype(np.uint8) for image, g in zip(rgb, gains)]
 
 
 def frames_rgb(path: Path, limit: int, stride: int = 1) -> list[np.ndarray]:
@@ -255,6 +264,17 @@ def main() -> None:
         default=1,
         help="keep every N-th frame of each clip: a film whose motion is N times as fast (fast motion, like DAVIS)",
     )
+    parser.add_argument(
+        "--flicker",
+        type=float,
+        default=0.0,
+        help="old film's exposure flicker: each frame's light times 1 +- up to this (e.g. 0.18; seeded)",
+    )
+    parser.add_argument(
+        "--one-shot",
+        action="store_true",
+        help="each clip is one shot, its true frame 0 the only keyframe (DAVIS-2016's protocol), no detector",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -273,7 +293,9 @@ def main() -> None:
         for name in names:
             stem = Path(name).stem
             truth = frames_rgb(CLIPS / name, args.frames, args.stride)
-            starts = shot_starts(truth)
+            if args.flicker:
+                truth = flickered(truth, args.flicker)
+            starts = [0] if args.one_shot else shot_starts(truth)
             lasts = [s - 1 for s in starts[1:]] + [len(truth) - 1]
             films = {}
             for chroma in args.chroma.split(","):
@@ -284,6 +306,7 @@ def main() -> None:
                 "clip": name,
                 "frames": len(truth),
                 "stride": args.stride,
+                "flicker": args.flicker,
                 "size": f"{truth[0].shape[1]}x{truth[0].shape[0]}",
                 "shots": starts,
                 "truth_chroma_warp": round(warp(truth), 4),
@@ -318,6 +341,7 @@ def main() -> None:
     print(
         f"machine: {machine}; model {Path(args.model).name}; keyframe_fill {args.fill}; working size "
         f"{colorizer.inference.working_short_side}; first {args.frames} frames of each clip, every {args.stride}; "
+        f"flicker {args.flicker}; "
         "PSNR in dB against the color original"
     )
     modes = [m for m in rows[0] if isinstance(rows[0][m], dict)]

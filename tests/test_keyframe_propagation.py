@@ -173,6 +173,24 @@ def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file
     assert between["both"] <= min(between["first"], between["last"]) + 0.05, between
 
 
+def test_a_flickering_films_keyframe_carries_through_the_flicker(tmp_path, shapes, random_model_file):
+    """Old film's exposure flicker (every frame's light ±15%, seeded) is no cut: the temporal stage
+    never starts over, and the colors of a keyframe at frame 0 still hold the shapes at frame 40,
+    as on the steady film."""
+    rng = np.random.default_rng(7)
+    gains = 1 + rng.uniform(-0.15, 0.15, 41)
+    truth = [np.clip(film_frame(i) * gains[i], 0, 255).astype(np.uint8) for i in range(41)]
+    film = write_gray(tmp_path / "flicker.mkv", truth)
+    auto = colorize(film, tmp_path / "auto.mkv", random_model_file)
+    assert auto["temporal"]["cuts"] == 0, auto["temporal"]["cuts"]
+    colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [0]))
+    for color in (RED, BLUE):
+        near = lambda t, color=color: shape_mask(truth, np.clip(np.array(color) * gains[t], 0, 255))(t)
+        with_key = chroma_errors(tmp_path / "out.mkv", truth, near)
+        without = chroma_errors(tmp_path / "auto.mkv", truth, near)
+        assert with_key[40] < 12 and with_key[40] < 0.5 * without[40], (color, with_key[40], without[40])
+
+
 def test_colors_do_not_cross_a_cut(tmp_path, random_model_file):
     """Two shots (the second is the picture turned upside down): a keyframe in one shot leaves
     every frame of the other exactly as the automatic mode makes it, forward and backward."""

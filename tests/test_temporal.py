@@ -210,3 +210,15 @@ def test_real_clip_flicker_goes_down_and_colors_get_closer(name):
     before, after = warping_error(to_rgb(luma, fresh), luma), warping_error(to_rgb(luma, out), luma)
     assert after < 0.3 * before, (before, after)
     assert psnr(out[4:], truth[4:]).mean() > psnr(fresh[4:], truth[4:]).mean() + 2.0
+
+
+def test_a_flickering_pair_fits_as_well_as_a_steady_one():
+    """Exposure flicker (a gain and an offset on the whole frame) does not cost the motion's fit:
+    a still frame and the same frame 15% brighter match everywhere, as the frame with itself."""
+    from remaster.stages.motion import fit
+
+    luma, _, _ = moving_sequence(frames=1)
+    still = torch.zeros(1, 2, *luma.shape[-2:])
+    steady, _ = fit(luma, luma, still, 0.05)
+    flickered, _ = fit(luma, (luma * 1.15 + 0.02).clamp(0, 1), still, 0.05)
+    assert steady.min() > 0.99 and flickered.mean() > 0.97, (steady.min(), flickered.mean())

@@ -38,11 +38,34 @@ def shrink(image: Tensor, size: tuple[int, int]) -> Tensor:
 def fit(luma: Tensor, other: Tensor, flow: Tensor, tolerance: float) -> tuple[Tensor, Tensor]:
     """How well `other (P, 1, h, w)`, moved along `flow (P, 2, h, w)` (from `luma`'s frame to
     `other`'s), matches `luma (P, 1, h, w)`: `(matched (P, 1, h, w) in [0, 1], inside (P, 1, h, w)
-    bool)`. The residual costs the match as exp(-(r/tolerance)²); pixels whose flow points outside
-    the frame match nothing."""
+    bool)`. The residual, after the pair's exposure is matched (`exposure_matched`), costs the
+    match as exp(-(r/tolerance)²); pixels whose flow points outside the frame match nothing."""
+    here = blur(luma)  # (P, 1, h, w)
     warped, inside = warp(blur(other), flow)  # (P, 1, h, w) each
-    residual = (blur(luma) - warped).abs()  # (P, 1, h, w)
+    residual = (here - exposure_matched(warped, here, inside)).abs()  # (P, 1, h, w)
     return inside.float() * torch.exp(-((residual / tolerance) ** 2)), inside
+
+
+def exposure_matched(moved: Tensor, target: Tensor, inside: Tensor) -> Tensor:
+    """`moved (P, 1, h, w)` given, per pair, the gain and offset that bring its tones to
+    `target`'s over the `inside (P, 1, h, w)` pixels: their quartiles (the median's offset, the
+    interquartile range's gain, within 2/3..3/2), robust to an object that comes in.
+
+    Old film flickers (about ±18% frame to frame) and a camera's exposure drifts; neither is a
+    reason to distrust the motion. Without this step, on the data pack's clips made into old film
+    (benchmarks/bench_shots.py's flicker, grain and specks) a quarter of all frame pairs fit so
+    badly that the temporal stage started over and a keyframe's carry stopped (benchmarks/RESULTS.md)."""
+    quartiles = torch.tensor([0.25, 0.5, 0.75], device=moved.device, dtype=moved.dtype)
+    hidden = ~inside
+
+    def tones(image: Tensor) -> Tensor:  # (3, P): each pair's quartiles over its inside pixels
+        return torch.nanquantile(image.masked_fill(hidden, float("nan")).flatten(1), quartiles, dim=1)
+
+    have, want = tones(moved), tones(target)  # (3, P) each
+    gain = ((want[2] - want[0]) / (have[2] - have[0]).clamp_min(1e-3)).clamp(2 / 3, 3 / 2)  # (P,)
+    offset = want[1] - gain * have[1]  # (P,)
+    gain, offset = gain.nan_to_num(1.0), offset.nan_to_num(0.0)  # nothing inside: left as it is
+    return moved * gain.view(-1, 1, 1, 1) + offset.view(-1, 1, 1, 1)
 
 
 def lost(trust: Tensor, min_trusted: float) -> Tensor:
