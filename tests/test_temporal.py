@@ -222,3 +222,21 @@ def test_a_flickering_pair_fits_as_well_as_a_steady_one():
     steady, _ = fit(luma, luma, still, 0.05)
     flickered, _ = fit(luma, (luma * 1.15 + 0.02).clamp(0, 1), still, 0.05)
     assert steady.min() > 0.99 and flickered.mean() > 0.97, (steady.min(), flickered.mean())
+
+
+def test_a_car_coming_into_a_still_flat_shot_is_no_fresh_start():
+    """The shot detector takes a bright car coming into a shot of gray asphalt for a cut (its block
+    layout changes); the flow explains nine tenths of the picture, so the temporal stage goes on
+    (`cut_explained`). With the overrule off it starts over there."""
+    from remaster.stages.shots import detect_cuts
+
+    frames, height, width = 6, 64, 96
+    luma = (0.35 + 0.2 * smooth_noise((1, 1, height, width), 4, 3)).repeat(frames, 1, 1, 1)
+    for t in range(3, frames):  # the car drives in from the left, 12 px a frame
+        luma[t, :, 24:40, 12 * (t - 3) : 12 * (t - 3) + 24] = 0.9
+    assert detect_cuts(luma)[0].tolist() == [False, False, False, True, False, False]
+    chroma = torch.zeros(frames, 2, height, width)
+    goes_on, overrule_off = (TemporalStage(TemporalConfig(flow="dis", cut_explained=c)) for c in (0.8, 1.0))
+    goes_on(luma, chroma)
+    overrule_off(luma, chroma)
+    assert (goes_on.cuts, overrule_off.cuts) == (0, 1)

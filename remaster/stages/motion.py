@@ -70,7 +70,19 @@ def exposure_matched(moved: Tensor, target: Tensor, inside: Tensor) -> Tensor:
 
 def lost(trust: Tensor, min_trusted: float) -> Tensor:
     """`(P,)` bool: fewer than `min_trusted` of a pair's pixels are trusted (over 0.5) in `trust (P, 1, h, w)`."""
-    return (trust > 0.5).float().flatten(1).mean(1) < min_trusted
+    return _trusted_share(trust) < min_trusted
+
+
+def explained(matched: Tensor, share: float) -> Tensor:
+    """`(P,)` bool: at least `share` of a pair's pixels fit along its flow (over 0.5 in `matched
+    (P, 1, h, w)`): the frame is the one before it, moved. A cut the shot detector finds there is
+    a fast object coming into a still, flat picture (the detector compares block layouts, which
+    one bright car on gray asphalt upsets), not another shot."""
+    return _trusted_share(matched) >= share
+
+
+def _trusted_share(trust: Tensor) -> Tensor:
+    return (trust > 0.5).float().flatten(1).mean(1)  # (P,)
 
 
 def pair_trust(

@@ -37,7 +37,7 @@ from remaster.stages.flow import DIS_PRESETS, FLOW_NAMES, make_flow_provider, wa
 from remaster.stages.keyframes import carry
 from remaster.stages.keyframes.fine import FineKeyframes, fine_hint
 from remaster.stages.keyframes.given import GivenKeyframes
-from remaster.stages.motion import blur, carry_flow_size, flow_size, pair_trust, pooled_flows
+from remaster.stages.motion import blur, carry_flow_size, explained, flow_size, pair_trust, pooled_flows
 from remaster.stages.on_demand import ChromaOnDemand
 from remaster.stages.shots import ShotDetector
 
@@ -86,14 +86,20 @@ class TemporalConfig:
     # beta is in flow pixels², at the flow resolution.
     fb_alpha: float = 0.01
     fb_beta: float = 0.5
-    # Luma residual (after warping, lightly blurred so film grain does not count) at which
-    # confidence falls to 1/e. 0.05 of full scale: an exposure flicker of a few percent keeps
-    # most of the weight, a wrong match (occluder, new object) loses it.
+    # Luma residual (after warping and matching the pair's exposure, lightly blurred so film grain
+    # does not count) at which confidence falls to 1/e. 0.05 of full scale: a wrong match
+    # (occluder, new object) loses the weight.
     residual_tolerance: float = 0.05
     # Shots come from the shot detector (shots.py); besides, a frame where fewer than this
     # fraction of pixels are trusted starts over: nothing of the last frame can be found in it,
     # so keeping any of it would only leak stale color.
     cut_min_trusted: float = 0.05
+    # ... and a cut the detector finds is no fresh start where at least this share of the picture
+    # fits the frame before it along the flow (`motion.explained`). At cuts between different
+    # clips of the data pack at most 0.70 fit (95 cuts, bench_shots.py's films); of the detector's
+    # ten false cuts on car-detection at 8x speed (cars coming into a still shot of asphalt),
+    # eight fit 0.82 to 1.0 (benchmarks/RESULTS.md).
+    cut_explained: float = 0.8
     # A colorist's keyframe is carried forward along the flow with a trust that starts at 1 on
     # its frame and follows how well the moved luma fits (`keyframe_trust`). It fades with the
     # distance the color has moved, not with time: by this factor for every pixel of motion (at
@@ -141,6 +147,8 @@ class TemporalConfig:
             raise ConfigError(f"consistency must be fb, residual or both, got {self.consistency!r}")
         if self.residual_tolerance <= 0:
             raise ConfigError(f"residual_tolerance must be > 0, got {self.residual_tolerance}")
+        if not 0.0 < self.cut_explained <= 1.0:
+            raise ConfigError(f"cut_explained must be in (0, 1], got {self.cut_explained}")
         if not 0.0 < self.keyframe_decay <= 1.0:
             raise ConfigError(f"keyframe_decay must be in (0, 1], got {self.keyframe_decay}")
         if self.keyframe_fill not in KEYFRAME_FILLS:
@@ -363,7 +371,8 @@ class TemporalStage:
                 small = flow_size(*luma.shape[-2:], self.config.flow_short_side)
                 given = pooled_flows(self.provider, fine[-len(previous) :], previous_fine, small)
             backward, confidence, matched, lost = self.confidence(current, previous, given)
-            cut = (lost | starts[first:].to(lost.device)).tolist()  # CPU-GPU sync point: one per batch
+            held = explained(matched, self.config.cut_explained)  # (P,) the detector's cut overruled
+            cut = (lost | (starts[first:].to(lost.device) & ~held)).tolist()  # CPU-GPU sync point: one per batch
         carried, key, positions, trust, age, key_luma = (
             self._chroma,
             self._key,

@@ -51,7 +51,7 @@ from torch import Tensor
 
 from remaster.stages.flow import resize_flow, warp
 from remaster.stages.keyframes.fill import local_fill, paint  # noqa: F401 (paint: the stage's)
-from remaster.stages.motion import blur, fit, flow_size, lost, pooled_flows, shrink
+from remaster.stages.motion import blur, explained, fit, flow_size, lost, pooled_flows, shrink
 from remaster.stages.shots import ShotDetector
 
 # -- one carry -----------------------------------------------------------------------------------
@@ -376,19 +376,21 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
                     store.luma[t - a] = luma[n].cpu().numpy()
                     if not inside:
                         detector.reset()
-                    cut = bool(detector(luma[n : n + 1])[0]) or not inside
+                    cut = bool(detector(luma[n : n + 1])[0])
                 if previous is not None:
                     pairs.append((t - 1, previous[1], luma[n : n + 1], previous[2], fine[n : n + 1]))
-                    cuts.append(cut if inside else True)
+                    cuts.append(cut if inside else None)  # None: a window's start, where every carry stops
                 previous = (t, luma[n : n + 1], fine[n : n + 1])
             if pairs:
                 stacked = [torch.cat([p[n] for p in pairs]) for n in range(1, 5)]  # lumas, fine lumas
                 ahead, behind, matched, lost = _pairs(stage, *stacked[:2], stacked[2:] if finer else None)
+                held = explained(matched, stage.config.cut_explained).tolist()  # the detector's cut overruled
                 for j, (t, *_) in enumerate(pairs):
                     store.ahead[t - a], store.behind[t - a] = ahead[j].cpu().numpy(), behind[j].cpu().numpy()
                     store.paired[t - a] = True
                     store.matched[t - a] = matched[j].cpu().numpy()
-                    store.stop[t - a] = cuts[j] or bool(lost[j])  # CPU-GPU sync point, per pair
+                    cut = cuts[j] is None or (cuts[j] and not held[j])  # as the frame loop decides
+                    store.stop[t - a] = cut or bool(lost[j])  # CPU-GPU sync point, per pair
             for t in range(first, first + len(luma)):
                 if t in owner and owner[t][1] == t:
                     _reverse(stage, store, owner[t])
