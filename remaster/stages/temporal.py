@@ -98,7 +98,7 @@ class TemporalConfig:
     # fits the frame before it along the flow (`motion.explained`). At cuts between different
     # clips of the data pack at most 0.70 fit (95 cuts, bench_shots.py's films); of the detector's
     # ten false cuts on car-detection at 8x speed (cars coming into a still shot of asphalt),
-    # eight fit 0.82 to 1.0 (benchmarks/RESULTS.md).
+    # eight fit 0.88 to 1.0 (benchmarks/RESULTS.md).
     cut_explained: float = 0.8
     # A colorist's keyframe is carried forward along the flow with a trust that starts at 1 on
     # its frame and follows how well the moved luma fits (`keyframe_trust`). It fades with the
