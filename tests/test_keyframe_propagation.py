@@ -173,7 +173,7 @@ def test_two_keyframes_of_a_shot_are_blended(tmp_path, shapes, random_model_file
     assert between["both"] <= min(between["first"], between["last"]) + 0.05, between
 
 
-def test_a_flickering_films_keyframe_carries_through_the_flicker(tmp_path, shapes, random_model_file):
+def test_a_flickering_films_keyframe_carries_through_the_flicker(tmp_path, random_model_file):
     """Old film's exposure flicker (every frame's light ±15%, seeded) is no cut: the temporal stage
     never starts over, and the colors of a keyframe at frame 0 still hold the shapes at frame 40,
     as on the steady film."""

@@ -389,8 +389,8 @@ def backward_carries(stage, lumas, windows, frames: tuple[int, int], folder: Pat
                     store.ahead[t - a], store.behind[t - a] = ahead[j].cpu().numpy(), behind[j].cpu().numpy()
                     store.paired[t - a] = True
                     store.matched[t - a] = matched[j].cpu().numpy()
-                    cut = cuts[j] is None or (cuts[j] and not held[j])  # as the frame loop decides
-                    store.stop[t - a] = cut or bool(lost[j])  # CPU-GPU sync point, per pair
+                    ends = cuts[j] is None or (cuts[j] and not held[j])  # a cut, as the frame loop decides
+                    store.stop[t - a] = ends or bool(lost[j])  # CPU-GPU sync point, per pair
             for t in range(first, first + len(luma)):
                 if t in owner and owner[t][1] == t:
                     _reverse(stage, store, owner[t])
