@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from remaster.stages.flow import resize_flow, warp
-from remaster.stages.keyframes.fill import local_fill, paint  # noqa: F401 (paint: the stage's)
+from remaster.stages.keyframes.fill import either, local_fill, paint  # noqa: F401 (paint: the stage's)
 from remaster.stages.motion import blur, explained, fit, flow_size, lost, pooled_flows, shrink
 from remaster.stages.shots import ShotDetector
 
@@ -97,8 +97,10 @@ def follow(positions: Tensor, trust: Tensor, flow: Tensor, matched: Tensor, conf
 # How much a step's flow disagreement (its variance over 5x5 pixels, px²) adds to a position's spread.
 # A flow's errors are correlated over more than 5x5 pixels, so its local variance undercounts them;
 # on the data pack's six clips (60 frames, a true keyframe at the start) gains of 1, 5 and 20 all
-# beat 0, and 5 was chosen between them (benchmarks/RESULTS.md).
-SPREAD_GAIN = 5.0
+# beat 0. Since the carry's flow is finer (carry_flow_short_side), 2 keeps every clip above the
+# chained carry where 5 blurred the still bottles' caps (bottle-detection 47.86 against 47.73 dB,
+# the mean 41.45 against 41.42; benchmarks/RESULTS.md).
+SPREAD_GAIN = 2.0
 
 
 def anchored(trust: Tensor, luma: Tensor, key_luma: Tensor, positions: Tensor, tolerance: float) -> Tensor:
@@ -184,18 +186,20 @@ def _with_fill(given: Hint, luma: Tensor | None, palettes) -> Hint:
     if not given.everywhere:
         if luma is None:
             given.palette = palettes()
-        else:  # the palette, muted, only where no carried pixel of the same tone is near
-            given.palette = local_fill(luma, given.chroma, given.confidence, BLIND_MUTE * palettes())
+        else:  # where no confidently carried pixel of the same tone is near: what two guesses agree on
+            given.palette = local_fill(luma, given.chroma, given.confidence, either(palettes(), given.chroma))
     return given
 
 
-# Where the local fill finds no confidently carried pixel of the same tone nearby, the keyframe's
-# colors by tone are a guess (a person walking in takes the grass's color for its gray): they come
-# muted toward gray by this factor, a safe color before a bold wrong one (issue 20, item 6). On the
-# data pack's six clips (60 frames, a true keyframe at each shot's start, 4:4:4): factors 1 / 0.7 /
-# 0.5 give sister 39.04 / 39.36 / 39.53 dB, bottle 47.73 / 47.72 / 47.68 and a mean of 41.32 /
-# 41.36 / 41.37 (benchmarks/RESULTS.md).
-BLIND_MUTE = 0.7
+# Where the local fill finds no confidently carried pixel of the same tone nearby (something that
+# came in), two guesses are at hand: the keyframe's colors by tone (its palette) and the carry's own
+# color there, however little trusted (what it dragged in along the flow). Each alone guesses
+# boldly wrong: a hand coming in front of blue bottles takes the caps' blue for its gray by tone, a
+# person walking over grass takes the grass's green by either. So the fill falls back on what the
+# two agree on (`fill.either`), gray where they differ, a safe color before a bold wrong one (issue
+# 20, item 6). It replaced a flat 0.7 mute of the palette: on the data pack's six clips (a true
+# keyframe at each shot's start, 4:4:4) 41.36 -> 41.45 dB at normal speed and 37.84 -> 38.08 at
+# eight times the speed (benchmarks/RESULTS.md).
 
 
 # Where the carry's trust is at least this, its color is kept as it is; below, it gives way to the

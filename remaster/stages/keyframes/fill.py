@@ -2,7 +2,8 @@
 
 `palette` is a keyframe's mean chroma at each tone and `paint` colors a frame's luma with it (a
 global hint); `local_fill` colors a frame's uncertain pixels from the confident carried colors of
-nearby pixels of the same tone (a bilateral grid), with a palette's colors where none are near.
+nearby pixels of the same tone (a bilateral grid), with a fallback where none are near; `either`
+is what two guesses of a color agree on (that fallback: the palette's and the carry's own).
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ def palette(luma: Tensor, chroma: Tensor, weight: Tensor | None = None, bins: in
         counts = torch.zeros(bins, device=chroma.device).index_add_(0, index, w)
     known = (counts > 1e-3).nonzero().flatten()
     means = sums[known] / counts[known, None]  # (K, 3)
-    gain = (means[:, :2] ** 2).sum(1, keepdim=True) / means[:, 2:].clamp_min(1e-12)  # (K, 1) in [0, 1]
-    table = means[:, :2] * gain.clamp(max=1.0)  # (K, 2)
+    table = agreed(means[:, :2], means[:, 2:])  # (K, 2)
     # Each bin takes the linear interpolation between the known bins around it (the end ones repeated).
     place = torch.searchsorted(known, torch.arange(bins, device=known.device)).clamp(1, max(len(known) - 1, 1))
     lo, hi = known[place - 1], known[place.clamp(max=len(known) - 1)]
@@ -46,6 +46,19 @@ def palette(luma: Tensor, chroma: Tensor, weight: Tensor | None = None, bins: in
     t = ((torch.arange(bins, device=known.device) - lo).float() / span).clamp(0, 1)[:, None]
     at = lambda k: table[torch.searchsorted(known, k)]
     return at(lo) * (1 - t) + at(hi) * t  # (bins, 2)
+
+
+def agreed(mean: Tensor, power: Tensor) -> Tensor:
+    """The color some guesses agree on: their `mean` chroma `(N, 2, ...)` shrunk toward gray by
+    |mean|² / `power` (their mean |c|², `(N, 1, ...)`), the Wiener gain of the mean over the spread
+    around it: 1 where the guesses are one color, near 0 where they cancel out."""
+    return mean * ((mean**2).sum(1, keepdim=True) / power.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def either(a: Tensor, b: Tensor) -> Tensor:
+    """What two guesses of a color `(1, 2, h, w)` agree on (`agreed`): where they are alike, their
+    color; where they differ, their mean toward gray; where they are opposite, gray."""
+    return agreed((a + b) / 2, ((a**2).sum(1, keepdim=True) + (b**2).sum(1, keepdim=True)) / 2)
 
 
 def paint(table: Tensor, luma: Tensor) -> Tensor:
