@@ -89,8 +89,19 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
     )
 
 
+class _Merge(nn.Sequential):
+    """A 1x1 convolution merging a skip connection, on one CPU thread (`one_cpu_thread`): oneDNN
+    splits a 1x1 convolution's sum over many input channels among the threads on some CPUs (288
+    channels at 1/8 size on an AVX-512 EPYC: 1.6e-5 apart on 1 and 2 threads), as MKL does a small
+    matrix product. The 3x3 convolutions measured the same there."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with one_cpu_thread(x):
+            return super().forward(x)
+
+
 def _merge(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return _Merge(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class _Residual(nn.Module):
@@ -128,8 +139,8 @@ def one_cpu_thread(x: Tensor):
     among the threads, so its last bit changed with the thread count: a plain run (a thread per
     core) and `--workers N` (cores / N each) then differed by one code value in a few frames
     (DESIGN promise 8). On one thread it is the same however the run executes, and the product
-    takes microseconds (network time 1.003x, 640x480, batch 8). The convolutions keep every
-    thread: their results were measured the same on 1 and 2 threads."""
+    takes microseconds (network time 1.003x, 640x480, batch 8). The 3x3 convolutions keep every
+    thread: their results were measured the same on 1 and 2 threads; the 1x1 ones do not (`_Merge`)."""
     threads = torch.get_num_threads() if x.device.type == "cpu" else 1
     if threads > 1:
         torch.set_num_threads(1)
