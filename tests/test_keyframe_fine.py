@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from remaster.stages.keyframes.carry import BackwardCarries, identity_positions
+from remaster.stages.keyframes.backward import BackwardCarries
+from remaster.stages.keyframes.carry import identity_positions
 from remaster.stages.keyframes.fine import blurred, fine_positions, seen
 from remaster.stages.temporal import TemporalConfig, TemporalStage
 

@@ -506,3 +506,31 @@ def test_something_coming_in_takes_no_bold_color_from_a_like_toned_object(tmp_pa
         # The sleeve's truth is -16; the caps' blue by tone, muted, put it at +55 (before the fill
         # took what the guesses agree on); toward gray it is +14.
         assert sleeve.mean() < caps.mean() / 3, (t, sleeve.mean(), caps.mean())
+
+
+def walker_frame(index: int) -> np.ndarray:
+    """A still camera on a wall of red, green and blue blocks of one gray (luma about 100, a fixed
+    texture of 4 px cells on them), and a dark figure walking past from the left edge, 5 px a frame: after it
+    has passed, nothing but the keyframe tells the blocks' colors apart."""
+    rng = np.random.default_rng(0)
+    colors = np.array([(200, 60, 60), (40, 140, 80), (60, 90, 230)])  # luma 102, 103, 97
+    blocks = colors[(np.arange(W)[None, :] // 16 + np.arange(H)[:, None] // 16) % 3]  # (H, W, 3)
+    texture = np.kron(rng.integers(-40, 41, (H // 4, W // 4)), np.ones((4, 4), int))  # 4 px cells
+    image = blocks + texture[..., None]
+    left = 5 * index - 30
+    image[10:90, max(left, 0) : max(left + 30, 0)] = 40  # the figure, its own texture
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_a_still_cameras_background_comes_back_in_its_keyframe_colors(tmp_path, random_model_file):
+    """Where the walking figure has passed, the carry lost the blocks behind it (trust never rises
+    again), and their colors by tone cannot tell red, green and blue of one gray apart. The frame
+    shows the keyframe's own picture at the same place again, so those pixels are taken back
+    from it (carry.reacquired)."""
+    truth = [walker_frame(i) for i in range(36)]
+    film = write_gray(tmp_path / "walker.mkv", truth)
+    colorize(film, tmp_path / "out.mkv", random_model_file, "--keyframes", keyframes(tmp_path / "keys", truth, [0]))
+    rows, columns = np.mgrid[0 : H // 2, 0 : W // 2]
+    behind = lambda t: (columns < 50) & (rows >= 6) & (rows < 44)  # the figure has left x < 100 by frame 26
+    errors = chroma_errors(tmp_path / "out.mkv", truth, behind)
+    assert max(errors[26:]) < 8, errors[26:]  # 41 codes without taking them back

@@ -148,7 +148,7 @@ def _backward_carries(input: Path, segment: Segment, chain, config, layout, fold
     if segment.back_frames is None or temporal is None or not temporal.keyframes:
         return None
     from remaster.stages.chain import Work
-    from remaster.stages.keyframes.carry import backward_carries
+    from remaster.stages.keyframes.backward import backward_carries
     from remaster.stages.keyframes.window import backward_windows
 
     (a, b), (start, end, sync) = segment.back_frames, segment.back_pts

@@ -197,7 +197,7 @@ class TemporalStage:
         # flags in; called on its own, the stage runs this one.
         self.shots = ShotDetector(device=self.device)
         self.set_keyframes({})  # film frame -> (1, 2, H, W) chroma of a colorist's keyframe, and its luma
-        # Keyframes after a frame reach it backward: computed ahead of a segment (stages/keyframes/carry.py) and
+        # Keyframes after a frame reach it backward: computed ahead of a segment (stages/keyframes/backward.py) and
         # handed in with `set_backward`; None: no keyframe ahead reaches this segment.
         self.backward = None
         # keyframe_fill "hints": steer.KeyframeSteering, set by the chain (set_steering).
@@ -231,7 +231,7 @@ class TemporalStage:
 
     def set_backward(self, carries) -> None:
         """`carries.get(frame, device) -> carry.Carried | None`: the backward carries of the
-        keyframes after the frames about to come (carry.backward_carries), or None."""
+        keyframes after the frames about to come (keyframes.backward.backward_carries), or None."""
         self.backward = carries
 
     # -- state ---------------------------------------------------------------------------------
@@ -400,6 +400,9 @@ class TemporalStage:
                 key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
             elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
                 positions, trust = carry.follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
+                positions, trust = carry.reacquired(
+                    positions, trust, luma[i : i + 1], key_luma, self._coverage(key, size), cfg.residual_tolerance
+                )
                 age += 1
                 if age >= cfg.keyframe_reach:
                     key = positions = trust = None
