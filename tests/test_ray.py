@@ -149,3 +149,26 @@ def test_a_task_whose_actor_dies_is_retried_on_a_restarted_actor(tmp_path, clip,
     assert report["segments_resumed"] == 0 and report["execution"]["executor"] == "ray"
     assert_same_film(decode_all(out), decode_all(plain))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed-once", "out.mp4", "plain.mp4"]
+
+
+def test_ray_local_with_keyframes_gives_the_plain_film(local_ray, tmp_path, clip, model):
+    """A colorist's keyframes on Ray: the carry forward from frame 5 and backward from frame 30
+    (into the segment before its own) are the plain run's, byte for byte in every plane."""
+    import av
+    import cv2
+
+    from remaster.run.pipeline import colorize_video
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    with av.open(str(clip.path)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number in (5, 30):
+                cv2.imwrite(
+                    str(keys / f"{number:06d}.png"), cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2BGR)
+                )
+    plain, out = tmp_path / "plain.mp4", tmp_path / "ray.mp4"
+    colorize_video(clip.path, plain, config_for(model), keyframes=keys, progress=False)
+    report = colorize_video(clip.path, out, config_for(model), keyframes=keys, ray="local", progress=False)
+    assert report.segments == 3 and [k["frame"] for k in report.keyframes] == [5, 30]
+    assert_same_film(decode_all(out), decode_all(plain))

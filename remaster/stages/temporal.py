@@ -397,7 +397,7 @@ class TemporalStage:
             if self._keyframe(frame, size) is not None:  # the colorist's color, trusted fully on its own frame
                 positions, trust = carry.identity_positions(size, self.device), self._coverage(frame, size)
                 key, age = frame, 0
-                key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`
+                key_luma = blur(luma[i : i + 1])  # (1, 1, h, w) the keyframe frame's own, for `anchored`, `reacquired`
             elif key is not None and not fresh_start:  # carried along the motion (stages/keyframes/carry.py)
                 positions, trust = carry.follow(positions, trust, backward[j : j + 1], matched[j : j + 1], cfg)
                 positions, trust = carry.reacquired(

@@ -183,8 +183,8 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
     if keyframe is None:
         return
     positions = identity_positions(tuple(keyframe.shape[-2:]), stage.device)  # (1, 3, h, w)
-    trust = stage._coverage(k, tuple(keyframe.shape[-2:]))  # (1, 1, h, w): 1, or a registered print's coverage
-    cover = trust
+    coverage = stage._coverage(k, tuple(keyframe.shape[-2:]))  # (1, 1, h, w): 1, or a registered print's
+    trust = coverage
     lumas = lambda t: torch.from_numpy(np.asarray(store.luma[t - a : t - a + 1])).to(stage.device)  # (1, 1, h, w)
     key_luma = blur(lumas(k))
     for t in range(k - 1, max(s, a) - 1, -1):
@@ -198,7 +198,7 @@ def _reverse(stage, store: BackwardCarries, window: tuple[int, int]) -> None:
             stage.device
         )  # (1, 1, h, w)
         positions, trust = follow(positions, trust, flow, matched, stage.config)
-        positions, trust = reacquired(positions, trust, lumas(t), key_luma, cover, stage.config.residual_tolerance)
+        positions, trust = reacquired(positions, trust, lumas(t), key_luma, coverage, stage.config.residual_tolerance)
         store.chroma[i] = sample(keyframe, positions)[0].cpu().numpy()
         store.positions[i] = positions[0].cpu().numpy()
         store.trust[i] = (
