@@ -133,11 +133,11 @@ def reacquired(
 
 
 # When a lost pixel is taken back (`reacquired`). On the data pack's six clips (a true keyframe at
-# each shot's start, 4:4:4), against none: 41.45 -> 41.75 dB at normal speed (hungry.mkv 37.76 ->
-# 38.10: a fit of 0.8 took a hand moving over the sweater for the sweater, 0.9 does not), 37.97 ->
-# 38.33 at eight times the speed (one-by-one 33.38 -> 34.43: people walking past a still camera),
-# 38.40 -> 39.10 with old film's flicker (benchmarks/RESULTS.md). A margin of 0 took back more on
-# still clips and cost car-detection 0.1 dB with flicker.
+# each shot's start, 4:4:4), against none: 41.45 -> 41.74 dB at normal speed, 37.97 -> 38.32 at
+# eight times the speed (one-by-one 33.38 -> 34.35: people walking past a still camera), 38.40 ->
+# 39.12 with old film's flicker (benchmarks/RESULTS.md). Without the fit's floor a hand moving
+# over hungry.mkv's sweater was taken for the sweater (hungry 37.76 -> 36.99); floors of 0.8 / 0.9 /
+# 0.95 gave 38.00 / 38.10 / 38.09. A margin of 0 cost car-detection 0.1 dB with flicker.
 REACQUIRE_FIT = 0.9
 REACQUIRE_MARGIN = 0.05
 

@@ -25,6 +25,7 @@ class GivenKeyframes:
         self.keyframes, self.lumas, self.given_coverage, self.device = keyframes, lumas, coverage, device
         self._at: dict[tuple[int, int], dict[int, Tensor]] = {}
         self._palettes: dict[tuple[int, tuple[int, int]], Tensor] = {}
+        self._coverages: dict[tuple[int, tuple[int, int]], Tensor] = {}
 
     def chroma(self, frame: int | None, size: tuple[int, int]) -> Tensor | None:
         """`(1, 2, h, w)`: keyframe `frame`'s colors at `size`, or None where `frame` is no keyframe."""
@@ -39,7 +40,9 @@ class GivenKeyframes:
         given = self.given_coverage.get(frame)
         if given is None:
             return torch.ones((1, 1, *size), device=self.device)
-        return _resized(given, size, self.device).clamp(0, 1)
+        if (frame, size) not in self._coverages:  # asked every carried frame (carry.reacquired)
+            self._coverages[(frame, size)] = _resized(given, size, self.device).clamp(0, 1)
+        return self._coverages[(frame, size)]
 
     def palette(self, frame: int, size: tuple[int, int]) -> Tensor:
         """`(bins, 2)`: keyframe `frame`'s colors by tone (fill.palette), made once per size."""
